@@ -117,6 +117,10 @@ pub const KVM_EXIT_IO_OUT: u8 = 1;
 pub const KVM_SYNC_X86_REGS: u64 = 1 << 0;
 pub const KVM_SYNC_X86_SREGS: u64 = 1 << 1;
 
+/// kvm_cpuid_entry2::flags: the entry applies only to this `index` (ECX).
+/// KVM's spelling, typo included.
+pub const KVM_CPUID_FLAG_SIGNIFCANT_INDEX: u32 = 1 << 0;
+
 /// KVM_SET_USER_MEMORY_REGION flags.
 pub const KVM_MEM_LOG_DIRTY_PAGES: u32 = 1 << 0;
 pub const KVM_MEM_READONLY: u32 = 1 << 1;

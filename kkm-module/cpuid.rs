@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `KVM_GET_SUPPORTED_CPUID`. A kkm payload runs on the host CPU in ring 3,
+//! where `cpuid` is not intercepted: it sees the host's values. So the
+//! truthful answer is the host's leaves, unfiltered.
+
+use crate::abi::{KvmCpuid2, KvmCpuidEntry2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
+use core::arch::x86_64::__cpuid_count;
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// KVM's cap on entries (KVM_MAX_CPUID_ENTRIES); larger requests are
+/// clamped, as KVM does.
+const MAX_ENTRIES: usize = 256;
+/// Most subleaves read from one leaf; real CPUs stay far below.
+const MAX_SUBLEAVES: u32 = 64;
+
+/// How a leaf's subleaves are enumerated (Intel SDM / AMD APM, CPUID).
+enum Subleaves {
+    /// Only subleaf 0, and ECX is ignored by the CPU.
+    None,
+    /// 0..=EAX of subleaf 0 (leaves 7, 0x14, 0x17, 0x18, 0x1d, 0x20, 0x24).
+    MaxInEax,
+    /// Until the cache type in EAX[4:0] is 0 (leaves 4, 0x8000001d).
+    UntilCacheType0,
+    /// Until the level type in ECX[15:8] is 0 (leaves 0xb, 0x1f, 0x80000026).
+    UntilLevelType0,
+    /// XSAVE components: 0 and 1 always, then those with a nonzero size.
+    Xsave,
+    /// Subleaf 0 only, but ECX is significant (leaves 0xf, 0x10, 0x12...).
+    FirstIndexed,
+}
+
+fn subleaves(leaf: u32) -> Subleaves {
+    match leaf {
+        0x7 | 0x14 | 0x17 | 0x18 | 0x1d | 0x20 | 0x24 => Subleaves::MaxInEax,
+        0x4 | 0x8000_001d => Subleaves::UntilCacheType0,
+        0xb | 0x1f | 0x8000_0026 => Subleaves::UntilLevelType0,
+        0xd => Subleaves::Xsave,
+        0xf | 0x10 | 0x12 | 0x1e | 0x23 | 0x8000_0020 => Subleaves::FirstIndexed,
+        _ => Subleaves::None,
+    }
+}
+
+fn entry(leaf: u32, index: u32, flags: u32) -> KvmCpuidEntry2 {
+    let r = __cpuid_count(leaf, index);
+    KvmCpuidEntry2 { function: leaf, index, flags, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx, padding: [0; 3] }
+}
+
+fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
+    let indexed = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+    match subleaves(leaf) {
+        Subleaves::None => out.push(entry(leaf, 0, 0), GFP_KERNEL)?,
+        Subleaves::FirstIndexed => out.push(entry(leaf, 0, indexed), GFP_KERNEL)?,
+        Subleaves::MaxInEax => {
+            let first = entry(leaf, 0, indexed);
+            let last = first.eax.min(MAX_SUBLEAVES - 1);
+            out.push(first, GFP_KERNEL)?;
+            for i in 1..=last {
+                out.push(entry(leaf, i, indexed), GFP_KERNEL)?;
+            }
+        }
+        Subleaves::UntilCacheType0 | Subleaves::UntilLevelType0 => {
+            let cache = matches!(subleaves(leaf), Subleaves::UntilCacheType0);
+            for i in 0..MAX_SUBLEAVES {
+                let e = entry(leaf, i, indexed);
+                let last = if cache { e.eax & 0x1f == 0 } else { (e.ecx >> 8) & 0xff == 0 };
+                if last && i > 0 {
+                    break;
+                }
+                out.push(e, GFP_KERNEL)?;
+            }
+        }
+        Subleaves::Xsave => {
+            for i in 0..MAX_SUBLEAVES {
+                let e = entry(leaf, i, indexed);
+                if i < 2 || e.eax != 0 {
+                    out.push(e, GFP_KERNEL)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Basic leaves 0..=max and extended leaves 0x80000000..=max of the host.
+fn host_entries() -> Result<KVec<KvmCpuidEntry2>> {
+    let mut out = KVec::new();
+    for base in [0u32, 0x8000_0000] {
+        // Bounded: a hypervisor may report a huge maximum leaf.
+        let max = __cpuid_count(base, 0).eax.clamp(base, base + 0x40);
+        for leaf in base..=max {
+            push_leaf(&mut out, leaf)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `arg` points at a `kvm_cpuid2` header whose `nent` is the capacity of
+/// the entry array behind it. As in KVM: E2BIG if the entries do not fit,
+/// else the entries are written and `nent` set to their number.
+pub(crate) fn get_supported(arg: usize) -> Result {
+    let header: KvmCpuid2 = crate::read_user(arg)?;
+    let capacity = (header.nent as usize).min(MAX_ENTRIES);
+    let entries = host_entries()?;
+    if entries.len() > capacity {
+        return Err(E2BIG);
+    }
+    let bytes = entries.len() * core::mem::size_of::<KvmCpuidEntry2>();
+    let array = UserPtr::from_addr(arg).wrapping_byte_add(core::mem::size_of::<KvmCpuid2>());
+    let mut writer = UserSlice::new(array, bytes).writer();
+    for e in entries.iter() {
+        writer.write(e)?;
+    }
+    let nent = entries.len() as u32; // at most MAX_ENTRIES
+    crate::write_user(arg, &KvmCpuid2 { nent, padding: 0 })
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A vCPU: its register state and the `kvm_run` page shared with user space.
+
+use crate::{
+    abi::{self, KvmRegs, KvmSregs},
+    fd::FdObject,
+    vm::Vm,
+};
+use kernel::{
+    mm::virt::VmaNew,
+    new_mutex,
+    page::{Page, PAGE_SIZE},
+    pr_info_once,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+/// Size of the vCPU mapping: one page holding `struct kvm_run`; exit data
+/// (KVM_EXIT_IO) will live in the same page after the struct.
+pub(crate) const MMAP_SIZE: usize = PAGE_SIZE;
+const _: () = assert!(core::mem::size_of::<abi::KvmRun>() <= MMAP_SIZE);
+
+struct Regs {
+    regs: KvmRegs,
+    sregs: KvmSregs,
+}
+
+#[pin_data]
+pub(crate) struct Vcpu {
+    id: u32,
+    vm: Arc<Vm>,
+    /// `struct kvm_run`, zeroed at creation, mapped by user space.
+    run: Page,
+    #[pin]
+    regs: Mutex<Regs>,
+}
+
+impl Vcpu {
+    pub(crate) fn new(id: u32, vm: Arc<Vm>) -> Result<Arc<Self>> {
+        let run = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        // RFLAGS bit 1 is reserved and reads as one, as KVM's reset state.
+        let regs = KvmRegs { rflags: 0x2, ..Default::default() };
+        Arc::pin_init(
+            pin_init!(Self {
+                id,
+                vm,
+                run,
+                regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default() }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+impl FdObject for Vcpu {
+    const NAME: &'static CStr = c"kkm-vcpu";
+
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        this.vm.check_caller()?;
+        match cmd {
+            abi::KVM_RUN => {
+                crate::no_arg(arg)?;
+                // Entering the guest lands with the ring-3 switcher; until
+                // then say plainly that running is not supported.
+                pr_info_once!("KVM_RUN is not implemented yet (vcpu {})\n", this.id);
+                Err(EOPNOTSUPP)
+            }
+            abi::KVM_GET_REGS => {
+                let regs = this.regs.lock().regs;
+                crate::write_user(arg, &regs).map(|()| 0)
+            }
+            abi::KVM_SET_REGS => {
+                let regs: KvmRegs = crate::read_user(arg)?;
+                this.regs.lock().regs = regs;
+                Ok(0)
+            }
+            abi::KVM_GET_SREGS => {
+                let sregs = this.regs.lock().sregs;
+                crate::write_user(arg, &sregs).map(|()| 0)
+            }
+            abi::KVM_SET_SREGS => {
+                // Stored as given: under kkm the guest's control registers
+                // and descriptor tables are never loaded (the module builds
+                // its own), so no value here can harm the host.
+                let sregs: KvmSregs = crate::read_user(arg)?;
+                this.regs.lock().sregs = sregs;
+                Ok(0)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn mmap(&self, vma: &VmaNew) -> Result {
+        // SAFETY: `vma` is valid for this call (`VmaNew`'s invariant) and
+        // `vm_pgoff` is set by mmap_region() before the driver is called and
+        // not changed concurrently while the VMA is being created.
+        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff };
+        if pgoff != 0 || vma.end() - vma.start() != MMAP_SIZE {
+            return Err(EINVAL);
+        }
+        // Data, never code; and a fork()ed child must not share it.
+        vma.try_clear_mayexec()?;
+        vma.set_dontcopy();
+        vma.set_dontexpand();
+        vma.set_mixedmap().vm_insert_page(vma.start(), &self.run)
+    }
+}

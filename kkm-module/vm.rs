@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A VM: its memory slots, its vCPU ids and the address space it belongs to.
+
+use crate::{
+    abi::{self, KvmUserspaceMemoryRegion},
+    fd::{self, FdObject},
+    vcpu::Vcpu,
+};
+use kernel::{
+    mm::{virt::VmaNew, Mm},
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{aref::ARef, Arc, ArcBorrow, Mutex},
+};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Exclusive end of the addresses a slot may use, guest and host alike.
+/// Under kkm the payload runs in ring 3 at its guest addresses (GVA == GPA),
+/// so both must be user addresses of 4-level paging: TASK_SIZE_MAX.
+const USER_ADDR_END: u64 = (1 << 47) - PAGE;
+
+/// KVM's per-slot limit (KVM_MEM_MAX_NR_PAGES), kept so that a region KVM
+/// refuses is refused here too.
+const MAX_SLOT_PAGES: u64 = (1 << 31) - 1;
+
+/// One memory slot: guest range [gpa, gpa + size) backed by the creator's
+/// memory at [uaddr, uaddr + size).
+#[derive(Clone, Copy)]
+struct MemSlot {
+    id: u32,
+    gpa: u64,
+    size: u64,
+    uaddr: u64,
+}
+
+impl MemSlot {
+    fn overlaps(&self, gpa: u64, end: u64) -> bool {
+        gpa < self.gpa + self.size && self.gpa < end
+    }
+}
+
+struct VmState {
+    slots: KVec<MemSlot>,
+    vcpu_ids: KVec<u32>,
+}
+
+#[pin_data]
+pub(crate) struct Vm {
+    /// The address space of the creator. Held by `mmgrab` (not `mmget`), so
+    /// a VM fd does not keep the address space alive, only identifiable.
+    mm: ARef<Mm>,
+    #[pin]
+    state: Mutex<VmState>,
+}
+
+impl Vm {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        let mm: ARef<Mm> = match kernel::current!().mm() {
+            Some(mm) => ARef::from(&**mm),
+            // A kernel thread has no user memory to give a VM.
+            None => return Err(EINVAL),
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                mm,
+                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new() }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Like KVM, VM and vCPU fds are usable only by the process that created
+    /// the VM: slots name its addresses. Another process (e.g. a forked
+    /// child) gets EIO.
+    pub(crate) fn check_caller(&self) -> Result {
+        match kernel::current!().mm() {
+            Some(mm) if mm.as_raw() == self.mm.as_raw() => Ok(()),
+            _ => Err(EIO),
+        }
+    }
+
+    fn set_memory_region(&self, r: &KvmUserspaceMemoryRegion) -> Result {
+        // Upper 16 bits: address space id; x86 KVM has 2 (SMM), kkm one.
+        let (as_id, id) = (r.slot >> 16, r.slot & 0xffff);
+        if as_id != 0 || id >= crate::max_memslots() {
+            return Err(EINVAL);
+        }
+        // Neither dirty logging nor read-only slots are implemented.
+        if r.flags != 0 {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let existing = st.slots.iter().position(|s| s.id == id);
+
+        if r.memory_size == 0 {
+            // Deletion of a slot that does not exist is an error in KVM too.
+            let i = existing.ok_or(EINVAL)?;
+            st.slots.remove(i).map_err(|_| EINVAL)?;
+            return Ok(());
+        }
+
+        let aligned = [r.memory_size, r.guest_phys_addr, r.userspace_addr]
+            .iter()
+            .all(|v| v % PAGE == 0);
+        if !aligned || r.memory_size / PAGE > MAX_SLOT_PAGES {
+            return Err(EINVAL);
+        }
+        let end_ok = |start: u64| matches!(start.checked_add(r.memory_size), Some(e) if e <= USER_ADDR_END);
+        if !end_ok(r.guest_phys_addr) || !end_ok(r.userspace_addr) {
+            return Err(EINVAL);
+        }
+        let gpa_end = r.guest_phys_addr + r.memory_size;
+        if let Some(i) = existing {
+            // As in KVM, an existing slot may move in guest memory but keep
+            // its backing and size.
+            let old = st.slots[i];
+            if old.uaddr != r.userspace_addr || old.size != r.memory_size {
+                return Err(EINVAL);
+            }
+        }
+        if st.slots.iter().any(|s| s.id != id && s.overlaps(r.guest_phys_addr, gpa_end)) {
+            return Err(EEXIST);
+        }
+        let slot = MemSlot { id, gpa: r.guest_phys_addr, size: r.memory_size, uaddr: r.userspace_addr };
+        match existing {
+            Some(i) => st.slots[i] = slot,
+            None => st.slots.push(slot, GFP_KERNEL)?,
+        }
+        Ok(())
+    }
+
+    fn create_vcpu(this: ArcBorrow<'_, Self>, arg: usize) -> Result<isize> {
+        let id = u32::try_from(arg).map_err(|_| EINVAL)?;
+        if id >= crate::max_vcpus() {
+            return Err(EINVAL);
+        }
+        // Held until the fd exists, so two callers cannot race on one id.
+        let mut st = this.state.lock();
+        if st.vcpu_ids.contains(&id) {
+            return Err(EEXIST);
+        }
+        let vcpu = Vcpu::new(id, this.into())?;
+        // vCPU ids stay taken for the VM's life, as in KVM.
+        st.vcpu_ids.push(id, GFP_KERNEL)?;
+        fd::install(vcpu).inspect_err(|_| {
+            st.vcpu_ids.pop();
+        })
+    }
+}
+
+impl FdObject for Vm {
+    const NAME: &'static CStr = c"kkm-vm";
+
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        this.check_caller()?;
+        match cmd {
+            abi::KVM_SET_USER_MEMORY_REGION => {
+                this.set_memory_region(&crate::read_user(arg)?).map(|()| 0)
+            }
+            abi::KVM_CREATE_VCPU => Self::create_vcpu(this, arg),
+            abi::KVM_CHECK_EXTENSION => Ok(crate::check_extension(arg)),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn mmap(&self, _vma: &VmaNew) -> Result {
+        // A VM fd has nothing to map (KVM's has no mmap either).
+        Err(ENODEV)
+    }
+}
