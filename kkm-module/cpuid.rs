@@ -46,7 +46,16 @@ fn subleaves(leaf: u32) -> Subleaves {
 
 fn entry(leaf: u32, index: u32, flags: u32) -> KvmCpuidEntry2 {
     let r = __cpuid_count(leaf, index);
-    KvmCpuidEntry2 { function: leaf, index, flags, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx, padding: [0; 3] }
+    KvmCpuidEntry2 {
+        function: leaf,
+        index,
+        flags,
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+        padding: [0; 3],
+    }
 }
 
 fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
@@ -66,7 +75,11 @@ fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
             let cache = matches!(subleaves(leaf), Subleaves::UntilCacheType0);
             for i in 0..MAX_SUBLEAVES {
                 let e = entry(leaf, i, indexed);
-                let last = if cache { e.eax & 0x1f == 0 } else { (e.ecx >> 8) & 0xff == 0 };
+                let last = if cache {
+                    e.eax & 0x1f == 0
+                } else {
+                    (e.ecx >> 8) & 0xff == 0
+                };
                 if last && i > 0 {
                     break;
                 }

@@ -41,14 +41,14 @@ pub(crate) trait FdObject: Send + Sync + Sized + 'static {
 /// as KVM's fds). The file owns one reference to `obj` until its release.
 pub(crate) fn install<T: FdObject>(obj: Arc<T>) -> Result<isize> {
     let ptr = obj.into_foreign();
-    // SAFETY: `T::NAME` is a NUL-terminated string with static lifetime,
-    // `VTABLE` is a promoted constant, hence 'static, and its `owner` field
-    // makes the new file pin this module; `ptr` is a valid `Arc<T>` reference
-    // that the file's `release` takes back (see `FdVTable::release`).
+    // SAFETY: `T::NAME` is a NUL-terminated string and the vtable a static
+    // whose `owner` field makes the new file pin this module; `ptr` is a
+    // valid `Arc<T>` reference that the file's `release` takes back (see
+    // `FdVTable::release`).
     let fd = unsafe {
         anon_inode_getfd(
             T::NAME.as_char_ptr(),
-            core::ptr::from_ref(&FdVTable::<T>::VTABLE).cast(),
+            core::ptr::from_ref(FdVTable::<T>::vtable()).cast(),
             ptr,
             (bindings::O_RDWR | bindings::O_CLOEXEC) as c_int,
         )
@@ -74,6 +74,13 @@ impl<T: FdObject> FdVTable<T> {
         release: Some(Self::release),
         ..pin_init::zeroed()
     };
+
+    /// The file's pointer to its operations outlives any call: the
+    /// `'static` return type makes the compiler promote `VTABLE` to a static
+    /// (or refuse to compile), never a temporary.
+    const fn vtable() -> &'static bindings::file_operations {
+        &Self::VTABLE
+    }
 
     /// Borrows the object of a file made by `install`.
     ///
@@ -105,7 +112,10 @@ impl<T: FdObject> FdVTable<T> {
     ///
     /// Called by the VFS with a file made by `install::<T>` and a VMA that
     /// is being mapped from it.
-    unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
         // SAFETY: mmap_region() holds a reference to `file` during this call.
         let obj = unsafe { Self::object(file) };
         // SAFETY: the VFS passes a VMA undergoing its initial setup, which is

@@ -54,11 +54,11 @@ const MAX_VCPUS_LIMIT: u32 = 4096;
 const MAX_MEMSLOTS_LIMIT: u32 = 32768;
 
 pub(crate) fn max_vcpus() -> u32 {
-    *module_parameters::max_vcpus.value_ref()
+    module_parameters::max_vcpus.value()
 }
 
 pub(crate) fn max_memslots() -> u32 {
-    *module_parameters::max_memslots.value_ref()
+    module_parameters::max_memslots.value()
 }
 
 #[pin_data]
@@ -140,7 +140,11 @@ impl MiscDevice for Kkm {
 
 /// KVM rejects a nonzero argument on ioctls that take none; so does kkm.
 pub(crate) fn no_arg(arg: usize) -> Result {
-    if arg == 0 { Ok(()) } else { Err(EINVAL) }
+    if arg == 0 {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
 }
 
 /// Reads one ABI struct from the user address `arg`.

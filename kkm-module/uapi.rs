@@ -4,7 +4,9 @@
 //! structs live in `abi.rs`, which may use only `core`, so the marker traits
 //! are attached here.
 
-use crate::abi::{KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion};
+use crate::abi::{
+    KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion,
+};
 use kernel::transmute::{AsBytes, FromBytes};
 
 // Each type listed below is `#[repr(C)]`, built only from integers and arrays or
@@ -23,4 +25,11 @@ macro_rules! plain_data {
     )*};
 }
 
-plain_data!(KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion);
+plain_data!(
+    KkmIdentity,
+    KvmCpuid2,
+    KvmCpuidEntry2,
+    KvmRegs,
+    KvmSregs,
+    KvmUserspaceMemoryRegion
+);

@@ -40,7 +40,10 @@ impl Vcpu {
     pub(crate) fn new(id: u32, vm: Arc<Vm>) -> Result<Arc<Self>> {
         let run = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
         // RFLAGS bit 1 is reserved and reads as one, as KVM's reset state.
-        let regs = KvmRegs { rflags: 0x2, ..Default::default() };
+        let regs = KvmRegs {
+            rflags: 0x2,
+            ..Default::default()
+        };
         Arc::pin_init(
             pin_init!(Self {
                 id,

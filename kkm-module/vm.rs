@@ -108,7 +108,8 @@ impl Vm {
         if !aligned || r.memory_size / PAGE > MAX_SLOT_PAGES {
             return Err(EINVAL);
         }
-        let end_ok = |start: u64| matches!(start.checked_add(r.memory_size), Some(e) if e <= USER_ADDR_END);
+        let end_ok =
+            |start: u64| matches!(start.checked_add(r.memory_size), Some(e) if e <= USER_ADDR_END);
         if !end_ok(r.guest_phys_addr) || !end_ok(r.userspace_addr) {
             return Err(EINVAL);
         }
@@ -121,10 +122,19 @@ impl Vm {
                 return Err(EINVAL);
             }
         }
-        if st.slots.iter().any(|s| s.id != id && s.overlaps(r.guest_phys_addr, gpa_end)) {
+        if st
+            .slots
+            .iter()
+            .any(|s| s.id != id && s.overlaps(r.guest_phys_addr, gpa_end))
+        {
             return Err(EEXIST);
         }
-        let slot = MemSlot { id, gpa: r.guest_phys_addr, size: r.memory_size, uaddr: r.userspace_addr };
+        let slot = MemSlot {
+            id,
+            gpa: r.guest_phys_addr,
+            size: r.memory_size,
+            uaddr: r.userspace_addr,
+        };
         match existing {
             Some(i) => st.slots[i] = slot,
             None => st.slots.push(slot, GFP_KERNEL)?,
