@@ -1,0 +1,226 @@
+//! The backend for KVM-compatible devices: /dev/kvm, and /dev/kkm, which
+//! speaks the same ioctls. The two differ only in how faults come back:
+//! under KVM km's IDT stubs report them on `KM_FAULT_PORT`; kkm reports
+//! KVM_EXIT_EXCEPTION.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+use kkm_uapi as uapi;
+use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xcrs, CpuId, Msrs};
+use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
+
+use super::{DeviceError, Exit, Fault, Flavor, Hypervisor, Result, Vcpu};
+use crate::fds;
+use crate::guest::layout::monitor;
+use crate::mem::copy;
+
+/// Enough for every leaf KVM reports on current CPUs.
+const MAX_CPUID_ENTRIES: usize = 256;
+
+pub struct KvmDevice {
+    kvm: Kvm,
+    vm: VmFd,
+    flavor: Flavor,
+    sync_regs: bool,
+    xcrs: bool,
+}
+
+fn ioctl_err(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> DeviceError {
+    move |e| DeviceError::Ioctl { op, source: io::Error::from_raw_os_error(e.errno()) }
+}
+
+/// A raw ioctl that returns a new fd, which is moved into km's private range.
+fn ioctl_new_fd(fd: RawFd, request: u32, arg: libc::c_ulong) -> io::Result<RawFd> {
+    // SAFETY: CREATE_VM / CREATE_VCPU take an integer argument, not a
+    // pointer, and return a new fd or -1.
+    let new = unsafe { libc::ioctl(fd, request as libc::c_ulong, arg) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    fds::privatize(new)
+}
+
+impl KvmDevice {
+    /// Opens the device at `path` and creates the VM.
+    pub fn open(path: &CStr) -> io::Result<KvmDevice> {
+        let fd = fds::privatize(Kvm::open_with_cloexec_at(path, true).map_err(io::Error::from)?)?;
+        // SAFETY: `fd` is a freshly opened device fd that we own.
+        let kvm = unsafe { Kvm::from_raw_fd(fd) };
+        let version = kvm.get_api_version();
+        if version != uapi::KVM_API_VERSION {
+            return Err(io::Error::other(format!("API version {version}, km needs {}", uapi::KVM_API_VERSION)));
+        }
+        let flavor = if identity(fd).is_some() { Flavor::Kkm } else { Flavor::Kvm };
+        let vm_fd = ioctl_new_fd(fd, uapi::KVM_CREATE_VM, 0)?;
+        // SAFETY: `vm_fd` was just returned by KVM_CREATE_VM on this device
+        // and is owned by nobody else.
+        let vm = unsafe { kvm.create_vmfd_from_rawfd(vm_fd) }.map_err(io::Error::from)?;
+        let sync_regs = kvm.check_extension(Cap::SyncRegs);
+        let xcrs = kvm.check_extension(Cap::Xcrs);
+        Ok(KvmDevice { kvm, vm, flavor, sync_regs, xcrs })
+    }
+}
+
+/// kkm's identity, or None for a device that does not know the ioctl (KVM).
+fn identity(fd: RawFd) -> Option<uapi::KkmIdentity> {
+    let mut id = uapi::KkmIdentity::default();
+    // SAFETY: KKM_GET_IDENTITY writes at most size_of::<KkmIdentity>() bytes
+    // (encoded in the request) into `id`; KVM rejects the unknown number.
+    let r = unsafe { libc::ioctl(fd, uapi::KKM_GET_IDENTITY as libc::c_ulong, &mut id as *mut uapi::KkmIdentity) };
+    (r == 0 && id.magic == uapi::KKM_IDENTITY_MAGIC).then_some(id)
+}
+
+impl Hypervisor for KvmDevice {
+    fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    fn supported_cpuid(&self) -> Result<CpuId> {
+        self.kvm.get_supported_cpuid(MAX_CPUID_ENTRIES).map_err(ioctl_err("KVM_GET_SUPPORTED_CPUID"))
+    }
+
+    unsafe fn add_memory(&self, slot: u32, addr: u64, size: u64) -> Result<()> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: addr,
+            memory_size: size,
+            userspace_addr: addr,
+        };
+        // SAFETY: the caller guarantees [addr, addr+size) is km-mapped guest
+        // memory for the life of the VM and holds nothing of km's.
+        unsafe { self.vm.set_user_memory_region(region) }.map_err(ioctl_err("KVM_SET_USER_MEMORY_REGION"))
+    }
+
+    fn create_vcpu(&self, id: u32) -> Result<Box<dyn Vcpu>> {
+        let fd = ioctl_new_fd(self.vm.as_raw_fd(), uapi::KVM_CREATE_VCPU, id.into())
+            .map_err(|source| DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source })?;
+        // SAFETY: `fd` was just returned by KVM_CREATE_VCPU on this VM and is
+        // owned by nobody else.
+        let mut fd = unsafe { self.vm.create_vcpu_from_rawfd(fd) }.map_err(ioctl_err("mmap kvm_run"))?;
+        if self.sync_regs {
+            fd.set_sync_valid_reg(SyncReg::Register);
+        }
+        Ok(Box::new(KvmVcpu { fd, flavor: self.flavor, sync_regs: self.sync_regs, xcrs: self.xcrs }))
+    }
+}
+
+struct KvmVcpu {
+    fd: VcpuFd,
+    flavor: Flavor,
+    sync_regs: bool,
+    xcrs: bool,
+}
+
+impl KvmVcpu {
+    /// Decodes the frame an IDT stub left on its IST stack:
+    /// [vector, error code, rip, cs, rflags, rsp, ss]. The stack pointer
+    /// comes from the guest, so it must point into the IST area first.
+    fn fault_from_stub(&mut self) -> Result<Exit> {
+        let rsp = self.regs()?.rsp;
+        let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
+        let mut frame = [0u64; 3];
+        if rsp < monitor::IST || rsp + 24 > ist_end || copy::read_u64s(rsp, &mut frame).is_err() {
+            return Ok(Exit::Broken(format!("fault report with a stack outside the IST area ({rsp:#x})")));
+        }
+        let addr = self.sregs()?.cr2;
+        Ok(Exit::Fault(Fault { vector: frame[0] as u8, error_code: frame[1], addr, rip: frame[2] }))
+    }
+
+    fn fault_from_exception(&mut self) -> Result<Exit> {
+        // SAFETY: exit_reason is KVM_EXIT_EXCEPTION, so `ex` is the union
+        // member the device filled in.
+        let ex = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.ex };
+        let addr = self.sregs()?.cr2;
+        let rip = self.regs()?.rip;
+        Ok(Exit::Fault(Fault { vector: ex.exception as u8, error_code: ex.error_code.into(), addr, rip }))
+    }
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<Exit> {
+        let exit = match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_SYSCALL_PORT => return Ok(Exit::Syscall),
+            Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_FAULT_PORT && self.flavor == Flavor::Kvm => {
+                return self.fault_from_stub();
+            }
+            Ok(VcpuExit::Exception) if self.flavor == Flavor::Kkm => return self.fault_from_exception(),
+            Ok(VcpuExit::Hlt) => Exit::Halt,
+            Ok(VcpuExit::Intr) => Exit::Interrupted,
+            Ok(VcpuExit::Shutdown) => Exit::Broken("triple fault".into()),
+            Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                Exit::Broken(format!("VM entry failed (reason {reason:#x}, cpu {cpu})"))
+            }
+            Ok(VcpuExit::InternalError) => {
+                // SAFETY: exit_reason is KVM_EXIT_INTERNAL_ERROR, so
+                // `internal` is the member the device filled in.
+                let suberror = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                let rip = self.regs()?.rip;
+                Exit::Broken(format!("internal error in the hypervisor (suberror {suberror}) at rip {rip:#x}"))
+            }
+            Ok(other) => Exit::Broken(format!("unexpected exit {other:?}")),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
+            // The guest reached a guest-physical page km has no memory
+            // behind (it rewrote its own page tables, or raced an unmap).
+            Err(e) if e.errno() == libc::EFAULT => Exit::Broken("guest access to unbacked memory".into()),
+            Err(e) => return Err(ioctl_err("KVM_RUN")(e)),
+        };
+        Ok(exit)
+    }
+
+    fn regs(&mut self) -> Result<kvm_regs> {
+        if self.sync_regs {
+            return Ok(self.fd.sync_regs().regs);
+        }
+        self.fd.get_regs().map_err(ioctl_err("KVM_GET_REGS"))
+    }
+
+    fn set_regs(&mut self, regs: &kvm_regs) -> Result<()> {
+        if self.sync_regs {
+            self.fd.sync_regs_mut().regs = *regs;
+            self.fd.set_sync_dirty_reg(SyncReg::Register);
+            return Ok(());
+        }
+        self.fd.set_regs(regs).map_err(ioctl_err("KVM_SET_REGS"))
+    }
+
+    fn sregs(&mut self) -> Result<kvm_sregs> {
+        self.fd.get_sregs().map_err(ioctl_err("KVM_GET_SREGS"))
+    }
+
+    fn set_sregs(&mut self, sregs: &kvm_sregs) -> Result<()> {
+        self.fd.set_sregs(sregs).map_err(ioctl_err("KVM_SET_SREGS"))
+    }
+
+    fn set_cpuid(&mut self, cpuid: &CpuId) -> Result<()> {
+        self.fd.set_cpuid2(cpuid).map_err(ioctl_err("KVM_SET_CPUID2"))
+    }
+
+    fn set_msrs(&mut self, msrs: &[(u32, u64)]) -> Result<()> {
+        let entries: Vec<kvm_msr_entry> =
+            msrs.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
+        let list = Msrs::from_entries(&entries)
+            .map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
+        let set = self.fd.set_msrs(&list).map_err(ioctl_err("KVM_SET_MSRS"))?;
+        if set != msrs.len() {
+            let (index, _) = msrs[set];
+            return Err(DeviceError::Unsupported(format!("the device refused MSR {index:#x}")));
+        }
+        Ok(())
+    }
+
+    fn init_fpu(&mut self, xcr0: u64) -> Result<()> {
+        // x87 control word and MXCSR as after FNINIT / Linux's fpu init.
+        let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+        self.fd.set_fpu(&fpu).map_err(ioctl_err("KVM_SET_FPU"))?;
+        if self.xcrs && xcr0 != 0 {
+            let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+            xcrs.xcrs[0].xcr = 0;
+            xcrs.xcrs[0].value = xcr0;
+            self.fd.set_xcrs(&xcrs).map_err(ioctl_err("KVM_SET_XCRS"))?;
+        }
+        Ok(())
+    }
+}

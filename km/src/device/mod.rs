@@ -1,0 +1,88 @@
+//! The hypervisor device behind km: `/dev/kvm` or `/dev/kkm`.
+//!
+//! The rest of km sees one VM (`Hypervisor`) and its vCPUs (`Vcpu`), and one
+//! exit enum; what differs between the devices is decoded in the backend.
+
+mod kvm;
+pub mod select;
+
+pub use kvm::KvmDevice;
+pub use select::{open, DeviceChoice};
+
+use kvm_bindings::{kvm_regs, kvm_sregs, CpuId};
+
+/// Which device family is behind the fd; kkm answers its identity ioctl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Kvm,
+    Kkm,
+}
+
+/// Why the payload left the VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The payload executed `syscall`; its registers hold the call.
+    Syscall,
+    /// A CPU exception the payload did not handle.
+    Fault(Fault),
+    /// KVM_RUN was interrupted (a host signal, or immediate_exit).
+    Interrupted,
+    /// The payload executed `hlt`.
+    Halt,
+    /// The VM cannot go on (triple fault, failed entry, internal error, or a
+    /// guest access KVM could not back with memory).
+    Broken(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error_code: u64,
+    /// CR2: the faulting address for #PF.
+    pub addr: u64,
+    /// Where the payload was when the fault hit.
+    pub rip: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{op}: {source}")]
+    Ioctl {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub type Result<T> = std::result::Result<T, DeviceError>;
+
+/// One VM on a device.
+pub trait Hypervisor: Send + Sync {
+    fn flavor(&self) -> Flavor;
+    /// The CPUID the device can offer a guest.
+    fn supported_cpuid(&self) -> Result<CpuId>;
+    /// Registers [addr, addr+size) of km's address space as guest memory
+    /// at the same guest-physical address.
+    ///
+    /// # Safety
+    /// The range must stay mapped in km for the life of the VM, and must
+    /// hold nothing of km's own: the guest can read and write all of it.
+    unsafe fn add_memory(&self, slot: u32, addr: u64, size: u64) -> Result<()>;
+    fn create_vcpu(&self, id: u32) -> Result<Box<dyn Vcpu>>;
+}
+
+/// One virtual CPU; `run` blocks until the next exit.
+pub trait Vcpu: Send {
+    fn run(&mut self) -> Result<Exit>;
+    fn regs(&mut self) -> Result<kvm_regs>;
+    fn set_regs(&mut self, regs: &kvm_regs) -> Result<()>;
+    fn sregs(&mut self) -> Result<kvm_sregs>;
+    fn set_sregs(&mut self, sregs: &kvm_sregs) -> Result<()>;
+    fn set_cpuid(&mut self, cpuid: &CpuId) -> Result<()>;
+    fn set_msrs(&mut self, msrs: &[(u32, u64)]) -> Result<()>;
+    /// Resets x87/SSE state to the values Linux gives a new process, and
+    /// enables the XSAVE components in `xcr0`.
+    fn init_fpu(&mut self, xcr0: u64) -> Result<()>;
+}

@@ -1,0 +1,44 @@
+//! km's own messages: one line each, prefixed "km: ", on a private copy of
+//! the stderr km was started with, so the payload closing or redirecting
+//! its fd 2 cannot swallow them or mix them into its files.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::sync::{Mutex, OnceLock};
+
+static STREAM: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// Takes the private copy of fd 2. Call after `fds::init`.
+pub fn init() -> std::io::Result<()> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new fd; fd 2 is left as it is.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, crate::fds::floor()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is new and owned only by this File.
+    STREAM.set(Mutex::new(unsafe { File::from_raw_fd(fd) })).ok();
+    Ok(())
+}
+
+/// A writer for tracing's output.
+pub struct Writer;
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match STREAM.get() {
+            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).write(buf),
+            None => std::io::stderr().write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes "km: <message>\n" in one write.
+pub fn line(msg: std::fmt::Arguments) {
+    let text = format!("km: {msg}\n");
+    // Nothing sensible is left to do if km's own stderr is gone.
+    let _ = Writer.write_all(text.as_bytes());
+}

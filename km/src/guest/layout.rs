@@ -1,0 +1,77 @@
+//! Where things live in the guest address space.
+//!
+//! Guest virtual == guest physical == km host virtual. km reserves the whole
+//! window in its own address space at start-up (PROT_NONE), so nothing of
+//! km's can ever be placed inside it; payload memory is mapped over the
+//! reservation and returned to it on unmap.
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
+
+/// Start of the guest window (and of payload memory).
+pub const WINDOW_START: u64 = 2 * MIB;
+/// End of the guest window: what one PML4 entry's PDPT maps.
+pub const WINDOW_END: u64 = 512 * GIB;
+
+/// km-owned guest pages: landing pad, descriptor tables, IST stacks, page
+/// tables. Payload pointers into it are EFAULT.
+pub const MONITOR_START: u64 = WINDOW_END - GIB;
+/// The top 2 MiB of the window stay reserved and outside every memory slot,
+/// so a string the host kernel scans upward from payload memory always stops
+/// at an unmapped page before it could leave the window.
+pub const MONITOR_END: u64 = WINDOW_END - 2 * MIB;
+
+/// End (exclusive) of the addresses the payload may use.
+pub const PAYLOAD_END: u64 = MONITOR_START;
+
+/// Memory slots cover payload memory in chunks of this size, registered on
+/// first use, so KVM's per-slot metadata stays proportional to what is used.
+pub const SLOT_CHUNK: u64 = GIB;
+
+/// Top of the initial stack, one guard megabyte below the monitor area.
+pub const STACK_TOP: u64 = PAYLOAD_END - MIB;
+/// Load address of ET_DYN (static-pie) payloads.
+pub const PIE_BASE: u64 = 16 * MIB;
+
+/// Layout of the monitor area.
+pub mod monitor {
+    use super::{MIB, MONITOR_END, MONITOR_START, PAGE_SIZE};
+
+    /// The LSTAR landing pad and the IDT stubs.
+    pub const CODE: u64 = MONITOR_START;
+    pub const CODE_SIZE: u64 = 2 * PAGE_SIZE;
+    /// GDT: null, code, data, user data, user code, then one 16-byte TSS
+    /// descriptor per vCPU.
+    pub const GDT: u64 = CODE + CODE_SIZE;
+    pub const GDT_SIZE: u64 = 2 * PAGE_SIZE;
+    pub const IDT: u64 = GDT + GDT_SIZE;
+    pub const IDT_SIZE: u64 = PAGE_SIZE;
+    /// One TSS (with its I/O bitmap) per vCPU.
+    pub const TSS: u64 = IDT + IDT_SIZE;
+    pub const TSS_STRIDE: u64 = 256;
+    /// One IST stack page per vCPU: every IDT gate switches to it.
+    pub const IST: u64 = MONITOR_START + 2 * MIB;
+    pub const IST_STACK_SIZE: u64 = PAGE_SIZE;
+    /// vCPUs the tables above have room for.
+    pub const MAX_VCPUS: u64 = (GDT_SIZE - 5 * 8) / 16;
+    /// Page-table pages come from here; they are never mapped in the guest's
+    /// virtual address space.
+    pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
+    pub const PAGE_TABLES_END: u64 = MONITOR_END;
+
+    const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);
+    const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= PAGE_TABLES);
+}
+
+pub const fn page_down(a: u64) -> u64 {
+    a & !(PAGE_SIZE - 1)
+}
+
+/// Rounds up; `None` on overflow.
+pub const fn page_up(a: u64) -> Option<u64> {
+    match a.checked_add(PAGE_SIZE - 1) {
+        Some(v) => Some(v & !(PAGE_SIZE - 1)),
+        None => None,
+    }
+}

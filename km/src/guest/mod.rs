@@ -1,0 +1,5 @@
+//! The guest side of km's VM: address layout, page tables, CPU state.
+
+pub mod cpu;
+pub mod layout;
+pub mod paging;

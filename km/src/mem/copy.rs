@@ -1,0 +1,84 @@
+//! Copies between payload memory and km's own, for the arguments km itself
+//! interprets (iovec arrays, sigactions, the fault frame).
+//!
+//! They go through process_vm_readv/writev on km itself rather than plain
+//! loads: payload memory can be PROT_NONE, unmapped by another vCPU, or a
+//! file mapping past EOF, and the kernel turns all of those into EFAULT
+//! where a load would kill km with SIGSEGV or SIGBUS.
+
+use nix::errno::Errno;
+
+/// Types that are valid for every bit pattern and have no padding that
+/// matters, so bytes from the payload can become one.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` plain data without references, bools,
+/// enums or other types with invalid bit patterns.
+pub unsafe trait Pod: Copy + Default {}
+
+// SAFETY: plain integers and arrays of them accept any bit pattern.
+unsafe impl Pod for u64 {}
+// SAFETY: as above.
+unsafe impl Pod for u32 {}
+// SAFETY: as above.
+unsafe impl Pod for i32 {}
+// SAFETY: as above.
+unsafe impl Pod for [i32; 2] {}
+// SAFETY: as above.
+unsafe impl Pod for [u64; 2] {}
+// SAFETY: two pointer-sized integers (raw pointer fields accept any value;
+// km validates them before use).
+unsafe impl Pod for libc::iovec {}
+
+fn transfer(addr: u64, local: *mut u8, len: usize, write: bool) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    let local = libc::iovec { iov_base: local.cast(), iov_len: len };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
+    // SAFETY: `local` describes a buffer of km's that the caller lends us for
+    // `len` bytes; the remote side is checked by the kernel, which returns
+    // EFAULT (or a short count) instead of faulting.
+    let n = unsafe {
+        let pid = libc::getpid();
+        if write {
+            libc::process_vm_writev(pid, &local, 1, &remote, 1, 0)
+        } else {
+            libc::process_vm_readv(pid, &local, 1, &remote, 1, 0)
+        }
+    };
+    if n == len as isize {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
+}
+
+/// Fills `buf` from payload address `addr`.
+pub fn read_bytes(addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    transfer(addr, buf.as_mut_ptr(), buf.len(), false)
+}
+
+/// Stores `buf` at payload address `addr`.
+pub fn write_bytes(addr: u64, buf: &[u8]) -> Result<(), Errno> {
+    // The kernel only reads `buf` for a write; the cast is for the iovec type.
+    transfer(addr, buf.as_ptr() as *mut u8, buf.len(), true)
+}
+
+pub fn read_u64s(addr: u64, out: &mut [u64]) -> Result<(), Errno> {
+    transfer(addr, out.as_mut_ptr().cast(), std::mem::size_of_val(out), false)
+}
+
+pub fn read_obj<T: Pod>(addr: u64) -> Result<T, Errno> {
+    let mut v = T::default();
+    transfer(addr, (&mut v as *mut T).cast(), std::mem::size_of::<T>(), false)?;
+    Ok(v)
+}
+
+pub fn write_obj<T: Pod>(addr: u64, v: &T) -> Result<(), Errno> {
+    transfer(addr, (v as *const T as *mut T).cast(), std::mem::size_of::<T>(), true)
+}
+
+pub fn read_slice<T: Pod>(addr: u64, out: &mut [T]) -> Result<(), Errno> {
+    transfer(addr, out.as_mut_ptr().cast(), std::mem::size_of_val(out), false)
+}

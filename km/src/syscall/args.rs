@@ -1,0 +1,61 @@
+//! Checks on syscall arguments, applied before the host sees them.
+
+use nix::errno::Errno;
+
+use crate::fds;
+use crate::mem;
+
+/// Linux never transfers more than this in one read or write
+/// (MAX_RW_COUNT), so a larger count only needs this much checked.
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+
+/// An fd argument: the payload's own, or an invalid one for the host to
+/// reject; never one of km's. The kernel reads fds as 32-bit ints.
+pub fn fd(v: u64) -> Result<(), Errno> {
+    if fds::payload_may_use(v as i32 as i64) {
+        Ok(())
+    } else {
+        Err(Errno::EBADF)
+    }
+}
+
+/// A pointer to `len` bytes.
+pub fn buf(ptr: u64, len: u64) -> Result<(), Errno> {
+    mem::check(ptr, len)
+}
+
+/// A read/write buffer: only the first MAX_RW_COUNT bytes can be touched.
+pub fn rw_buf(ptr: u64, len: u64) -> Result<(), Errno> {
+    mem::check(ptr, len.min(MAX_RW_COUNT))
+}
+
+/// A pointer to a `T` the kernel reads or writes.
+pub fn obj<T>(ptr: u64) -> Result<(), Errno> {
+    mem::check(ptr, std::mem::size_of::<T>() as u64)
+}
+
+/// Like `obj`, where NULL is allowed.
+pub fn opt<T>(ptr: u64) -> Result<(), Errno> {
+    mem::check_opt(ptr, std::mem::size_of::<T>() as u64)
+}
+
+/// A NUL-terminated path. Only its start is checked: the host scans it
+/// upward from there and stops with EFAULT at the unmapped top of the
+/// guest window before it could leave it.
+pub fn path(ptr: u64) -> Result<(), Errno> {
+    mem::check(ptr, 1)
+}
+
+/// A fd the host just created for the payload. If it landed in km's
+/// range (every lower one in use), it is closed and the payload gets
+/// EMFILE, as at its own limit.
+pub fn new_fd(r: Result<u64, Errno>) -> Result<u64, Errno> {
+    let v = r?;
+    if fds::payload_may_use(v as i64) {
+        return Ok(v);
+    }
+    // SAFETY: the fd was created by the call just made on the payload's
+    // behalf and nobody else knows it.
+    unsafe { libc::close(v as i32) };
+    Err(Errno::EMFILE)
+}

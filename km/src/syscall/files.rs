@@ -1,0 +1,499 @@
+//! File I/O and metadata. Most calls pass straight to the host after their
+//! fds and pointers are checked; iovec arrays are copied into km first so
+//! the payload cannot change them between the check and the call.
+
+use std::os::unix::ffi::OsStrExt;
+
+use libc::*;
+use nix::errno::Errno;
+
+use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
+use super::{host, Ctx, Ret};
+use crate::mem::copy;
+
+type A = [u64; 6];
+
+// Not in the libc crate (asm-generic/fcntl.h).
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+
+const IOV_MAX: u64 = 1024;
+
+pub fn read(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    rw_buf(a[1], a[2])?;
+    host(SYS_read, a)
+}
+
+pub fn write(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    rw_buf(a[1], a[2])?;
+    host(SYS_write, a)
+}
+
+pub fn pread64(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    rw_buf(a[1], a[2])?;
+    host(SYS_pread64, a)
+}
+
+pub fn pwrite64(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    rw_buf(a[1], a[2])?;
+    host(SYS_pwrite64, a)
+}
+
+/// Copies and checks the payload's iovec array, then runs `nr` with km's
+/// copy in place of the payload's pointer (argument 1).
+fn vectored(nr: c_long, mut a: A) -> Ret {
+    fd(a[0])?;
+    let count = a[2];
+    if count > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut iov = vec![iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; count as usize];
+    if count > 0 {
+        buf(a[1], count * std::mem::size_of::<iovec>() as u64)?;
+        copy::read_slice(a[1], &mut iov)?;
+    }
+    for v in &iov {
+        rw_buf(v.iov_base as u64, v.iov_len as u64)?;
+    }
+    a[1] = iov.as_ptr() as u64;
+    host(nr, a)
+}
+
+pub fn readv(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_readv, a)
+}
+
+pub fn writev(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_writev, a)
+}
+
+pub fn preadv(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_preadv, a)
+}
+
+pub fn pwritev(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_pwritev, a)
+}
+
+pub fn preadv2(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_preadv2, a)
+}
+
+pub fn pwritev2(_: &mut Ctx, a: A) -> Ret {
+    vectored(SYS_pwritev2, a)
+}
+
+pub fn open(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    new_fd(host(SYS_open, a))
+}
+
+pub fn openat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    new_fd(host(SYS_openat, a))
+}
+
+pub fn creat(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    new_fd(host(SYS_creat, a))
+}
+
+pub fn close(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_close, a)
+}
+
+pub fn lseek(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_lseek, a)
+}
+
+pub fn stat(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    obj::<libc::stat>(a[1])?;
+    host(SYS_stat, a)
+}
+
+pub fn lstat(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    obj::<libc::stat>(a[1])?;
+    host(SYS_lstat, a)
+}
+
+pub fn fstat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    obj::<libc::stat>(a[1])?;
+    host(SYS_fstat, a)
+}
+
+pub fn newfstatat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    obj::<libc::stat>(a[2])?;
+    host(SYS_newfstatat, a)
+}
+
+pub fn statx(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    obj::<libc::statx>(a[4])?;
+    host(SYS_statx, a)
+}
+
+pub fn getdents64(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    rw_buf(a[1], a[2])?;
+    host(SYS_getdents64, a)
+}
+
+pub fn getcwd(_: &mut Ctx, a: A) -> Ret {
+    buf(a[0], a[1])?;
+    host(SYS_getcwd, a)
+}
+
+pub fn chdir(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_chdir, a)
+}
+
+pub fn fchdir(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fchdir, a)
+}
+
+pub fn access(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_access, a)
+}
+
+pub fn faccessat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_faccessat, a)
+}
+
+pub fn faccessat2(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_faccessat2, a)
+}
+
+/// readlink of /proc/self/exe names the payload, not km.
+fn readlink_common(ctx: &mut Ctx, nr: c_long, a: A, path_arg: usize) -> Ret {
+    let (p, out, size) = (a[path_arg], a[path_arg + 1], a[path_arg + 2]);
+    path(p)?;
+    if size as i64 <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    buf(out, size)?;
+    let want = b"/proc/self/exe\0";
+    let mut got = [0u8; 15];
+    if copy::read_bytes(p, &mut got).is_ok() && &got == want {
+        let exe = ctx.proc.exe.as_os_str().as_bytes();
+        let n = exe.len().min(size as usize);
+        copy::write_bytes(out, &exe[..n])?;
+        return Ok(n as u64);
+    }
+    host(nr, a)
+}
+
+pub fn readlink(ctx: &mut Ctx, a: A) -> Ret {
+    readlink_common(ctx, SYS_readlink, a, 0)
+}
+
+pub fn readlinkat(ctx: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    readlink_common(ctx, SYS_readlinkat, a, 1)
+}
+
+pub fn unlink(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_unlink, a)
+}
+
+pub fn unlinkat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_unlinkat, a)
+}
+
+pub fn mkdir(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_mkdir, a)
+}
+
+pub fn mkdirat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_mkdirat, a)
+}
+
+pub fn rmdir(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_rmdir, a)
+}
+
+pub fn rename(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    path(a[1])?;
+    host(SYS_rename, a)
+}
+
+pub fn renameat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    fd(a[2])?;
+    path(a[3])?;
+    host(SYS_renameat, a)
+}
+
+pub fn renameat2(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    fd(a[2])?;
+    path(a[3])?;
+    host(SYS_renameat2, a)
+}
+
+pub fn symlink(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    path(a[1])?;
+    host(SYS_symlink, a)
+}
+
+pub fn symlinkat(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    fd(a[1])?;
+    path(a[2])?;
+    host(SYS_symlinkat, a)
+}
+
+pub fn link(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    path(a[1])?;
+    host(SYS_link, a)
+}
+
+pub fn linkat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    fd(a[2])?;
+    path(a[3])?;
+    host(SYS_linkat, a)
+}
+
+pub fn chmod(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_chmod, a)
+}
+
+pub fn fchmod(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fchmod, a)
+}
+
+pub fn fchmodat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_fchmodat, a)
+}
+
+pub fn chown(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_chown, a)
+}
+
+pub fn lchown(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_lchown, a)
+}
+
+pub fn fchown(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fchown, a)
+}
+
+pub fn fchownat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    path(a[1])?;
+    host(SYS_fchownat, a)
+}
+
+pub fn truncate(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    host(SYS_truncate, a)
+}
+
+pub fn ftruncate(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_ftruncate, a)
+}
+
+pub fn fsync(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fsync, a)
+}
+
+pub fn fdatasync(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fdatasync, a)
+}
+
+pub fn sync(_: &mut Ctx, a: A) -> Ret {
+    host(SYS_sync, a)
+}
+
+pub fn syncfs(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_syncfs, a)
+}
+
+pub fn flock(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_flock, a)
+}
+
+pub fn fallocate(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fallocate, a)
+}
+
+pub fn fadvise64(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    host(SYS_fadvise64, a)
+}
+
+pub fn sendfile(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    fd(a[1])?;
+    opt::<i64>(a[2])?;
+    host(SYS_sendfile, a)
+}
+
+/// fcntl commands km knows the argument of; others are EINVAL, as for a
+/// kernel that lacks them.
+pub fn fcntl(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    match a[1] as i32 {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            if a[2] as i32 as i64 >= crate::fds::floor() as i64 {
+                return Err(Errno::EINVAL);
+            }
+            new_fd(host(SYS_fcntl, a))
+        }
+        F_GETFD | F_SETFD | F_GETFL | F_SETFL | F_GETOWN | F_SETOWN | F_GETPIPE_SZ | F_SETPIPE_SZ
+        | F_GET_SEALS | F_ADD_SEALS | F_GETLEASE | F_SETLEASE | F_NOTIFY | F_GETSIG | F_SETSIG => {
+            host(SYS_fcntl, a)
+        }
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            obj::<libc::flock>(a[2])?;
+            host(SYS_fcntl, a)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Terminal and generic fd ioctls, each with a known argument size; other
+/// requests are ENOTTY, as on an fd that does not support them.
+pub fn ioctl(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    // Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
+    const TERMIOS: u64 = 36;
+    const TERMIOS2: u64 = 44;
+    const TCGETS2: u64 = 0x802c_542a;
+    const TCSETS2: u64 = 0x402c_542b;
+    const TCSETSW2: u64 = 0x402c_542c;
+    const TCSETSF2: u64 = 0x402c_542d;
+    let arg_size = match a[1] {
+        TCGETS | TCSETS | TCSETSW | TCSETSF => TERMIOS,
+        TCGETS2 | TCSETS2 | TCSETSW2 | TCSETSF2 => TERMIOS2,
+        TIOCGWINSZ | TIOCSWINSZ => std::mem::size_of::<winsize>() as u64,
+        TIOCGPGRP | TIOCSPGRP | TIOCGSID | FIONREAD | FIONBIO | TIOCOUTQ | TIOCGPTN => 4,
+        // The argument is a value, not a pointer.
+        FIOCLEX | FIONCLEX | TCSBRK | TCXONC | TCFLSH => 0,
+        _ => return Err(Errno::ENOTTY),
+    };
+    if arg_size > 0 {
+        buf(a[2], arg_size)?;
+    }
+    host(SYS_ioctl, a)
+}
+
+pub fn dup(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    new_fd(host(SYS_dup, a))
+}
+
+pub fn dup2(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    fd(a[1])?;
+    host(SYS_dup2, a)
+}
+
+pub fn dup3(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    fd(a[1])?;
+    host(SYS_dup3, a)
+}
+
+/// pipe/pipe2 into km's memory first, so both fds can be checked before
+/// the payload sees either.
+fn pipe_common(out: u64, flags: u64) -> Ret {
+    obj::<[i32; 2]>(out)?;
+    let mut fds = [0i32; 2];
+    host(SYS_pipe2, [fds.as_mut_ptr() as u64, flags, 0, 0, 0, 0])?;
+    let close_both = |fds: &[i32; 2]| {
+        for &f in fds {
+            // SAFETY: both fds were just created here and are known to no one.
+            unsafe { libc::close(f) };
+        }
+    };
+    if fds.iter().any(|&f| !crate::fds::payload_may_use(f as i64)) {
+        close_both(&fds);
+        return Err(Errno::EMFILE);
+    }
+    if let Err(e) = copy::write_obj(out, &fds) {
+        close_both(&fds);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn pipe(_: &mut Ctx, a: A) -> Ret {
+    pipe_common(a[0], 0)
+}
+
+pub fn pipe2(_: &mut Ctx, a: A) -> Ret {
+    pipe_common(a[0], a[1])
+}
+
+pub fn umask(_: &mut Ctx, a: A) -> Ret {
+    host(SYS_umask, a)
+}
+
+pub fn utimensat(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    // A NULL path means the fd itself.
+    if a[1] != 0 {
+        path(a[1])?;
+    }
+    opt::<[libc::timespec; 2]>(a[2])?;
+    host(SYS_utimensat, a)
+}
+
+pub fn statfs(_: &mut Ctx, a: A) -> Ret {
+    path(a[0])?;
+    obj::<libc::statfs>(a[1])?;
+    host(SYS_statfs, a)
+}
+
+pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    obj::<libc::statfs>(a[1])?;
+    host(SYS_fstatfs, a)
+}

@@ -1,0 +1,82 @@
+//! Memory: every mapping change goes through the address space, which keeps
+//! host mappings, km's record and the guest page tables in step.
+
+use libc::*;
+use nix::errno::Errno;
+
+use super::args::{buf, fd};
+use super::{host, Ctx, Ret};
+use crate::guest::layout::{page_up, PAGE_SIZE};
+
+type A = [u64; 6];
+
+pub fn brk(ctx: &mut Ctx, a: A) -> Ret {
+    Ok(ctx.proc.space.brk(a[0]))
+}
+
+pub fn mmap(ctx: &mut Ctx, a: A) -> Ret {
+    let flags = a[3] as i32;
+    if flags & MAP_ANONYMOUS == 0 {
+        fd(a[4])?;
+    }
+    ctx.proc.space.mmap(a[0], a[1], a[2] as i32, flags, a[4] as i32, a[5] as i64)
+}
+
+pub fn munmap(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.proc.space.munmap(a[0], a[1]).map(|_| 0)
+}
+
+pub fn mprotect(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.proc.space.mprotect(a[0], a[1], a[2] as i32).map(|_| 0)
+}
+
+pub fn mremap(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.proc.space.mremap(a[0], a[1], a[2], a[3] as i32, a[4])
+}
+
+/// A page-aligned range of payload memory, as madvise/msync/mlock take it.
+fn range(addr: u64, len: u64) -> Result<(), Errno> {
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    buf(addr, len).map_err(|_| Errno::ENOMEM)
+}
+
+pub fn madvise(_: &mut Ctx, a: A) -> Ret {
+    // Advice that only concerns the payload's own pages; never the
+    // privileged ones (HWPOISON, SOFT_OFFLINE) that act on physical memory.
+    match a[2] as i32 {
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTNEED | MADV_FREE | MADV_REMOVE
+        | MADV_DONTFORK | MADV_DOFORK | MADV_MERGEABLE | MADV_UNMERGEABLE | MADV_HUGEPAGE | MADV_NOHUGEPAGE
+        | MADV_DONTDUMP | MADV_DODUMP | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_COLD | MADV_PAGEOUT => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if a[1] == 0 {
+        return if a[0] % PAGE_SIZE == 0 { Ok(0) } else { Err(Errno::EINVAL) };
+    }
+    range(a[0], a[1])?;
+    host(SYS_madvise, a)
+}
+
+pub fn msync(_: &mut Ctx, a: A) -> Ret {
+    range(a[0], a[1])?;
+    host(SYS_msync, a)
+}
+
+pub fn mincore(_: &mut Ctx, a: A) -> Ret {
+    range(a[0], a[1])?;
+    let pages = page_up(a[1]).ok_or(Errno::EINVAL)? / PAGE_SIZE;
+    buf(a[2], pages)?;
+    host(SYS_mincore, a)
+}
+
+pub fn mlock(_: &mut Ctx, a: A) -> Ret {
+    buf(a[0], a[1]).map_err(|_| Errno::ENOMEM)?;
+    host(SYS_mlock, a)
+}
+
+pub fn munlock(_: &mut Ctx, a: A) -> Ret {
+    buf(a[0], a[1]).map_err(|_| Errno::ENOMEM)?;
+    host(SYS_munlock, a)
+}
