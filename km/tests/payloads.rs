@@ -113,6 +113,11 @@ fn mprotect_after_write_segfaults() {
 #[test]
 fn null_dereference_segfaults() {
     let out = Case::new("crash", &["null"]).check(139);
+    let km = Case::new("crash", &["null"]).run_km(&[]);
+    assert!(
+        km.stderr_text().contains("km: payload killed by SIGSEGV: page fault: read at 0x0"),
+        "km names the signal and the fault:\n{km}"
+    );
     assert_lines(&out, &["crash null"]);
 }
 

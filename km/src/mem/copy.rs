@@ -29,6 +29,8 @@ unsafe impl Pod for [u64; 2] {}
 // SAFETY: two pointer-sized integers (raw pointer fields accept any value;
 // km validates them before use).
 unsafe impl Pod for libc::iovec {}
+// SAFETY: an int and two shorts, any bit pattern is valid.
+unsafe impl Pod for libc::pollfd {}
 
 fn transfer(addr: u64, local: *mut u8, len: usize, write: bool) -> Result<(), Errno> {
     if len == 0 {
@@ -77,6 +79,10 @@ pub fn read_obj<T: Pod>(addr: u64) -> Result<T, Errno> {
 
 pub fn write_obj<T: Pod>(addr: u64, v: &T) -> Result<(), Errno> {
     transfer(addr, (v as *const T as *mut T).cast(), std::mem::size_of::<T>(), true)
+}
+
+pub fn write_slice<T: Pod>(addr: u64, v: &[T]) -> Result<(), Errno> {
+    transfer(addr, v.as_ptr() as *mut u8, std::mem::size_of_val(v), true)
 }
 
 pub fn read_slice<T: Pod>(addr: u64, out: &mut [T]) -> Result<(), Errno> {

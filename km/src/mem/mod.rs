@@ -16,8 +16,12 @@ use crate::guest::layout::{PAYLOAD_END, WINDOW_START};
 /// address range, before any host call is given the pointer. Whether each
 /// page is mapped and accessible is then for the host kernel to find out
 /// (it returns EFAULT, exactly as for a native process), because payload
-/// protections are mirrored on km's host mappings.
+/// protections are mirrored on km's host mappings. An empty range is never
+/// touched, so any address will do, as on Linux.
 pub fn check(addr: u64, len: u64) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
     let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
     if addr < WINDOW_START || end > PAYLOAD_END {
         return Err(Errno::EFAULT);
@@ -43,6 +47,8 @@ mod tests {
         assert_eq!(check(0, 1), Err(Errno::EFAULT));
         assert_eq!(check(1, 10), Err(Errno::EFAULT));
         assert_eq!(check(WINDOW_START, 0), Ok(()));
+        assert_eq!(check(0, 0), Ok(()));
+        assert_eq!(check(u64::MAX, 0), Ok(()));
         assert_eq!(check(WINDOW_START - 1, 2), Err(Errno::EFAULT));
         assert_eq!(check(PAYLOAD_END - 8, 8), Ok(()));
         assert_eq!(check(PAYLOAD_END - 8, 9), Err(Errno::EFAULT));

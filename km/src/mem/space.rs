@@ -406,6 +406,11 @@ impl AddressSpace {
         self.commit(dest, dest + new_len, prot).map_err(Errno::from)
     }
 
+    /// True if all of [start, end) is payload memory (of any protection).
+    pub fn is_mapped(&self, start: u64, end: u64) -> bool {
+        self.vmas.is_covered(start, end)
+    }
+
     /// brk(2): returns the new break, or the old one if it cannot move.
     pub fn brk(&mut self, want: u64) -> u64 {
         if want < self.brk_start || want > PAYLOAD_END {

@@ -497,3 +497,39 @@ pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
     obj::<libc::statfs>(a[1])?;
     host(SYS_fstatfs, a)
 }
+
+/// poll/ppoll on a copy of the payload's pollfd array: km's own fds are
+/// hidden from the host call and reported POLLNVAL, as unopened fds are.
+fn poll_common(nr: c_long, mut a: A) -> Ret {
+    let nfds = a[1];
+    if nfds > crate::fds::floor() as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = nfds * std::mem::size_of::<pollfd>() as u64;
+    buf(a[0], bytes)?;
+    let mut fds = vec![pollfd { fd: 0, events: 0, revents: 0 }; nfds as usize];
+    copy::read_slice(a[0], &mut fds)?;
+    let hidden: Vec<usize> =
+        (0..fds.len()).filter(|&i| !crate::fds::payload_may_use(fds[i].fd as i64)).collect();
+    for &i in &hidden {
+        fds[i].fd = -1;
+    }
+    let user = a[0];
+    a[0] = fds.as_mut_ptr() as u64;
+    let ready = host(nr, a)?;
+    for &i in &hidden {
+        fds[i].revents = POLLNVAL;
+    }
+    copy::write_slice(user, &fds)?;
+    Ok(ready + hidden.len() as u64)
+}
+
+pub fn poll(_: &mut Ctx, a: A) -> Ret {
+    poll_common(SYS_poll, a)
+}
+
+pub fn ppoll(_: &mut Ctx, a: A) -> Ret {
+    opt::<timespec>(a[2])?;
+    opt::<u64>(a[3])?;
+    poll_common(SYS_ppoll, a)
+}

@@ -34,16 +34,22 @@ pub fn mremap(ctx: &mut Ctx, a: A) -> Ret {
     ctx.proc.space.mremap(a[0], a[1], a[2], a[3] as i32, a[4])
 }
 
-/// A page-aligned range of payload memory, as madvise/msync/mlock take it.
-fn range(addr: u64, len: u64) -> Result<(), Errno> {
+/// A page-aligned range of payload memory, as madvise/msync/mincore/mlock
+/// take it: EINVAL if misaligned, ENOMEM unless every page is mapped.
+fn mapped_range(ctx: &Ctx, addr: u64, len: u64) -> Result<(), Errno> {
     if addr % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
-    let len = page_up(len).ok_or(Errno::EINVAL)?;
-    buf(addr, len).map_err(|_| Errno::ENOMEM)
+    let end = addr.checked_add(len).and_then(page_up).ok_or(Errno::ENOMEM)?;
+    buf(addr, end - addr).map_err(|_| Errno::ENOMEM)?;
+    if ctx.proc.space.is_mapped(addr, end) {
+        Ok(())
+    } else {
+        Err(Errno::ENOMEM)
+    }
 }
 
-pub fn madvise(_: &mut Ctx, a: A) -> Ret {
+pub fn madvise(ctx: &mut Ctx, a: A) -> Ret {
     // Advice that only concerns the payload's own pages; never the
     // privileged ones (HWPOISON, SOFT_OFFLINE) that act on physical memory.
     match a[2] as i32 {
@@ -55,28 +61,30 @@ pub fn madvise(_: &mut Ctx, a: A) -> Ret {
     if a[1] == 0 {
         return if a[0] % PAGE_SIZE == 0 { Ok(0) } else { Err(Errno::EINVAL) };
     }
-    range(a[0], a[1])?;
+    mapped_range(ctx, a[0], a[1])?;
     host(SYS_madvise, a)
 }
 
-pub fn msync(_: &mut Ctx, a: A) -> Ret {
-    range(a[0], a[1])?;
+pub fn msync(ctx: &mut Ctx, a: A) -> Ret {
+    mapped_range(ctx, a[0], a[1])?;
     host(SYS_msync, a)
 }
 
-pub fn mincore(_: &mut Ctx, a: A) -> Ret {
-    range(a[0], a[1])?;
-    let pages = page_up(a[1]).ok_or(Errno::EINVAL)? / PAGE_SIZE;
+pub fn mincore(ctx: &mut Ctx, a: A) -> Ret {
+    mapped_range(ctx, a[0], a[1])?;
+    let pages = page_up(a[1]).ok_or(Errno::ENOMEM)? / PAGE_SIZE;
     buf(a[2], pages)?;
     host(SYS_mincore, a)
 }
 
-pub fn mlock(_: &mut Ctx, a: A) -> Ret {
-    buf(a[0], a[1]).map_err(|_| Errno::ENOMEM)?;
+pub fn mlock(ctx: &mut Ctx, a: A) -> Ret {
+    let start = a[0] & !(PAGE_SIZE - 1);
+    mapped_range(ctx, start, a[1] + (a[0] - start))?;
     host(SYS_mlock, a)
 }
 
-pub fn munlock(_: &mut Ctx, a: A) -> Ret {
-    buf(a[0], a[1]).map_err(|_| Errno::ENOMEM)?;
+pub fn munlock(ctx: &mut Ctx, a: A) -> Ret {
+    let start = a[0] & !(PAGE_SIZE - 1);
+    mapped_range(ctx, start, a[1] + (a[0] - start))?;
     host(SYS_munlock, a)
 }

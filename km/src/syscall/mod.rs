@@ -46,6 +46,7 @@ pub struct Process {
     pub exe: PathBuf,
     pub strict: bool,
     reported: HashSet<u64>,
+    reported_features: HashSet<&'static str>,
     pub tid_address: u64,
     pub limits: process::Limits,
 }
@@ -58,6 +59,7 @@ impl Process {
             exe,
             strict,
             reported: HashSet::new(),
+            reported_features: HashSet::new(),
             tid_address: 0,
             limits: process::Limits::new(),
         }
@@ -101,6 +103,18 @@ fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
     }
     if ctx.proc.strict {
         ctx.exit = Some(ExitStatus::Signal(Signal::SIGSYS, format!("unimplemented syscall {nr} in strict mode")));
+    }
+    Err(Errno::ENOSYS)
+}
+
+/// ENOSYS for a call km knows but cannot yet serve in this form, reported
+/// once per feature; fatal in strict mode like an unimplemented call.
+fn unimplemented_feature(ctx: &mut Ctx, what: &'static str) -> Ret {
+    if ctx.proc.reported_features.insert(what) {
+        crate::diag::line(format_args!("not implemented yet: {what}"));
+    }
+    if ctx.proc.strict {
+        ctx.exit = Some(ExitStatus::Signal(Signal::SIGSYS, format!("{what} in strict mode")));
     }
     Err(Errno::ENOSYS)
 }
@@ -197,6 +211,8 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_statfs => files::statfs,
         SYS_fstatfs => files::fstatfs,
         SYS_sendfile => files::sendfile,
+        SYS_poll => files::poll,
+        SYS_ppoll => files::ppoll,
         // memory
         SYS_brk => memory::brk,
         SYS_mmap => memory::mmap,
@@ -248,6 +264,9 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_rt_sigaction => signals::rt_sigaction,
         SYS_rt_sigprocmask => signals::rt_sigprocmask,
         SYS_sigaltstack => signals::sigaltstack,
+        SYS_kill => signals::kill,
+        SYS_tkill => signals::tkill,
+        SYS_tgkill => signals::tgkill,
         _ => return None,
     })
 }

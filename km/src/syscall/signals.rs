@@ -5,7 +5,8 @@
 use nix::errno::Errno;
 
 use super::args::opt;
-use super::{Ctx, Ret};
+use super::{host, Ctx, ExitStatus, Ret};
+use nix::sys::signal::Signal;
 use crate::mem::copy;
 
 type A = [u64; 6];
@@ -143,4 +144,61 @@ pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
         copy::write_obj(old, &previous)?;
     }
     Ok(0)
+}
+
+const SIG_IGN: u64 = 1;
+
+/// A signal sent by the payload to itself. Dispositions that need no
+/// delivery into the guest are carried out: default-terminate ends the
+/// payload with the signal, ignored and blocked signals are dropped.
+/// Handlers cannot run yet, so a handled signal is reported like an
+/// unimplemented call.
+fn to_self(ctx: &mut Ctx, sig: u64) -> Ret {
+    if sig == 0 {
+        return Ok(0);
+    }
+    if sig > NSIG {
+        return Err(Errno::EINVAL);
+    }
+    let signo = sig as i32;
+    let action = ctx.proc.signals.action(signo);
+    let blocked = ctx.proc.signals.mask & (1 << (sig - 1)) != 0;
+    let default_ignored = matches!(signo, libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT);
+    if action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignored) || blocked {
+        return Ok(0);
+    }
+    if action.handler == SIG_DFL {
+        // Stop signals have no stopped state to enter in km yet; real-time
+        // signals without a Signal value terminate like SIGKILL would.
+        let signal = Signal::try_from(signo).unwrap_or(Signal::SIGKILL);
+        ctx.exit = Some(ExitStatus::Signal(signal, String::new()));
+        return Ok(0);
+    }
+    super::unimplemented_feature(ctx, "delivery of a signal to a handler")
+}
+
+fn is_self(pid: i32) -> bool {
+    pid == std::process::id() as i32
+}
+
+pub fn kill(ctx: &mut Ctx, a: A) -> Ret {
+    let pid = a[0] as i32;
+    if pid == 0 || is_self(pid) {
+        return to_self(ctx, a[1]);
+    }
+    host(libc::SYS_kill, a)
+}
+
+pub fn tkill(ctx: &mut Ctx, a: A) -> Ret {
+    if is_self(a[0] as i32) {
+        return to_self(ctx, a[1]);
+    }
+    Err(Errno::ESRCH)
+}
+
+pub fn tgkill(ctx: &mut Ctx, a: A) -> Ret {
+    if is_self(a[0] as i32) && is_self(a[1] as i32) {
+        return to_self(ctx, a[2]);
+    }
+    Err(Errno::ESRCH)
 }
