@@ -38,7 +38,7 @@ pub(crate) struct Vcpu {
 
 impl Vcpu {
     pub(crate) fn new(id: u32, vm: Arc<Vm>) -> Result<Arc<Self>> {
-        let run = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        let run = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
         // RFLAGS bit 1 is reserved and reads as one, as KVM's reset state.
         let regs = KvmRegs {
             rflags: 0x2,
@@ -51,7 +51,7 @@ impl Vcpu {
                 run,
                 regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default() }),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 }
@@ -102,8 +102,9 @@ impl FdObject for Vcpu {
         if pgoff != 0 || vma.end() - vma.start() != MMAP_SIZE {
             return Err(EINVAL);
         }
-        // Data, never code; and a fork()ed child must not share it.
-        vma.try_clear_mayexec()?;
+        // Never executable: the anon-inode mount is noexec, so mmap() has
+        // already refused PROT_EXEC and cleared VM_MAYEXEC. A fork()ed child
+        // must not share the page.
         vma.set_dontcopy();
         vma.set_dontexpand();
         vma.set_mixedmap().vm_insert_page(vma.start(), &self.run)

@@ -57,6 +57,8 @@ pub(crate) struct Vm {
 }
 
 impl Vm {
+    /// Everything a VM allocates is charged to the caller's memory cgroup
+    /// (`GFP_KERNEL_ACCOUNT`), as KVM does.
     pub(crate) fn new() -> Result<Arc<Self>> {
         let mm: ARef<Mm> = match kernel::current!().mm() {
             Some(mm) => ARef::from(&**mm),
@@ -68,7 +70,7 @@ impl Vm {
                 mm,
                 state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new() }),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
@@ -137,7 +139,7 @@ impl Vm {
         };
         match existing {
             Some(i) => st.slots[i] = slot,
-            None => st.slots.push(slot, GFP_KERNEL)?,
+            None => st.slots.push(slot, GFP_KERNEL_ACCOUNT)?,
         }
         Ok(())
     }
@@ -154,7 +156,7 @@ impl Vm {
         }
         let vcpu = Vcpu::new(id, this.into())?;
         // vCPU ids stay taken for the VM's life, as in KVM.
-        st.vcpu_ids.push(id, GFP_KERNEL)?;
+        st.vcpu_ids.push(id, GFP_KERNEL_ACCOUNT)?;
         fd::install(vcpu).inspect_err(|_| {
             st.vcpu_ids.pop();
         })

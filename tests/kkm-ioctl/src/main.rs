@@ -139,6 +139,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::ENODEV => "ENODEV",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EWOULDBLOCK => "EWOULDBLOCK",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
         _ => "errno",
     }
 }
@@ -383,11 +385,18 @@ fn vcpu_mmap(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
         libc::EINVAL,
     );
     let exec = libc::PROT_READ | libc::PROT_EXEC;
+    // The anon-inode mount is noexec: mmap refuses PROT_EXEC and clears
+    // VM_MAYEXEC, so the mapping can never become executable.
     t.errno(
         "mmap of vCPU, executable",
         map(PAGE, exec, libc::MAP_SHARED, fd, 0),
-        libc::EINVAL,
+        libc::EPERM,
     );
+    let run = std::ptr::from_mut(vcpu.get_kvm_run()).cast::<libc::c_void>();
+    // SAFETY: asks to change the protection of kvm-ioctls' own kvm_run
+    // mapping, which stays mapped either way.
+    let r = sys(unsafe { libc::mprotect(run, PAGE, exec) }.into());
+    t.errno("mprotect of kvm_run to executable", r, libc::EACCES);
     t.errno(
         "mmap of VM fd",
         map(PAGE, rw, libc::MAP_SHARED, vm.as_raw_fd(), 0),
