@@ -14,6 +14,7 @@ use kernel::{
 /// KVM's cap on entries (KVM_MAX_CPUID_ENTRIES); larger requests are
 /// clamped, as KVM does.
 const MAX_ENTRIES: usize = 256;
+const INDEXED: u32 = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
 /// Most subleaves read from one leaf; real CPUs stay far below.
 const MAX_SUBLEAVES: u32 = 64;
 
@@ -59,41 +60,43 @@ fn entry(leaf: u32, index: u32, flags: u32) -> KvmCpuidEntry2 {
 }
 
 fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
-    let indexed = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
     match subleaves(leaf) {
         Subleaves::None => out.push(entry(leaf, 0, 0), GFP_KERNEL)?,
-        Subleaves::FirstIndexed => out.push(entry(leaf, 0, indexed), GFP_KERNEL)?,
+        Subleaves::FirstIndexed => out.push(entry(leaf, 0, INDEXED), GFP_KERNEL)?,
         Subleaves::MaxInEax => {
-            let first = entry(leaf, 0, indexed);
-            let last = first.eax.min(MAX_SUBLEAVES - 1);
-            out.push(first, GFP_KERNEL)?;
-            for i in 1..=last {
-                out.push(entry(leaf, i, indexed), GFP_KERNEL)?;
+            let last = entry(leaf, 0, INDEXED).eax.min(MAX_SUBLEAVES - 1);
+            for i in 0..=last {
+                out.push(entry(leaf, i, INDEXED), GFP_KERNEL)?;
             }
         }
-        Subleaves::UntilCacheType0 | Subleaves::UntilLevelType0 => {
-            let cache = matches!(subleaves(leaf), Subleaves::UntilCacheType0);
-            for i in 0..MAX_SUBLEAVES {
-                let e = entry(leaf, i, indexed);
-                let last = if cache {
-                    e.eax & 0x1f == 0
-                } else {
-                    (e.ecx >> 8) & 0xff == 0
-                };
-                if last && i > 0 {
-                    break;
-                }
-                out.push(e, GFP_KERNEL)?;
-            }
-        }
+        Subleaves::UntilCacheType0 => push_until(out, leaf, |e| e.eax & 0x1f == 0)?,
+        Subleaves::UntilLevelType0 => push_until(out, leaf, |e| (e.ecx >> 8) & 0xff == 0)?,
         Subleaves::Xsave => {
             for i in 0..MAX_SUBLEAVES {
-                let e = entry(leaf, i, indexed);
+                let e = entry(leaf, i, INDEXED);
                 if i < 2 || e.eax != 0 {
                     out.push(e, GFP_KERNEL)?;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Subleaf 0 and those after it up to, not including, the first for which
+/// `end` holds.
+fn push_until(
+    out: &mut KVec<KvmCpuidEntry2>,
+    leaf: u32,
+    end: impl Fn(&KvmCpuidEntry2) -> bool,
+) -> Result {
+    out.push(entry(leaf, 0, INDEXED), GFP_KERNEL)?;
+    for i in 1..MAX_SUBLEAVES {
+        let e = entry(leaf, i, INDEXED);
+        if end(&e) {
+            break;
+        }
+        out.push(e, GFP_KERNEL)?;
     }
     Ok(())
 }

@@ -69,19 +69,23 @@ struct KkmModule {
 
 impl kernel::InPlaceModule for KkmModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let params_ok = (1..=MAX_VCPUS_LIMIT).contains(&max_vcpus())
-            && (1..=MAX_MEMSLOTS_LIMIT).contains(&max_memslots());
-        if !params_ok {
-            pr_err!(
-                "max_vcpus must be 1-{}, max_memslots 1-{}\n",
-                MAX_VCPUS_LIMIT,
-                MAX_MEMSLOTS_LIMIT
-            );
-        }
-        try_pin_init!(Self {
-            _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kkm" }),
+        // Parameters are checked before /dev/kkm exists, so a bad value
+        // never gives user space a device to open.
+        pin_init::pin_init_scope(|| {
+            if !(1..=MAX_VCPUS_LIMIT).contains(&max_vcpus())
+                || !(1..=MAX_MEMSLOTS_LIMIT).contains(&max_memslots())
+            {
+                pr_err!(
+                    "max_vcpus must be 1-{}, max_memslots 1-{}\n",
+                    MAX_VCPUS_LIMIT,
+                    MAX_MEMSLOTS_LIMIT
+                );
+                return Err(EINVAL);
+            }
+            Ok(try_pin_init!(Self {
+                _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kkm" }),
+            }))
         })
-        .pin_chain(move |_| if params_ok { Ok(()) } else { Err(EINVAL) })
     }
 }
 
