@@ -44,14 +44,15 @@ module! {
         },
         max_memslots: u32 {
             default: 32,
-            description: "Memory slots per VM (1-32768); slot ids must be below it",
+            description: "Memory slots per VM (1-32764); slot ids must be below it",
         },
     },
 }
 
-/// Bounds of the module parameters, checked at load: KVM's own limits.
+/// Bounds of the module parameters, checked at load: x86 KVM's own limits
+/// (KVM_MAX_VCPUS with MAXSMP, KVM_USER_MEM_SLOTS).
 const MAX_VCPUS_LIMIT: u32 = 4096;
-const MAX_MEMSLOTS_LIMIT: u32 = 32768;
+const MAX_MEMSLOTS_LIMIT: u32 = 32764;
 
 pub(crate) fn max_vcpus() -> u32 {
     module_parameters::max_vcpus.value()
