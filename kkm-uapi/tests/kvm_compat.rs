@@ -107,6 +107,7 @@ fn constants_equal_kvm() {
     assert_eq!(k::KVM_SYNC_X86_SREGS, b::KVM_SYNC_X86_SREGS as u64);
     assert_eq!(k::KVM_MEM_LOG_DIRTY_PAGES, b::KVM_MEM_LOG_DIRTY_PAGES);
     assert_eq!(k::KVM_MEM_READONLY, b::KVM_MEM_READONLY);
+    assert_eq!(k::KVM_CPUID_FLAG_SIGNIFCANT_INDEX, b::KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
 }
 
 /// Size of each struct, then the offset of every field, against kvm-bindings.
