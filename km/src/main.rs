@@ -4,18 +4,19 @@ mod device;
 mod diag;
 mod fds;
 mod guest;
+mod kick;
 mod loader;
 mod mem;
+mod process;
+mod signal;
 mod syscall;
+mod thread;
 mod vm;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
-use nix::sys::signal::Signal;
-
-use syscall::ExitStatus;
 
 /// Run an unmodified static x86-64 Linux program in its own minimal VM.
 ///
@@ -68,44 +69,24 @@ fn init_tracing(cli: &Cli) {
         .init();
 }
 
-/// Ends km the way the payload ended: same exit code, or death by the
-/// same signal (without a core dump of km itself).
-fn finish(status: ExitStatus) -> ! {
-    match status {
-        ExitStatus::Code(code) => std::process::exit(code),
-        ExitStatus::Signal(sig, why) => {
-            if !why.is_empty() {
-                diag::line(format_args!("payload killed by {}: {why}", sig.as_str()));
-            }
-            let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: plain libc calls on km's own process state, made as km
-            // ends: no core, default action, signal unblocked, then raised.
-            unsafe {
-                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-                libc::signal(sig as i32, libc::SIG_DFL);
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, sig as i32);
-                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-                libc::raise(sig as i32);
-            }
-            // Only reached for a signal whose default action is not fatal.
-            std::process::exit(128 + sig as i32)
-        }
-    }
-}
-
 fn main() {
+    // Before any other thread exists, so that all of them inherit it: host
+    // signals for the payload wait for the forwarding thread.
+    signal::forward::block_in_this_thread();
     let cli = Cli::parse();
     if let Err(e) = fds::init().and_then(|_| diag::init().map_err(Into::into)) {
         eprintln!("km: {e}");
         std::process::exit(1);
     }
     init_tracing(&cli);
-    // Writes to a closed pipe come back as EPIPE; km applies the payload's
-    // own SIGPIPE disposition (see syscall::dispatch).
+    // Writes to a closed pipe come back as EPIPE; km raises the payload's
+    // own SIGPIPE (see syscall::dispatch).
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if let Err(e) = kick::install() {
+        diag::line(format_args!("cannot install the vCPU kick handler: {e}"));
+        std::process::exit(1);
+    }
 
     let name = PathBuf::from(&cli.command[0]);
     let program = vm::find_program(&name);
@@ -124,18 +105,16 @@ fn main() {
             .collect(),
         strict: cli.strict,
     };
-    let (mut proc, mut vcpu) = match vm::start(&opts) {
-        Ok(v) => v,
+    let first = match vm::start(&opts) {
+        Ok(t) => t,
         Err(e) => {
             diag::line(format_args!("{e:#}"));
             std::process::exit(e.exit_code());
         }
     };
-    match vm::run(&mut proc, &mut *vcpu) {
-        Ok(status) => finish(status),
-        Err(e) => {
-            diag::line(format_args!("{e:#}"));
-            finish(ExitStatus::Signal(Signal::SIGKILL, String::new()))
-        }
+    if let Err(e) = signal::forward::start(first.proc.clone()) {
+        diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
+        std::process::exit(1);
     }
+    first.run();
 }

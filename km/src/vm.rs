@@ -1,5 +1,5 @@
 //! One payload in one VM: build it (device, memory, tables, image, stack,
-//! vCPU), then run it, serving its system calls, until it ends.
+//! first vCPU), ready for its first thread to run.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use nix::sys::signal::Signal;
+use kvm_bindings::kvm_regs;
 
-use crate::device::{self, DeviceChoice, Exit, Fault, Hypervisor, Vcpu};
-use crate::guest::cpu::{self, CpuModel, SyscallReturn};
+use crate::device::{self, DeviceChoice, Hypervisor};
+use crate::guest::cpu::{self, CpuModel};
 use crate::guest::layout::{page_up, GIB, MIB, STACK_TOP};
 use crate::loader::{elf, stack};
 use crate::mem::{copy, AddressSpace};
-use crate::syscall::{self, Ctx, ExitStatus, Process};
+use crate::process::Process;
+use crate::thread::Thread;
 
 /// What to run and how.
 pub struct Options {
@@ -66,8 +67,9 @@ fn aux_ids() -> (u64, u64, u64, u64) {
     unsafe { (libc::getuid().into(), libc::geteuid().into(), libc::getgid().into(), libc::getegid().into()) }
 }
 
-/// Creates the VM with the payload loaded and its vCPU at the entry point.
-pub fn start(opts: &Options) -> Result<(Process, Box<dyn Vcpu>), StartError> {
+/// Creates the VM with the payload loaded and its first thread's vCPU at
+/// the entry point.
+pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&opts.device)?);
     tracing::info!(target: "device", "using {:?} ({:?})", opts.device, hv.flavor());
     let model = CpuModel::new(hv.supported_cpuid().context("reading the device's CPUID")?);
@@ -106,11 +108,15 @@ pub fn start(opts: &Options) -> Result<(Process, Box<dyn Vcpu>), StartError> {
     let brk_start = page_up(image.end()).expect("image end checked by the loader");
     space.set_layout(brk_start, stack_base - 128 * MIB);
 
-    let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
-    cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root(), image.entry, initial.sp)
-        .context("setting up the vCPU")?;
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
-    Ok((Process::new(space, exe, opts.strict), vcpu))
+    let root = space.page_table_root();
+    let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
+    let (id, mut vcpu, _) = proc.take_vcpu().context("creating the vCPU")?;
+    let regs = kvm_regs { rip: image.entry, rsp: initial.sp, ..Default::default() };
+    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, true)
+        .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
+        .context("setting up the vCPU")?;
+    Ok(Thread::first(proc, id, vcpu))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
@@ -121,79 +127,6 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
-}
-
-/// Runs the payload to its end.
-pub fn run(proc: &mut Process, vcpu: &mut dyn Vcpu) -> anyhow::Result<ExitStatus> {
-    let mut syscall_return = None;
-    loop {
-        match vcpu.run()? {
-            Exit::Syscall => {
-                let how = match syscall_return {
-                    Some(how) => how,
-                    None => *syscall_return.insert(SyscallReturn::from_pad_cs(vcpu.sregs()?.cs.selector)),
-                };
-                let mut regs = vcpu.regs()?;
-                let args = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
-                let mut ctx = Ctx { proc: &mut *proc, vcpu: &mut *vcpu, exit: None };
-                let ret = syscall::dispatch(&mut ctx, regs.rax, args);
-                if let Some(status) = ctx.exit {
-                    return Ok(status);
-                }
-                regs.rax = ret;
-                match how {
-                    SyscallReturn::Direct => {
-                        regs.rip = regs.rcx;
-                        regs.rflags = cpu::resume_rflags(regs.r11);
-                    }
-                    SyscallReturn::Sysret => {
-                        regs.rip = cpu::PAD_SYSRET;
-                        regs.r11 = cpu::resume_rflags(regs.r11);
-                    }
-                }
-                vcpu.set_regs(&regs)?;
-            }
-            Exit::Fault(f) => return Ok(ExitStatus::Signal(fault_signal(f.vector), describe(&f))),
-            Exit::Interrupted => {}
-            // `hlt` is privileged: at user level it is a #GP, so SIGSEGV.
-            Exit::Halt => return Ok(ExitStatus::Signal(Signal::SIGSEGV, "hlt instruction".into())),
-            Exit::Broken(why) => return Ok(ExitStatus::Signal(Signal::SIGSEGV, why)),
-        }
-    }
-}
-
-/// The signal Linux sends for a CPU exception in user mode.
-pub fn fault_signal(vector: u8) -> Signal {
-    match vector {
-        0 | 16 | 19 => Signal::SIGFPE,
-        1 | 3 => Signal::SIGTRAP,
-        6 => Signal::SIGILL,
-        11 | 12 | 17 => Signal::SIGBUS,
-        _ => Signal::SIGSEGV,
-    }
-}
-
-fn describe(f: &Fault) -> String {
-    let what = match f.vector {
-        0 => "divide error".to_string(),
-        1 => "debug trap".to_string(),
-        3 => "breakpoint".to_string(),
-        6 => "invalid opcode".to_string(),
-        13 => "general protection fault".to_string(),
-        14 => {
-            let access = if f.error_code & 0x10 != 0 {
-                "execute"
-            } else if f.error_code & 2 != 0 {
-                "write"
-            } else {
-                "read"
-            };
-            let why = if f.error_code & 1 != 0 { "protection violation" } else { "unmapped address" };
-            format!("page fault: {access} at {:#x} ({why})", f.addr)
-        }
-        v => format!("CPU exception {v} (error code {:#x})", f.error_code),
-    };
-    format!("{what} at rip {:#x}", f.rip)
 }
 
 /// Resolves PROGRAM as execvp would: a name without '/' is looked up in
@@ -208,25 +141,4 @@ pub fn find_program(name: &Path) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| name.to_path_buf())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn faults_map_to_linux_signals() {
-        assert_eq!(fault_signal(0), Signal::SIGFPE);
-        assert_eq!(fault_signal(6), Signal::SIGILL);
-        assert_eq!(fault_signal(13), Signal::SIGSEGV);
-        assert_eq!(fault_signal(14), Signal::SIGSEGV);
-        assert_eq!(fault_signal(3), Signal::SIGTRAP);
-        assert_eq!(fault_signal(17), Signal::SIGBUS);
-    }
-
-    #[test]
-    fn page_fault_description() {
-        let f = Fault { vector: 14, error_code: 6, addr: 0x1000, rip: 0x401000 };
-        assert_eq!(describe(&f), "page fault: write at 0x1000 (unmapped address) at rip 0x401000");
-    }
 }

@@ -121,26 +121,16 @@ impl KvmVcpu {
     fn fault_from_stub(&mut self) -> Result<Exit> {
         let rsp = self.regs()?.rsp;
         let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
-        let mut frame = [0u64; 3];
-        if rsp < monitor::IST || rsp + 24 > ist_end || copy::read_u64s(rsp, &mut frame).is_err() {
+        let mut frame = [0u64; 6];
+        if rsp < monitor::IST || rsp + 48 > ist_end || copy::read_u64s(rsp, &mut frame).is_err() {
             return Ok(Exit::Broken(format!("fault report with a stack outside the IST area ({rsp:#x})")));
         }
         let addr = self.sregs()?.cr2;
-        Ok(Exit::Fault(Fault { vector: frame[0] as u8, error_code: frame[1], addr, rip: frame[2] }))
+        let [vector, error_code, rip, _cs, rflags, rsp] = frame;
+        Ok(Exit::Fault(Fault { vector: vector as u8, error_code, addr, rip, rsp, rflags }))
     }
 
-    fn fault_from_exception(&mut self) -> Result<Exit> {
-        // SAFETY: exit_reason is KVM_EXIT_EXCEPTION, so `ex` is the union
-        // member the device filled in.
-        let ex = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.ex };
-        let addr = self.sregs()?.cr2;
-        let rip = self.regs()?.rip;
-        Ok(Exit::Fault(Fault { vector: ex.exception as u8, error_code: ex.error_code.into(), addr, rip }))
-    }
-}
-
-impl Vcpu for KvmVcpu {
-    fn run(&mut self) -> Result<Exit> {
+    fn run_once(&mut self) -> Result<Exit> {
         let exit = match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_SYSCALL_PORT => return Ok(Exit::Syscall),
             Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_FAULT_PORT && self.flavor == Flavor::Kvm => {
@@ -169,6 +159,31 @@ impl Vcpu for KvmVcpu {
         };
         Ok(exit)
     }
+
+    fn fault_from_exception(&mut self) -> Result<Exit> {
+        // SAFETY: exit_reason is KVM_EXIT_EXCEPTION, so `ex` is the union
+        // member the device filled in.
+        let ex = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.ex };
+        let addr = self.sregs()?.cr2;
+        let regs = self.regs()?;
+        Ok(Exit::Fault(Fault {
+            vector: ex.exception as u8,
+            error_code: ex.error_code.into(),
+            addr,
+            rip: regs.rip,
+            rsp: regs.rsp,
+            rflags: regs.rflags,
+        }))
+    }
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<Exit> {
+        let exit = self.run_once();
+        self.fd.set_kvm_immediate_exit(0);
+        exit
+    }
+
 
     fn regs(&mut self) -> Result<kvm_regs> {
         if self.sync_regs {
@@ -222,5 +237,17 @@ impl Vcpu for KvmVcpu {
             self.fd.set_xcrs(&xcrs).map_err(ioctl_err("KVM_SET_XCRS"))?;
         }
         Ok(())
+    }
+
+    fn fpu(&mut self) -> Result<kvm_fpu> {
+        self.fd.get_fpu().map_err(ioctl_err("KVM_GET_FPU"))
+    }
+
+    fn set_fpu(&mut self, fpu: &kvm_fpu) -> Result<()> {
+        self.fd.set_fpu(fpu).map_err(ioctl_err("KVM_SET_FPU"))
+    }
+
+    fn immediate_exit(&mut self) -> *mut u8 {
+        &mut self.fd.get_kvm_run().immediate_exit
     }
 }

@@ -9,7 +9,7 @@ pub mod select;
 pub use kvm::KvmDevice;
 pub use select::{open, DeviceChoice};
 
-use kvm_bindings::{kvm_regs, kvm_sregs, CpuId};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, CpuId};
 
 /// Which device family is behind the fd; kkm answers its identity ioctl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +40,11 @@ pub struct Fault {
     pub error_code: u64,
     /// CR2: the faulting address for #PF.
     pub addr: u64,
-    /// Where the payload was when the fault hit.
+    /// Where the payload was when the fault hit: instruction, stack and
+    /// flags.
     pub rip: u64,
+    pub rsp: u64,
+    pub rflags: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,4 +88,10 @@ pub trait Vcpu: Send {
     /// Resets x87/SSE state to the values Linux gives a new process, and
     /// enables the XSAVE components in `xcr0`.
     fn init_fpu(&mut self, xcr0: u64) -> Result<()>;
+    fn fpu(&mut self) -> Result<kvm_fpu>;
+    fn set_fpu(&mut self, fpu: &kvm_fpu) -> Result<()>;
+    /// The kvm_run `immediate_exit` byte: set asynchronously (by a signal
+    /// handler) to make the next or current `run` return `Interrupted`;
+    /// `run` clears it.
+    fn immediate_exit(&mut self) -> *mut u8;
 }

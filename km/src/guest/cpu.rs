@@ -226,17 +226,13 @@ impl CpuModel {
     }
 }
 
-/// Puts vCPU `id` in long mode on km's tables, ready to enter the payload
-/// at CPL3 at `entry` with stack `rsp`.
-pub fn init_vcpu(
-    vcpu: &mut dyn Vcpu,
-    id: u32,
-    model: &CpuModel,
-    cr3: u64,
-    entry: u64,
-    rsp: u64,
-) -> device::Result<()> {
-    vcpu.set_cpuid(&model.cpuid)?;
+/// Puts vCPU `id` in long mode on km's tables at CPL3, with a clean FPU;
+/// `fresh` is false for a vCPU reused from a thread that ended, whose
+/// CPUID KVM no longer lets change.
+pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64, fresh: bool) -> device::Result<()> {
+    if fresh {
+        vcpu.set_cpuid(&model.cpuid)?;
+    }
     let mut sregs: kvm_sregs = vcpu.sregs()?;
     let code = user_segment(USER_CODE_SEL, true);
     let data = user_segment(USER_DATA_SEL, false);
@@ -268,8 +264,25 @@ pub fn init_vcpu(
         (MSR_CSTAR, monitor::CODE),
         (MSR_SFMASK, SFMASK),
     ])?;
-    vcpu.init_fpu(if model.has_xsave() { model.xcr0 } else { 0 })?;
-    vcpu.set_regs(&kvm_regs { rip: entry, rsp, rflags: RFLAGS_RESERVED, ..Default::default() })
+    vcpu.init_fpu(if model.has_xsave() { model.xcr0 } else { 0 })
+}
+
+/// Gives an initialised vCPU a thread's registers and FS/GS bases.
+pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_base: u64) -> device::Result<()> {
+    let mut sregs = vcpu.sregs()?;
+    sregs.fs.base = fs_base;
+    sregs.gs.base = gs_base;
+    vcpu.set_sregs(&sregs)?;
+    vcpu.set_regs(&kvm_regs { rflags: regs.rflags | RFLAGS_RESERVED, ..*regs })
+}
+
+/// Puts the vCPU's code and stack segments back to the payload's (from a
+/// fault stub, or the pad at CPL0), so the next entry runs at CPL3.
+pub fn enter_user_mode(vcpu: &mut dyn Vcpu) -> device::Result<()> {
+    let mut sregs = vcpu.sregs()?;
+    sregs.cs = user_segment(USER_CODE_SEL, true);
+    sregs.ss = user_segment(USER_DATA_SEL, false);
+    vcpu.set_sregs(&sregs)
 }
 
 /// How the pad gets back to the payload, found out at the first syscall.

@@ -406,6 +406,11 @@ impl AddressSpace {
         self.commit(dest, dest + new_len, prot).map_err(Errno::from)
     }
 
+    /// The protection of the payload page at `addr`, if mapped.
+    pub fn prot_at(&self, addr: u64) -> Option<i32> {
+        self.vmas.at(addr).map(|(_, v)| v.prot)
+    }
+
     /// True if all of [start, end) is payload memory (of any protection).
     pub fn is_mapped(&self, start: u64, end: u64) -> bool {
         self.vmas.is_covered(start, end)

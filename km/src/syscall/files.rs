@@ -8,7 +8,7 @@ use libc::*;
 use nix::errno::Errno;
 
 use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
-use super::{host, Ctx, Ret};
+use super::{host, Ctx, Restart, Ret};
 use crate::mem::copy;
 
 type A = [u64; 6];
@@ -19,33 +19,33 @@ const F_GETSIG: i32 = 11;
 
 const IOV_MAX: u64 = 1024;
 
-pub fn read(_: &mut Ctx, a: A) -> Ret {
+pub fn read(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    host(SYS_read, a)
+    ctx.blocking(SYS_read, a, Restart::IfSaRestart)
 }
 
-pub fn write(_: &mut Ctx, a: A) -> Ret {
+pub fn write(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    host(SYS_write, a)
+    ctx.blocking(SYS_write, a, Restart::IfSaRestart)
 }
 
-pub fn pread64(_: &mut Ctx, a: A) -> Ret {
+pub fn pread64(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    host(SYS_pread64, a)
+    ctx.blocking(SYS_pread64, a, Restart::IfSaRestart)
 }
 
-pub fn pwrite64(_: &mut Ctx, a: A) -> Ret {
+pub fn pwrite64(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    host(SYS_pwrite64, a)
+    ctx.blocking(SYS_pwrite64, a, Restart::IfSaRestart)
 }
 
 /// Copies and checks the payload's iovec array, then runs `nr` with km's
 /// copy in place of the payload's pointer (argument 1).
-fn vectored(nr: c_long, mut a: A) -> Ret {
+fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     fd(a[0])?;
     let count = a[2];
     if count > IOV_MAX {
@@ -60,42 +60,42 @@ fn vectored(nr: c_long, mut a: A) -> Ret {
         rw_buf(v.iov_base as u64, v.iov_len as u64)?;
     }
     a[1] = iov.as_ptr() as u64;
-    host(nr, a)
+    ctx.blocking(nr, a, Restart::IfSaRestart)
 }
 
-pub fn readv(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_readv, a)
+pub fn readv(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_readv, a)
 }
 
-pub fn writev(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_writev, a)
+pub fn writev(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_writev, a)
 }
 
-pub fn preadv(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_preadv, a)
+pub fn preadv(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_preadv, a)
 }
 
-pub fn pwritev(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_pwritev, a)
+pub fn pwritev(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_pwritev, a)
 }
 
-pub fn preadv2(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_preadv2, a)
+pub fn preadv2(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_preadv2, a)
 }
 
-pub fn pwritev2(_: &mut Ctx, a: A) -> Ret {
-    vectored(SYS_pwritev2, a)
+pub fn pwritev2(ctx: &mut Ctx, a: A) -> Ret {
+    vectored(ctx, SYS_pwritev2, a)
 }
 
-pub fn open(_: &mut Ctx, a: A) -> Ret {
+pub fn open(ctx: &mut Ctx, a: A) -> Ret {
     path(a[0])?;
-    new_fd(host(SYS_open, a))
+    new_fd(ctx.blocking(SYS_open, a, Restart::IfSaRestart))
 }
 
-pub fn openat(_: &mut Ctx, a: A) -> Ret {
+pub fn openat(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     path(a[1])?;
-    new_fd(host(SYS_openat, a))
+    new_fd(ctx.blocking(SYS_openat, a, Restart::IfSaRestart))
 }
 
 pub fn creat(_: &mut Ctx, a: A) -> Ret {
@@ -194,7 +194,7 @@ fn readlink_common(ctx: &mut Ctx, nr: c_long, a: A, path_arg: usize) -> Ret {
     let want = b"/proc/self/exe\0";
     let mut got = [0u8; 15];
     if copy::read_bytes(p, &mut got).is_ok() && &got == want {
-        let exe = ctx.proc.exe.as_os_str().as_bytes();
+        let exe = ctx.proc().exe.as_os_str().as_bytes();
         let n = exe.len().min(size as usize);
         copy::write_bytes(out, &exe[..n])?;
         return Ok(n as u64);
@@ -353,9 +353,9 @@ pub fn syncfs(_: &mut Ctx, a: A) -> Ret {
     host(SYS_syncfs, a)
 }
 
-pub fn flock(_: &mut Ctx, a: A) -> Ret {
+pub fn flock(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    host(SYS_flock, a)
+    ctx.blocking(SYS_flock, a, Restart::IfSaRestart)
 }
 
 pub fn fallocate(_: &mut Ctx, a: A) -> Ret {
@@ -377,7 +377,7 @@ pub fn sendfile(_: &mut Ctx, a: A) -> Ret {
 
 /// fcntl commands km knows the argument of; others are EINVAL, as for a
 /// kernel that lacks them.
-pub fn fcntl(_: &mut Ctx, a: A) -> Ret {
+pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     match a[1] as i32 {
         F_DUPFD | F_DUPFD_CLOEXEC => {
@@ -392,7 +392,7 @@ pub fn fcntl(_: &mut Ctx, a: A) -> Ret {
         }
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             obj::<libc::flock>(a[2])?;
-            host(SYS_fcntl, a)
+            ctx.blocking(SYS_fcntl, a, Restart::IfSaRestart)
         }
         _ => Err(Errno::EINVAL),
     }
@@ -500,7 +500,7 @@ pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
 
 /// poll/ppoll on a copy of the payload's pollfd array: km's own fds are
 /// hidden from the host call and reported POLLNVAL, as unopened fds are.
-fn poll_common(nr: c_long, mut a: A) -> Ret {
+fn poll_common(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     let nfds = a[1];
     if nfds > crate::fds::floor() as u64 {
         return Err(Errno::EINVAL);
@@ -516,7 +516,7 @@ fn poll_common(nr: c_long, mut a: A) -> Ret {
     }
     let user = a[0];
     a[0] = fds.as_mut_ptr() as u64;
-    let ready = host(nr, a)?;
+    let ready = ctx.blocking(nr, a, Restart::Never)?;
     for &i in &hidden {
         fds[i].revents = POLLNVAL;
     }
@@ -524,12 +524,28 @@ fn poll_common(nr: c_long, mut a: A) -> Ret {
     Ok(ready + hidden.len() as u64)
 }
 
-pub fn poll(_: &mut Ctx, a: A) -> Ret {
-    poll_common(SYS_poll, a)
+pub fn poll(ctx: &mut Ctx, a: A) -> Ret {
+    poll_common(ctx, SYS_poll, a)
 }
 
-pub fn ppoll(_: &mut Ctx, a: A) -> Ret {
+/// The payload's sigmask argument (of `size` bytes at `ptr`, NULL for
+/// none), which km applies to the payload's signals: the host call gets
+/// none, so km's own mask stays as it is.
+pub(super) fn sigmask_arg(ptr: u64, size: u64) -> Result<Option<u64>, Errno> {
+    if ptr == 0 {
+        return Ok(None);
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    obj::<u64>(ptr)?;
+    copy::read_obj(ptr).map(Some)
+}
+
+pub fn ppoll(ctx: &mut Ctx, mut a: A) -> Ret {
     opt::<timespec>(a[2])?;
-    opt::<u64>(a[3])?;
-    poll_common(SYS_ppoll, a)
+    let mask = sigmask_arg(a[3], a[4])?;
+    a[3] = 0;
+    a[4] = 0;
+    ctx.with_mask(mask, |ctx| poll_common(ctx, SYS_ppoll, a))
 }

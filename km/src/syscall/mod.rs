@@ -7,71 +7,90 @@
 //! memory is at the same addresses as in the guest.
 
 mod args;
+mod events;
 mod files;
 mod memory;
 mod names;
 mod process;
 mod signals;
+pub mod threads;
 mod time;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
-
+use kvm_bindings::kvm_regs;
 use libc::c_long;
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
 
-use crate::device::Vcpu;
-use crate::mem::AddressSpace;
-pub use signals::SignalState;
+use crate::process::{ExitStatus, Process};
+use crate::thread::Thread;
+pub use process::Limits;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;
 type Handler = fn(&mut Ctx, [u64; 6]) -> Ret;
 
-/// How the payload ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    /// Killed by a signal; the text says why, for km's one-line report
-    /// (empty when the payload asked for it, e.g. by SIGPIPE).
-    Signal(Signal, String),
+/// Whether a call a kick interrupted starts again when a handler runs
+/// (Linux's ERESTARTSYS) or fails with EINTR (ERESTARTNOHAND). Without
+/// a handler to run, every interrupted call starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    IfSaRestart,
+    Never,
 }
 
-/// The payload process as km keeps it.
-pub struct Process {
-    pub space: AddressSpace,
-    pub signals: SignalState,
-    /// The executable, for /proc/self/exe.
-    pub exe: PathBuf,
-    pub strict: bool,
-    reported: HashSet<u64>,
-    reported_features: HashSet<&'static str>,
-    pub tid_address: u64,
-    pub limits: process::Limits,
-}
-
-impl Process {
-    pub fn new(space: AddressSpace, exe: PathBuf, strict: bool) -> Process {
-        Process {
-            space,
-            signals: SignalState::default(),
-            exe,
-            strict,
-            reported: HashSet::new(),
-            reported_features: HashSet::new(),
-            tid_address: 0,
-            limits: process::Limits::new(),
-        }
-    }
-}
-
-/// What a handler can reach: the process and the vCPU that made the call.
+/// What a handler can reach: the calling thread (its vCPU, and through it
+/// the process) and the registers the call returns to.
 pub struct Ctx<'a> {
-    pub proc: &'a mut Process,
-    pub vcpu: &'a mut dyn Vcpu,
+    pub t: &'a mut Thread,
+    pub regs: &'a mut kvm_regs,
     /// Set by a handler to end the payload.
     pub exit: Option<ExitStatus>,
+    /// Set by a handler to end the calling thread with this code.
+    pub thread_exit: Option<i32>,
+    /// Set when a blocking host call was cut short by a kick.
+    pub interrupted: Option<Restart>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(t: &'a mut Thread, regs: &'a mut kvm_regs) -> Ctx<'a> {
+        Ctx { t, regs, exit: None, thread_exit: None, interrupted: None }
+    }
+
+    pub fn proc(&self) -> &Process {
+        &self.t.proc
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.t.tid()
+    }
+
+    /// Performs a host call that may block (on a pipe, a futex, a timer),
+    /// so a signal for the payload or the process's end can cut it short.
+    fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
+        // SAFETY: as for `host`: the handler checked every pointer argument.
+        let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
+        if r == Err(Errno::EINTR) {
+            self.interrupted = Some(restart);
+        }
+        r
+    }
+
+    /// Runs `call` with the payload's signal mask temporarily `mask` (the
+    /// sigmask argument of ppoll, pselect6, epoll_pwait): if a signal
+    /// interrupts it, the old mask comes back after the handler, as Linux
+    /// does; otherwise at once.
+    fn with_mask(&mut self, mask: Option<u64>, call: impl FnOnce(&mut Ctx) -> Ret) -> Ret {
+        let Some(mask) = mask else { return call(self) };
+        let tid = self.tid();
+        let old = self.proc().signals().thread(tid).mask;
+        self.proc().signals().set_mask(tid, mask);
+        let r = call(self);
+        if r == Err(Errno::EINTR) && self.proc().signals().deliverable(tid) {
+            self.t.saved_mask = Some(old);
+        } else {
+            self.proc().signals().set_mask(tid, old);
+        }
+        r
+    }
 }
 
 /// Runs syscall `nr` and returns the value for the payload's rax.
@@ -83,8 +102,8 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 6]) -> u64 {
     tracing::trace!(target: "syscall", "{}({:#x}, {:#x}, {:#x}, ...) = {:?}", display_name(nr), args[0], args[1], args[2], result);
     match result {
         Ok(v) => v,
-        Err(Errno::EPIPE) if signals::sigpipe_kills(ctx) => {
-            ctx.exit = Some(ExitStatus::Signal(Signal::SIGPIPE, String::new()));
+        Err(Errno::EPIPE) => {
+            signals::raise_sigpipe(ctx);
             (-(Errno::EPIPE as i64)) as u64
         }
         Err(e) => (-(e as i64)) as u64,
@@ -98,11 +117,11 @@ fn display_name(nr: u64) -> &'static str {
 /// ENOSYS, reported once per number on km's stderr; fatal (SIGSYS, as a
 /// seccomp filter would do) in strict mode.
 fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
-    if ctx.proc.reported.insert(nr) {
+    if ctx.proc().first_report(nr) {
         crate::diag::line(format_args!("unimplemented syscall {nr} ({})", display_name(nr)));
     }
-    if ctx.proc.strict {
-        ctx.exit = Some(ExitStatus::Signal(Signal::SIGSYS, format!("unimplemented syscall {nr} in strict mode")));
+    if ctx.proc().strict {
+        ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("unimplemented syscall {nr} in strict mode")));
     }
     Err(Errno::ENOSYS)
 }
@@ -110,11 +129,11 @@ fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
 /// ENOSYS for a call km knows but cannot yet serve in this form, reported
 /// once per feature; fatal in strict mode like an unimplemented call.
 fn unimplemented_feature(ctx: &mut Ctx, what: &'static str) -> Ret {
-    if ctx.proc.reported_features.insert(what) {
+    if ctx.proc().first_feature_report(what) {
         crate::diag::line(format_args!("not implemented yet: {what}"));
     }
-    if ctx.proc.strict {
-        ctx.exit = Some(ExitStatus::Signal(Signal::SIGSYS, format!("{what} in strict mode")));
+    if ctx.proc().strict {
+        ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("{what} in strict mode")));
     }
     Err(Errno::ENOSYS)
 }
@@ -213,6 +232,16 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_sendfile => files::sendfile,
         SYS_poll => files::poll,
         SYS_ppoll => files::ppoll,
+        // events
+        SYS_epoll_create => events::epoll_create,
+        SYS_epoll_create1 => events::epoll_create1,
+        SYS_epoll_ctl => events::epoll_ctl,
+        SYS_epoll_wait => events::epoll_wait,
+        SYS_epoll_pwait => events::epoll_pwait,
+        SYS_eventfd => events::eventfd,
+        SYS_eventfd2 => events::eventfd2,
+        SYS_select => events::select,
+        SYS_pselect6 => events::pselect6,
         // memory
         SYS_brk => memory::brk,
         SYS_mmap => memory::mmap,
@@ -246,12 +275,18 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_getrusage => process::getrusage,
         SYS_sched_getaffinity => process::sched_getaffinity,
         SYS_sched_yield => process::sched_yield,
-        SYS_set_tid_address => process::set_tid_address,
         SYS_arch_prctl => process::arch_prctl,
         SYS_prctl => process::prctl,
-        SYS_exit => process::exit,
-        SYS_exit_group => process::exit_group,
         SYS_getrandom => process::getrandom,
+        // threads
+        SYS_clone => threads::clone,
+        SYS_clone3 => threads::clone3,
+        SYS_futex => threads::futex,
+        SYS_set_tid_address => threads::set_tid_address,
+        SYS_set_robust_list => threads::set_robust_list,
+        SYS_get_robust_list => threads::get_robust_list,
+        SYS_exit => threads::exit,
+        SYS_exit_group => threads::exit_group,
         // time
         SYS_clock_gettime => time::clock_gettime,
         SYS_clock_getres => time::clock_getres,
@@ -260,6 +295,17 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_nanosleep => time::nanosleep,
         SYS_clock_nanosleep => time::clock_nanosleep,
         SYS_times => time::times,
+        SYS_alarm => time::alarm,
+        SYS_getitimer => time::getitimer,
+        SYS_setitimer => time::setitimer,
+        SYS_timer_create => time::timer_create,
+        SYS_timer_settime => time::timer_settime,
+        SYS_timer_gettime => time::timer_gettime,
+        SYS_timer_getoverrun => time::timer_getoverrun,
+        SYS_timer_delete => time::timer_delete,
+        SYS_timerfd_create => time::timerfd_create,
+        SYS_timerfd_settime => time::timerfd_settime,
+        SYS_timerfd_gettime => time::timerfd_gettime,
         // signals
         SYS_rt_sigaction => signals::rt_sigaction,
         SYS_rt_sigprocmask => signals::rt_sigprocmask,
@@ -267,6 +313,13 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_kill => signals::kill,
         SYS_tkill => signals::tkill,
         SYS_tgkill => signals::tgkill,
+        SYS_rt_sigqueueinfo => signals::rt_sigqueueinfo,
+        SYS_rt_tgsigqueueinfo => signals::rt_tgsigqueueinfo,
+        SYS_rt_sigreturn => signals::rt_sigreturn,
+        SYS_rt_sigsuspend => signals::rt_sigsuspend,
+        SYS_rt_sigpending => signals::rt_sigpending,
+        SYS_rt_sigtimedwait => signals::rt_sigtimedwait,
+        SYS_pause => signals::pause,
         _ => return None,
     })
 }

@@ -4,7 +4,7 @@ use libc::*;
 use nix::errno::Errno;
 
 use super::args::{buf, obj, rw_buf};
-use super::{host, Ctx, ExitStatus, Ret};
+use super::{host, Ctx, Ret};
 use crate::fds;
 use crate::mem::copy;
 
@@ -115,7 +115,8 @@ pub fn prlimit64(ctx: &mut Ctx, a: A) -> Ret {
 
 fn prlimit(ctx: &mut Ctx, pid: i32, resource: u32, new: u64, old: u64) -> Ret {
     let own = pid == 0 || pid == std::process::id() as i32;
-    let Some(limit) = ctx.proc.limits.emulated(resource).filter(|_| own) else {
+    let mut limits = crate::process::lock(&ctx.proc().limits);
+    let Some(limit) = limits.emulated(resource).filter(|_| own) else {
         super::args::opt::<rlimit>(new)?;
         super::args::opt::<rlimit>(old)?;
         return host(SYS_prlimit64, [pid as u64, resource.into(), new, old, 0, 0]);
@@ -144,24 +145,19 @@ fn prlimit(ctx: &mut Ctx, pid: i32, resource: u32, new: u64, old: u64) -> Ret {
     Ok(0)
 }
 
-pub fn set_tid_address(ctx: &mut Ctx, a: A) -> Ret {
-    ctx.proc.tid_address = a[0];
-    host(SYS_gettid, a)
-}
-
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
 /// Highest user address + 1 on 4-level x86-64 (TASK_SIZE_MAX).
-const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
+pub const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
 
 pub fn arch_prctl(ctx: &mut Ctx, a: A) -> Ret {
     let device = |e| {
         tracing::error!(target: "syscall", "arch_prctl: {e}");
         Errno::EIO
     };
-    let mut sregs = ctx.vcpu.sregs().map_err(device)?;
+    let mut sregs = ctx.t.vcpu.sregs().map_err(device)?;
     match a[0] {
         ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= TASK_SIZE_MAX {
@@ -172,7 +168,7 @@ pub fn arch_prctl(ctx: &mut Ctx, a: A) -> Ret {
             } else {
                 sregs.gs.base = a[1];
             }
-            ctx.vcpu.set_sregs(&sregs).map_err(device)?;
+            ctx.t.vcpu.set_sregs(&sregs).map_err(device)?;
         }
         ARCH_GET_FS | ARCH_GET_GS => {
             let base = if a[0] == ARCH_GET_FS { sregs.fs.base } else { sregs.gs.base };
@@ -194,16 +190,6 @@ pub fn prctl(_: &mut Ctx, a: A) -> Ret {
         | PR_SET_TIMERSLACK => host(SYS_prctl, a),
         _ => Err(Errno::EINVAL),
     }
-}
-
-pub fn exit(ctx: &mut Ctx, a: A) -> Ret {
-    // With one thread, the thread's exit is the process's.
-    exit_group(ctx, a)
-}
-
-pub fn exit_group(ctx: &mut Ctx, a: A) -> Ret {
-    ctx.exit = Some(ExitStatus::Code((a[0] & 0xff) as i32));
-    Ok(0)
 }
 
 pub fn getrandom(_: &mut Ctx, a: A) -> Ret {

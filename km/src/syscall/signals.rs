@@ -1,96 +1,62 @@
-//! Signal dispositions and masks, recorded exactly as the payload sets them.
-//! Delivery is not implemented yet; what is recorded already decides what
-//! a write to a broken pipe does.
+//! Signals: dispositions, masks, the alternate stack, sending, waiting,
+//! and the return from a handler. The state lives in `crate::signal`;
+//! delivery happens in the thread's run loop.
 
+use libc::c_long;
 use nix::errno::Errno;
 
-use super::args::opt;
-use super::{host, Ctx, ExitStatus, Ret};
-use nix::sys::signal::Signal;
+use super::args::{obj, opt};
+use super::{host, Ctx, Restart, Ret};
 use crate::mem::copy;
+use crate::process::{end, ExitStatus};
+use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
+use crate::signal::{KSigaction, Posted, SigInfo, NSIG, UNBLOCKABLE};
+use crate::thread::initial_fpu;
 
 type A = [u64; 6];
 
-const NSIG: u64 = 64;
 const SIGSET_SIZE: u64 = 8;
-const SIG_DFL: u64 = 0;
-/// sigaltstack flag (not in the libc crate).
-const SS_AUTODISARM: i32 = 1 << 31;
-/// SIGKILL and SIGSTOP can be neither caught nor blocked.
-const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
 
-/// The kernel's `struct sigaction` on x86-64.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KSigaction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
-}
-
-// SAFETY: four u64s, any bit pattern is valid.
-unsafe impl copy::Pod for KSigaction {}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct StackT {
-    pub sp: u64,
-    pub flags: i32,
-    pub pad: i32,
-    pub size: u64,
-}
-
-// SAFETY: plain integers, any bit pattern is valid.
-unsafe impl copy::Pod for StackT {}
-
-#[derive(Debug)]
-pub struct SignalState {
-    actions: [KSigaction; NSIG as usize],
-    pub mask: u64,
-    altstack: StackT,
-}
-
-impl Default for SignalState {
-    fn default() -> Self {
-        SignalState {
-            actions: [KSigaction::default(); NSIG as usize],
-            mask: 0,
-            altstack: StackT { flags: libc::SS_DISABLE, ..Default::default() },
-        }
+fn signo(v: u64) -> Result<i32, Errno> {
+    if v == 0 || v > NSIG as u64 {
+        return Err(Errno::EINVAL);
     }
+    Ok(v as i32)
 }
 
-impl SignalState {
-    pub fn action(&self, sig: i32) -> KSigaction {
-        self.actions[sig as usize - 1]
-    }
+fn read_set(ptr: u64) -> Result<u64, Errno> {
+    obj::<u64>(ptr)?;
+    copy::read_obj(ptr)
 }
 
-/// True when a write that failed with EPIPE should end the payload, as
-/// SIGPIPE's default action would (km ignores SIGPIPE itself).
-pub fn sigpipe_kills(ctx: &Ctx) -> bool {
-    let s = &ctx.proc.signals;
-    s.action(libc::SIGPIPE).handler == SIG_DFL && s.mask & (1 << (libc::SIGPIPE - 1)) == 0
+/// A write that failed with EPIPE sends SIGPIPE to the writing thread.
+pub fn raise_sigpipe(ctx: &mut Ctx) {
+    let info = SigInfo::user(libc::SIGPIPE, ctx.proc().pid, ctx.proc().uid);
+    let tid = ctx.tid();
+    ctx.proc().signals().post_thread(tid, info);
 }
 
 pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
-    let (sig, act, oact, size) = (a[0], a[1], a[2], a[3]);
-    if size != SIGSET_SIZE || sig == 0 || sig > NSIG {
+    let (act, oact) = (a[1], a[2]);
+    if a[3] != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
+    let sig = signo(a[0])?;
     opt::<KSigaction>(act)?;
     opt::<KSigaction>(oact)?;
     let new = if act != 0 { Some(copy::read_obj::<KSigaction>(act)?) } else { None };
-    if new.is_some() && (sig == libc::SIGKILL as u64 || sig == libc::SIGSTOP as u64) {
+    if new.is_some() && (sig == libc::SIGKILL || sig == libc::SIGSTOP) {
         return Err(Errno::EINVAL);
     }
-    let slot = &mut ctx.proc.signals.actions[sig as usize - 1];
-    let old = *slot;
-    if let Some(mut n) = new {
-        n.mask &= !UNBLOCKABLE;
-        *slot = n;
-    }
+    let old = {
+        let mut s = ctx.proc().signals();
+        let old = s.action(sig);
+        if let Some(mut n) = new {
+            n.mask &= !UNBLOCKABLE;
+            s.set_action(sig, n);
+        }
+        old
+    };
     if oact != 0 {
         copy::write_obj(oact, &old)?;
     }
@@ -98,23 +64,27 @@ pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
 }
 
 pub fn rt_sigprocmask(ctx: &mut Ctx, a: A) -> Ret {
-    let (how, set, oset, size) = (a[0] as i32, a[1], a[2], a[3]);
-    if size != SIGSET_SIZE {
+    let (how, set, oset) = (a[0] as i32, a[1], a[2]);
+    if a[3] != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    opt::<u64>(set)?;
     opt::<u64>(oset)?;
-    let old = ctx.proc.signals.mask;
-    if set != 0 {
-        let s: u64 = copy::read_obj(set)?;
-        let new = match how {
-            libc::SIG_BLOCK => old | s,
-            libc::SIG_UNBLOCK => old & !s,
-            libc::SIG_SETMASK => s,
-            _ => return Err(Errno::EINVAL),
-        };
-        ctx.proc.signals.mask = new & !UNBLOCKABLE;
-    }
+    let new = if set != 0 { Some(read_set(set)?) } else { None };
+    let tid = ctx.tid();
+    let old = {
+        let mut s = ctx.proc().signals();
+        let old = s.thread(tid).mask;
+        if let Some(v) = new {
+            let mask = match how {
+                libc::SIG_BLOCK => old | v,
+                libc::SIG_UNBLOCK => old & !v,
+                libc::SIG_SETMASK => v,
+                _ => return Err(Errno::EINVAL),
+            };
+            s.set_mask(tid, mask);
+        }
+        old
+    };
     if oset != 0 {
         copy::write_obj(oset, &old)?;
     }
@@ -125,20 +95,24 @@ pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
     let (ss, old) = (a[0], a[1]);
     opt::<StackT>(ss)?;
     opt::<StackT>(old)?;
-    let previous = ctx.proc.signals.altstack;
+    let sp = ctx.regs.rsp;
+    let previous = ctx.t.altstack.reported(sp);
     if ss != 0 {
         let new: StackT = copy::read_obj(ss)?;
-        if new.flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
+        if ctx.t.altstack.on_stack(sp) {
+            return Err(Errno::EPERM);
+        }
+        let mode = new.flags & !SS_AUTODISARM;
+        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
             return Err(Errno::EINVAL);
         }
-        if new.flags & libc::SS_DISABLE != 0 {
-            ctx.proc.signals.altstack = StackT { flags: libc::SS_DISABLE, ..Default::default() };
+        ctx.t.altstack = if mode == SS_DISABLE {
+            StackT::disabled()
+        } else if new.size < libc::MINSIGSTKSZ as u64 {
+            return Err(Errno::ENOMEM);
         } else {
-            if new.size < libc::MINSIGSTKSZ as u64 {
-                return Err(Errno::ENOMEM);
-            }
-            ctx.proc.signals.altstack = new;
-        }
+            StackT { flags: new.flags & SS_AUTODISARM, pad: 0, ..new }
+        };
     }
     if old != 0 {
         copy::write_obj(old, &previous)?;
@@ -146,59 +120,253 @@ pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
     Ok(0)
 }
 
-const SIG_IGN: u64 = 1;
-
-/// A signal sent by the payload to itself. Dispositions that need no
-/// delivery into the guest are carried out: default-terminate ends the
-/// payload with the signal, ignored and blocked signals are dropped.
-/// Handlers cannot run yet, so a handled signal is reported like an
-/// unimplemented call.
-fn to_self(ctx: &mut Ctx, sig: u64) -> Ret {
-    if sig == 0 {
-        return Ok(0);
+fn post_process(ctx: &mut Ctx, info: SigInfo) -> Ret {
+    if ctx.proc().signals().post_process(info) == Posted::Kill {
+        end(ExitStatus::Signal(libc::SIGKILL, String::new()));
     }
-    if sig > NSIG {
-        return Err(Errno::EINVAL);
-    }
-    let signo = sig as i32;
-    let action = ctx.proc.signals.action(signo);
-    let blocked = ctx.proc.signals.mask & (1 << (sig - 1)) != 0;
-    let default_ignored = matches!(signo, libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT);
-    if action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignored) || blocked {
-        return Ok(0);
-    }
-    if action.handler == SIG_DFL {
-        // Stop signals have no stopped state to enter in km yet; real-time
-        // signals without a Signal value terminate like SIGKILL would.
-        let signal = Signal::try_from(signo).unwrap_or(Signal::SIGKILL);
-        ctx.exit = Some(ExitStatus::Signal(signal, String::new()));
-        return Ok(0);
-    }
-    super::unimplemented_feature(ctx, "delivery of a signal to a handler")
+    Ok(0)
 }
 
-fn is_self(pid: i32) -> bool {
-    pid == std::process::id() as i32
+fn post_thread(ctx: &mut Ctx, tid: i32, info: SigInfo) -> Ret {
+    match ctx.proc().signals().post_thread(tid, info) {
+        None => Err(Errno::ESRCH),
+        Some(Posted::Kill) => end(ExitStatus::Signal(libc::SIGKILL, String::new())),
+        Some(Posted::Done) => Ok(0),
+    }
+}
+
+fn is_self(ctx: &Ctx, pid: i32) -> bool {
+    pid == ctx.proc().pid
+}
+
+/// A signal number for kill and friends: 0 only probes.
+fn kill_signo(v: u64) -> Result<Option<i32>, Errno> {
+    if v == 0 {
+        Ok(None)
+    } else {
+        signo(v).map(Some)
+    }
 }
 
 pub fn kill(ctx: &mut Ctx, a: A) -> Ret {
     let pid = a[0] as i32;
-    if pid == 0 || is_self(pid) {
-        return to_self(ctx, a[1]);
+    if !is_self(ctx, pid) {
+        // Other processes, and groups (which include km itself: its share
+        // comes back through the host-signal forwarding).
+        return host(libc::SYS_kill, a);
     }
-    host(libc::SYS_kill, a)
+    match kill_signo(a[1])? {
+        None => Ok(0),
+        Some(sig) => post_process(ctx, SigInfo::user(sig, ctx.proc().pid, ctx.proc().uid)),
+    }
+}
+
+fn to_thread(ctx: &mut Ctx, tid: i32, sig: u64) -> Ret {
+    if tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sig = kill_signo(sig)?;
+    if !ctx.proc().signals().threads.contains_key(&tid) {
+        return Err(Errno::ESRCH);
+    }
+    match sig {
+        None => Ok(0),
+        Some(sig) => post_thread(ctx, tid, SigInfo::sent(sig, libc::SI_TKILL, ctx.proc().pid, ctx.proc().uid)),
+    }
 }
 
 pub fn tkill(ctx: &mut Ctx, a: A) -> Ret {
-    if is_self(a[0] as i32) {
-        return to_self(ctx, a[1]);
-    }
-    Err(Errno::ESRCH)
+    to_thread(ctx, a[0] as i32, a[1])
 }
 
 pub fn tgkill(ctx: &mut Ctx, a: A) -> Ret {
-    if is_self(a[0] as i32) && is_self(a[1] as i32) {
-        return to_self(ctx, a[2]);
+    if (a[0] as i32) <= 0 {
+        return Err(Errno::EINVAL);
     }
-    Err(Errno::ESRCH)
+    if !is_self(ctx, a[0] as i32) {
+        return host(libc::SYS_tgkill, a);
+    }
+    to_thread(ctx, a[1] as i32, a[2])
+}
+
+/// The payload's siginfo for rt_(tg)sigqueueinfo, with si_signo forced.
+fn queued_info(ptr: u64, sig: i32) -> Result<SigInfo, Errno> {
+    obj::<SigInfo>(ptr)?;
+    let mut info: SigInfo = copy::read_obj(ptr)?;
+    info.0[..4].copy_from_slice(&sig.to_le_bytes());
+    Ok(info)
+}
+
+pub fn rt_sigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
+    let sig = signo(a[1])?;
+    if !is_self(ctx, a[0] as i32) {
+        obj::<SigInfo>(a[2])?;
+        return host(libc::SYS_rt_sigqueueinfo, a);
+    }
+    let info = queued_info(a[2], sig)?;
+    post_process(ctx, info)
+}
+
+pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
+    let sig = signo(a[2])?;
+    if !is_self(ctx, a[0] as i32) {
+        obj::<SigInfo>(a[3])?;
+        return host(libc::SYS_rt_tgsigqueueinfo, a);
+    }
+    let info = queued_info(a[3], sig)?;
+    if !ctx.proc().signals().threads.contains_key(&(a[1] as i32)) {
+        return Err(Errno::ESRCH);
+    }
+    post_thread(ctx, a[1] as i32, info)
+}
+
+/// Back from a handler: registers, FPU state, mask and alternate stack
+/// come from the frame (which the handler may have edited).
+pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
+    let uc_at = ctx.regs.rsp;
+    let mut uc = [0u8; frame::UCONTEXT_SIZE];
+    if crate::mem::check(uc_at, uc.len() as u64).and_then(|_| copy::read_bytes(uc_at, &mut uc)).is_err() {
+        return bad_frame(ctx, uc_at);
+    }
+    let r = frame::restore(&uc, ctx.regs.rflags);
+    let fpu = if r.fpstate == 0 {
+        initial_fpu()
+    } else {
+        let mut image = [0u8; frame::FXSAVE_SIZE];
+        if crate::mem::check(r.fpstate, image.len() as u64).and_then(|_| copy::read_bytes(r.fpstate, &mut image)).is_err() {
+            return bad_frame(ctx, uc_at);
+        }
+        fx::from_fxsave(&image)
+    };
+    if let Err(e) = ctx.t.vcpu.set_fpu(&fpu) {
+        tracing::warn!(target: "signal", "rt_sigreturn: {e}");
+        return bad_frame(ctx, uc_at);
+    }
+    let tid = ctx.tid();
+    ctx.proc().signals().set_mask(tid, r.mask);
+    let mode = r.stack.flags & !SS_AUTODISARM;
+    if mode == 0 || mode == SS_DISABLE {
+        ctx.t.altstack = if mode == SS_DISABLE {
+            StackT::disabled()
+        } else {
+            StackT { flags: r.stack.flags & SS_AUTODISARM, pad: 0, ..r.stack }
+        };
+    }
+    *ctx.regs = r.regs;
+    Ok(r.regs.rax)
+}
+
+/// A frame that cannot be read: SIGSEGV, as Linux's badframe.
+fn bad_frame(ctx: &mut Ctx, at: u64) -> Ret {
+    ctx.exit = Some(ExitStatus::Signal(libc::SIGSEGV, format!("rt_sigreturn with a bad frame at {at:#x}")));
+    Err(Errno::EFAULT)
+}
+
+/// Sleeps in host call `nr` until a kick (a signal may have arrived:
+/// false) or the call's own end (a timeout: true).
+fn wait_for_kick(ctx: &mut Ctx, nr: c_long, a: A) -> Result<bool, Errno> {
+    let r = ctx.blocking(nr, a, Restart::Never);
+    ctx.interrupted = None;
+    ctx.t.handle.attention.take();
+    match r {
+        Ok(_) => Ok(true),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn rt_sigsuspend(ctx: &mut Ctx, a: A) -> Ret {
+    if a[1] != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mask = read_set(a[0])?;
+    let tid = ctx.tid();
+    let old = ctx.proc().signals().thread(tid).mask;
+    ctx.proc().signals().set_mask(tid, mask);
+    while !ctx.proc().signals().deliverable(tid) {
+        wait_for_kick(ctx, libc::SYS_pause, [0; 6])?;
+    }
+    ctx.t.saved_mask = Some(old);
+    Err(Errno::EINTR)
+}
+
+pub fn pause(ctx: &mut Ctx, _: A) -> Ret {
+    let tid = ctx.tid();
+    while !ctx.proc().signals().deliverable(tid) {
+        wait_for_kick(ctx, libc::SYS_pause, [0; 6])?;
+    }
+    Err(Errno::EINTR)
+}
+
+pub fn rt_sigpending(ctx: &mut Ctx, a: A) -> Ret {
+    if a[1] > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    crate::mem::check(a[0], a[1])?;
+    let tid = ctx.tid();
+    let set = {
+        let s = ctx.proc().signals();
+        s.pending(tid) & s.threads[&tid].mask
+    };
+    copy::write_bytes(a[0], &set.to_le_bytes()[..a[1] as usize])?;
+    Ok(0)
+}
+
+fn now(clock: libc::clockid_t) -> libc::timespec {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `t`.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t
+}
+
+pub fn rt_sigtimedwait(ctx: &mut Ctx, a: A) -> Ret {
+    let (set, info_at, timeout) = (a[0], a[1], a[2]);
+    if a[3] != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let set = read_set(set)? & !UNBLOCKABLE;
+    opt::<SigInfo>(info_at)?;
+    let deadline = if timeout != 0 {
+        obj::<libc::timespec>(timeout)?;
+        let t: [u64; 2] = copy::read_obj(timeout)?;
+        let t = [t[0] as i64, t[1] as i64];
+        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+            return Err(Errno::EINVAL);
+        }
+        let n = now(libc::CLOCK_MONOTONIC);
+        let ns = n.tv_nsec + t[1];
+        Some(libc::timespec { tv_sec: n.tv_sec + t[0] + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000 })
+    } else {
+        None
+    };
+    let tid = ctx.tid();
+    loop {
+        let taken = {
+            let mut s = ctx.proc().signals();
+            let taken = s.take_from(tid, set);
+            s.thread(tid).waiting = if taken.is_some() { 0 } else { set };
+            taken
+        };
+        if let Some(info) = taken {
+            if info_at != 0 {
+                copy::write_obj(info_at, &info)?;
+            }
+            return Ok(info.signo() as u64);
+        }
+        if ctx.proc().signals().deliverable(tid) {
+            ctx.proc().signals().thread(tid).waiting = 0;
+            return Err(Errno::EINTR);
+        }
+        let r = match &deadline {
+            Some(d) => {
+                let at = d as *const libc::timespec as u64;
+                wait_for_kick(ctx, libc::SYS_clock_nanosleep, [libc::CLOCK_MONOTONIC as u64, libc::TIMER_ABSTIME as u64, at, 0, 0, 0])
+            }
+            None => wait_for_kick(ctx, libc::SYS_pause, [0; 6]),
+        };
+        if r? {
+            ctx.proc().signals().thread(tid).waiting = 0;
+            return Err(Errno::EAGAIN);
+        }
+    }
 }

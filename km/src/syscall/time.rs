@@ -1,10 +1,15 @@
-//! Time: the host's clocks. CPU-time clocks measure km's process, which
-//! includes the time the payload ran in the VM.
+//! Time: the host's clocks, sleeps, interval timers, POSIX timers and
+//! timerfds. CPU-time clocks measure km's process, which includes the time
+//! the payload ran in the VM. Timer signals reach km and are forwarded to
+//! the payload like any host signal.
 
 use libc::*;
+use nix::errno::Errno;
 
-use super::args::{obj, opt};
-use super::{host, Ctx, Ret};
+use super::args::{fd, new_fd, obj, opt};
+use super::{host, Ctx, Restart, Ret};
+use crate::mem::copy;
+use crate::process::{forwarder_tid, lock};
 
 type A = [u64; 6];
 
@@ -29,19 +34,114 @@ pub fn time(_: &mut Ctx, a: A) -> Ret {
     host(SYS_time, a)
 }
 
-pub fn nanosleep(_: &mut Ctx, a: A) -> Ret {
+pub fn nanosleep(ctx: &mut Ctx, a: A) -> Ret {
     obj::<timespec>(a[0])?;
     opt::<timespec>(a[1])?;
-    host(SYS_nanosleep, a)
+    ctx.blocking(SYS_nanosleep, a, Restart::Never)
 }
 
-pub fn clock_nanosleep(_: &mut Ctx, a: A) -> Ret {
+pub fn clock_nanosleep(ctx: &mut Ctx, a: A) -> Ret {
     obj::<timespec>(a[2])?;
     opt::<timespec>(a[3])?;
-    host(SYS_clock_nanosleep, a)
+    ctx.blocking(SYS_clock_nanosleep, a, Restart::Never)
 }
 
 pub fn times(_: &mut Ctx, a: A) -> Ret {
     opt::<tms>(a[0])?;
     host(SYS_times, a)
+}
+
+pub fn alarm(_: &mut Ctx, a: A) -> Ret {
+    host(SYS_alarm, a)
+}
+
+pub fn getitimer(_: &mut Ctx, a: A) -> Ret {
+    obj::<itimerval>(a[1])?;
+    host(SYS_getitimer, a)
+}
+
+pub fn setitimer(_: &mut Ctx, a: A) -> Ret {
+    opt::<itimerval>(a[1])?;
+    opt::<itimerval>(a[2])?;
+    host(SYS_setitimer, a)
+}
+
+/// The kernel's struct sigevent: value, signo, notify, then the thread id.
+const SIGEVENT_SIZE: usize = 64;
+const SIGEV_THREAD_ID: i32 = 4;
+
+pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
+    obj::<i32>(a[2])?;
+    if a[1] == 0 {
+        return host(SYS_timer_create, a);
+    }
+    crate::mem::check(a[1], SIGEVENT_SIZE as u64)?;
+    let mut ev = [0u8; SIGEVENT_SIZE];
+    copy::read_bytes(a[1], &mut ev)?;
+    let signo = i32::from_le_bytes(ev[8..12].try_into().expect("4 bytes"));
+    let notify = i32::from_le_bytes(ev[12..16].try_into().expect("4 bytes"));
+    if notify & !SIGEV_THREAD_ID != SIGEV_NONE && signo == crate::kick::kick_signal() {
+        // km keeps this host signal for itself.
+        return Err(Errno::EINVAL);
+    }
+    // A timer for one payload thread signals km's forwarding thread,
+    // which passes the signal on to that thread.
+    let target = if notify == SIGEV_THREAD_ID {
+        let tid = i32::from_le_bytes(ev[16..20].try_into().expect("4 bytes"));
+        if !ctx.proc().signals().threads.contains_key(&tid) {
+            return Err(Errno::EINVAL);
+        }
+        let forwarder = forwarder_tid().ok_or(Errno::EAGAIN)?;
+        ev[16..20].copy_from_slice(&forwarder.to_le_bytes());
+        Some(tid)
+    } else {
+        None
+    };
+    let mut id: i32 = 0;
+    let user_id = a[2];
+    a[1] = ev.as_ptr() as u64;
+    a[2] = &mut id as *mut i32 as u64;
+    host(SYS_timer_create, a)?;
+    if let Some(tid) = target {
+        lock(&ctx.proc().thread_timers).insert(id, tid);
+    }
+    copy::write_obj(user_id, &id).map(|_| 0)
+}
+
+pub fn timer_settime(_: &mut Ctx, a: A) -> Ret {
+    obj::<itimerspec>(a[2])?;
+    opt::<itimerspec>(a[3])?;
+    host(SYS_timer_settime, a)
+}
+
+pub fn timer_gettime(_: &mut Ctx, a: A) -> Ret {
+    obj::<itimerspec>(a[1])?;
+    host(SYS_timer_gettime, a)
+}
+
+pub fn timer_getoverrun(_: &mut Ctx, a: A) -> Ret {
+    host(SYS_timer_getoverrun, a)
+}
+
+pub fn timer_delete(ctx: &mut Ctx, a: A) -> Ret {
+    host(SYS_timer_delete, a)?;
+    lock(&ctx.proc().thread_timers).remove(&(a[0] as i32));
+    Ok(0)
+}
+
+pub fn timerfd_create(_: &mut Ctx, a: A) -> Ret {
+    new_fd(host(SYS_timerfd_create, a))
+}
+
+pub fn timerfd_settime(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    obj::<itimerspec>(a[2])?;
+    opt::<itimerspec>(a[3])?;
+    host(SYS_timerfd_settime, a)
+}
+
+pub fn timerfd_gettime(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    obj::<itimerspec>(a[1])?;
+    host(SYS_timerfd_gettime, a)
 }

@@ -1,0 +1,191 @@
+//! The payload process: what its threads share (address space, signal
+//! state, limits, the VM and its spare vCPUs), and how it ends.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crate::device::{self, Hypervisor, Vcpu};
+use crate::guest::cpu::{CpuModel, SyscallReturn};
+use crate::guest::layout::monitor;
+use crate::mem::AddressSpace;
+use crate::signal::{Posted, SigInfo, Signals, Tid};
+use crate::syscall::Limits;
+
+/// How the payload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    /// Killed by signal number n; the text says why, for km's one-line
+    /// report (empty when the payload asked for it, e.g. by SIGPIPE).
+    Signal(i32, String),
+}
+
+/// Locks a mutex, going on if another thread panicked while holding it:
+/// km's state stays consistent between statements, and exiting cleanly
+/// beats a second panic.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// vCPUs of threads that ended, kept for the next thread: KVM cannot
+/// destroy a vCPU short of destroying the VM.
+#[derive(Default)]
+struct VcpuPool {
+    free: Vec<(u32, Box<dyn Vcpu>)>,
+    next_id: u32,
+}
+
+pub struct Process {
+    pub hv: Arc<dyn Hypervisor>,
+    pub model: CpuModel,
+    pub space: Mutex<AddressSpace>,
+    pub signals: Mutex<Signals>,
+    pub limits: Mutex<Limits>,
+    /// The executable, for /proc/self/exe.
+    pub exe: PathBuf,
+    pub strict: bool,
+    pub pid: Tid,
+    pub uid: u32,
+    reported: Mutex<(HashSet<u64>, HashSet<&'static str>)>,
+    vcpus: Mutex<VcpuPool>,
+    syscall_return: OnceLock<SyscallReturn>,
+    /// Host POSIX timers whose signal goes to one payload thread: the host
+    /// sends it to the forwarding thread, which looks up the target here.
+    pub thread_timers: Mutex<HashMap<i32, Tid>>,
+}
+
+static FORWARDER_TID: OnceLock<Tid> = OnceLock::new();
+
+pub fn set_forwarder_tid(tid: Tid) {
+    let _ = FORWARDER_TID.set(tid);
+}
+
+/// The thread that receives host signals (target of thread timers).
+pub fn forwarder_tid() -> Option<Tid> {
+    FORWARDER_TID.get().copied()
+}
+
+impl Process {
+    pub fn new(hv: Arc<dyn Hypervisor>, model: CpuModel, space: AddressSpace, exe: PathBuf, strict: bool) -> Process {
+        let pid = std::process::id() as Tid;
+        Process {
+            hv,
+            model,
+            space: Mutex::new(space),
+            signals: Mutex::new(Signals::new(pid)),
+            limits: Mutex::new(Limits::new()),
+            exe,
+            strict,
+            pid,
+            // SAFETY: getuid cannot fail.
+            uid: unsafe { libc::getuid() },
+            reported: Mutex::new((HashSet::new(), HashSet::new())),
+            vcpus: Mutex::new(VcpuPool::default()),
+            syscall_return: OnceLock::new(),
+            thread_timers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn space(&self) -> MutexGuard<'_, AddressSpace> {
+        lock(&self.space)
+    }
+
+    pub fn signals(&self) -> MutexGuard<'_, Signals> {
+        lock(&self.signals)
+    }
+
+    /// True the first time syscall `nr` is reported.
+    pub fn first_report(&self, nr: u64) -> bool {
+        lock(&self.reported).0.insert(nr)
+    }
+
+    pub fn first_feature_report(&self, what: &'static str) -> bool {
+        lock(&self.reported).1.insert(what)
+    }
+
+    /// How syscalls return on this device, once the first one taught it.
+    pub fn syscall_return(&self) -> Option<SyscallReturn> {
+        self.syscall_return.get().copied()
+    }
+
+    pub fn learn_syscall_return(&self, how: SyscallReturn) -> SyscallReturn {
+        *self.syscall_return.get_or_init(|| how)
+    }
+
+    /// A vCPU for a new thread: a spare one, or a new one while the
+    /// descriptor tables have room. The bool says whether it is new.
+    pub fn take_vcpu(&self) -> Result<(u32, Box<dyn Vcpu>, bool), device::DeviceError> {
+        let mut pool = lock(&self.vcpus);
+        if let Some((id, v)) = pool.free.pop() {
+            return Ok((id, v, false));
+        }
+        if u64::from(pool.next_id) >= monitor::MAX_VCPUS {
+            return Err(device::DeviceError::Unsupported("no vCPU slot left".into()));
+        }
+        let id = pool.next_id;
+        let v = self.hv.create_vcpu(id)?;
+        pool.next_id += 1;
+        Ok((id, v, true))
+    }
+
+    pub fn return_vcpu(&self, id: u32, vcpu: Box<dyn Vcpu>) {
+        lock(&self.vcpus).free.push((id, vcpu));
+    }
+
+    /// A host signal for the payload.
+    pub fn post_host(&self, info: SigInfo) {
+        let target = (info.code() == libc::SI_TIMER)
+            .then(|| lock(&self.thread_timers).get(&info.timer_id()).copied())
+            .flatten();
+        let posted = match target {
+            Some(tid) => self.signals().post_thread(tid, info).unwrap_or(Posted::Done),
+            None => self.signals().post_process(info),
+        };
+        if posted == Posted::Kill {
+            end(ExitStatus::Signal(libc::SIGKILL, String::new()));
+        }
+    }
+}
+
+/// Ends km the way the payload ended: same exit code, or death by the same
+/// signal (without a core dump of km itself). The first caller wins; other
+/// threads that get here wait for the end.
+pub fn end(status: ExitStatus) -> ! {
+    static ENDING: Mutex<()> = Mutex::new(());
+    let guard = lock(&ENDING);
+    std::mem::forget(guard);
+    match status {
+        // SAFETY: _exit ends the whole process at once, as exit_group does,
+        // without running km's atexit handlers while vCPU threads still run.
+        ExitStatus::Code(code) => unsafe { libc::_exit(code) },
+        ExitStatus::Signal(sig, why) => {
+            if !why.is_empty() {
+                crate::diag::line(format_args!("payload killed by {}: {why}", signal_name(sig)));
+            }
+            let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: plain libc calls on km's own process state, made as km
+            // ends: no core, default action, signal unblocked, then raised
+            // at this thread.
+            unsafe {
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                libc::signal(sig, libc::SIG_DFL);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+                // Only reached for a signal whose default action is not fatal.
+                libc::_exit(128 + sig)
+            }
+        }
+    }
+}
+
+/// "SIGSEGV", or "SIGRT5" style for real-time signals.
+pub fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("SIGRT{}", sig - libc::SIGRTMIN()),
+    }
+}

@@ -1,0 +1,336 @@
+//! The signal frame Linux builds on the user stack for a handler, byte for
+//! byte (x86-64 `rt_sigframe`), so libc and language runtimes can read
+//! and edit the interrupted context and return with rt_sigreturn:
+//!
+//! ```text
+//! sp ->  pretcode (sa_restorer)             8
+//!        ucontext: flags, link, stack_t    40
+//!                  sigcontext             256
+//!                  sigmask                  8
+//!        siginfo                          128
+//!        (pad)   fxsave area, 64-aligned  512
+//! ```
+
+use kvm_bindings::kvm_regs;
+
+use super::{KSigaction, SigInfo, SA_ONSTACK};
+use crate::guest::cpu::USER_RFLAGS;
+
+const UC_SIZE: u64 = 304;
+const MCONTEXT: usize = 40;
+const SIGMASK: usize = 296;
+const FRAME_SIZE: u64 = 8 + UC_SIZE + 128;
+pub const FXSAVE_SIZE: usize = 512;
+const RED_ZONE: u64 = 128;
+/// uc_flags: the saved SS is meaningful and restored strictly.
+const UC_FLAGS: u64 = 0x2 | 0x4;
+pub const SS_ONSTACK: i32 = 1;
+pub const SS_DISABLE: i32 = 2;
+pub const SS_AUTODISARM: i32 = 1 << 31;
+/// Flags rt_sigreturn takes from the frame (Linux's FIX_EFLAGS).
+const FIX_FLAGS: u64 = USER_RFLAGS | (1 << 16);
+const FLAGS_CLEARED_FOR_HANDLER: u64 = (1 << 8) | (1 << 10) | (1 << 16); // TF, DF, RF
+const USER_CS: u64 = 0x23;
+const USER_SS: u64 = 0x1b;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct StackT {
+    pub sp: u64,
+    pub flags: i32,
+    pub pad: i32,
+    pub size: u64,
+}
+
+// SAFETY: plain integers, any bit pattern is valid.
+unsafe impl crate::mem::copy::Pod for StackT {}
+
+impl StackT {
+    pub fn disabled() -> StackT {
+        StackT { flags: SS_DISABLE, ..Default::default() }
+    }
+
+    pub fn on_stack(&self, sp: u64) -> bool {
+        self.flags & SS_DISABLE == 0 && sp > self.sp && sp - self.sp <= self.size
+    }
+
+    /// What sigaltstack and uc_stack report for a thread at `sp`.
+    pub fn reported(&self, sp: u64) -> StackT {
+        let flags = if self.flags & SS_DISABLE != 0 {
+            SS_DISABLE
+        } else if self.on_stack(sp) {
+            SS_ONSTACK | (self.flags & SS_AUTODISARM)
+        } else {
+            self.flags & SS_AUTODISARM
+        };
+        StackT { flags, ..*self }
+    }
+}
+
+/// The CPU fault behind a signal, saved in the frame as Linux does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trap {
+    pub trapno: u64,
+    pub err: u64,
+    pub cr2: u64,
+}
+
+/// A frame ready to be written at `sp`, and the registers that enter the
+/// handler.
+pub struct Frame {
+    pub sp: u64,
+    pub bytes: Vec<u8>,
+    pub regs: kvm_regs,
+}
+
+fn put(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The general registers in sigcontext order.
+fn gregs(r: &kvm_regs) -> [u64; 18] {
+    [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx,
+        r.rsp, r.rip, r.rflags,
+    ]
+}
+
+/// Lays out the frame for delivering `info` to `act` from state `regs`
+/// with `fx` as the FPU state and `mask` the mask to restore afterwards.
+pub fn build(
+    regs: &kvm_regs,
+    fx: &[u8; FXSAVE_SIZE],
+    info: &SigInfo,
+    act: &KSigaction,
+    mask: u64,
+    altstack: &StackT,
+    trap: Trap,
+) -> Frame {
+    let use_alt = act.flags & SA_ONSTACK != 0 && altstack.flags & SS_DISABLE == 0 && !altstack.on_stack(regs.rsp);
+    let top = if use_alt { altstack.sp + altstack.size } else { regs.rsp.wrapping_sub(RED_ZONE) };
+    let fpstate = (top.wrapping_sub(FXSAVE_SIZE as u64)) & !63;
+    // Aligned as if a call had pushed the return address.
+    let sp = ((fpstate.wrapping_sub(FRAME_SIZE) + 8) & !15).wrapping_sub(8);
+    let mut b = vec![0u8; (fpstate + FXSAVE_SIZE as u64).wrapping_sub(sp) as usize];
+    put(&mut b, 0, act.restorer);
+    let uc = 8;
+    put(&mut b, uc, UC_FLAGS);
+    let stack = altstack.reported(regs.rsp);
+    put(&mut b, uc + 16, stack.sp);
+    b[uc + 24..uc + 28].copy_from_slice(&stack.flags.to_le_bytes());
+    put(&mut b, uc + 32, stack.size);
+    let mc = uc + MCONTEXT;
+    for (i, v) in gregs(regs).iter().enumerate() {
+        put(&mut b, mc + 8 * i, *v);
+    }
+    // cs, gs, fs, ss as four u16s.
+    put(&mut b, mc + 144, USER_CS | (USER_SS << 48));
+    put(&mut b, mc + 152, trap.err);
+    put(&mut b, mc + 160, trap.trapno);
+    put(&mut b, mc + 168, mask);
+    put(&mut b, mc + 176, trap.cr2);
+    put(&mut b, mc + 184, fpstate);
+    put(&mut b, uc + SIGMASK, mask);
+    let info_at = 8 + UC_SIZE as usize;
+    b[info_at..info_at + 128].copy_from_slice(&info.0);
+    let fx_at = (fpstate - sp) as usize;
+    b[fx_at..fx_at + FXSAVE_SIZE].copy_from_slice(fx);
+
+    let handler = kvm_regs {
+        rip: act.handler,
+        rsp: sp,
+        rdi: info.signo() as u64,
+        rsi: sp + info_at as u64,
+        rdx: sp + uc as u64,
+        rax: 0,
+        rflags: regs.rflags & !FLAGS_CLEARED_FOR_HANDLER,
+        ..*regs
+    };
+    Frame { sp, bytes: b, regs: handler }
+}
+
+/// What rt_sigreturn takes back from a frame.
+pub struct Restored {
+    pub regs: kvm_regs,
+    pub mask: u64,
+    /// Where the saved FPU state is (0: none, reset it).
+    pub fpstate: u64,
+    pub stack: StackT,
+}
+
+/// Size of the ucontext rt_sigreturn reads.
+pub const UCONTEXT_SIZE: usize = UC_SIZE as usize;
+
+/// Parses the ucontext at the top of a frame (`uc`: UCONTEXT_SIZE bytes).
+pub fn restore(uc: &[u8], rflags_now: u64) -> Restored {
+    let mc = MCONTEXT;
+    let g = |i: usize| get(uc, mc + 8 * i);
+    let regs = kvm_regs {
+        r8: g(0),
+        r9: g(1),
+        r10: g(2),
+        r11: g(3),
+        r12: g(4),
+        r13: g(5),
+        r14: g(6),
+        r15: g(7),
+        rdi: g(8),
+        rsi: g(9),
+        rbp: g(10),
+        rbx: g(11),
+        rdx: g(12),
+        rax: g(13),
+        rcx: g(14),
+        rsp: g(15),
+        rip: g(16),
+        rflags: (rflags_now & !FIX_FLAGS) | (g(17) & FIX_FLAGS) | 2,
+    };
+    let stack = StackT {
+        sp: get(uc, 16),
+        flags: i32::from_le_bytes(uc[24..28].try_into().expect("4 bytes")),
+        pad: 0,
+        size: get(uc, 32),
+    };
+    Restored { regs, mask: get(uc, SIGMASK), fpstate: get(uc, mc + 184), stack }
+}
+
+/// kvm_fpu <-> the fxsave image Linux puts in frames.
+pub mod fx {
+    use kvm_bindings::kvm_fpu;
+
+    use super::FXSAVE_SIZE;
+
+    /// Bits of MXCSR a restore may set (reserved bits would fault).
+    const MXCSR_MASK: u32 = 0xffff;
+
+    pub fn to_fxsave(f: &kvm_fpu) -> [u8; FXSAVE_SIZE] {
+        let mut b = [0u8; FXSAVE_SIZE];
+        b[0..2].copy_from_slice(&f.fcw.to_le_bytes());
+        b[2..4].copy_from_slice(&f.fsw.to_le_bytes());
+        b[4] = f.ftwx;
+        b[6..8].copy_from_slice(&f.last_opcode.to_le_bytes());
+        b[8..16].copy_from_slice(&f.last_ip.to_le_bytes());
+        b[16..24].copy_from_slice(&f.last_dp.to_le_bytes());
+        b[24..28].copy_from_slice(&f.mxcsr.to_le_bytes());
+        b[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
+        for (i, r) in f.fpr.iter().enumerate() {
+            b[32 + 16 * i..48 + 16 * i].copy_from_slice(r);
+        }
+        for (i, r) in f.xmm.iter().enumerate() {
+            b[160 + 16 * i..176 + 16 * i].copy_from_slice(r);
+        }
+        b
+    }
+
+    pub fn from_fxsave(b: &[u8; FXSAVE_SIZE]) -> kvm_fpu {
+        let u16_at = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let mut f = kvm_fpu {
+            fcw: u16_at(0),
+            fsw: u16_at(2),
+            ftwx: b[4],
+            last_opcode: u16_at(6),
+            last_ip: u64_at(8),
+            last_dp: u64_at(16),
+            mxcsr: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & MXCSR_MASK,
+            ..Default::default()
+        };
+        for (i, r) in f.fpr.iter_mut().enumerate() {
+            r.copy_from_slice(&b[32 + 16 * i..48 + 16 * i]);
+        }
+        for (i, r) in f.xmm.iter_mut().enumerate() {
+            r.copy_from_slice(&b[160 + 16 * i..176 + 16 * i]);
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> kvm_regs {
+        kvm_regs {
+            rax: 1,
+            rbx: 2,
+            rcx: 3,
+            rdx: 4,
+            rsi: 5,
+            rdi: 6,
+            rsp: 0x7000_1000,
+            rbp: 8,
+            r8: 9,
+            r15: 16,
+            rip: 0x40_1234,
+            rflags: 0x246 | (1 << 10),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn frame_round_trips_and_matches_linux_offsets() {
+        let act = KSigaction { handler: 0x40_2000, flags: 4, restorer: 0x40_3000, mask: 0 };
+        let info = SigInfo::user(10, 7, 0);
+        let fx = [0x5au8; FXSAVE_SIZE];
+        let f = build(&regs(), &fx, &info, &act, 0x1234, &StackT::disabled(), Trap::default());
+        // Below the red zone, aligned like a call, fpstate 64-aligned above.
+        assert!(f.sp + (f.bytes.len() as u64) <= 0x7000_1000 - 128);
+        assert_eq!((f.sp + 8) % 16, 0);
+        let b = &f.bytes;
+        assert_eq!(get(b, 0), 0x40_3000);
+        let mc = 8 + MCONTEXT;
+        assert_eq!(get(b, mc + 16 * 8), 0x40_1234, "rip at REG_RIP (16)");
+        assert_eq!(get(b, mc + 15 * 8), 0x7000_1000, "rsp at REG_RSP (15)");
+        let fpstate = get(b, mc + 184);
+        assert_eq!(fpstate % 64, 0);
+        assert_eq!(&b[(fpstate - f.sp) as usize..][..FXSAVE_SIZE], &fx[..]);
+        assert_eq!(i32::from_le_bytes(b[312..316].try_into().unwrap()), 10);
+        assert_eq!((f.regs.rdi, f.regs.rsi, f.regs.rdx), (10, f.sp + 312, f.sp + 8));
+        assert_eq!((f.regs.rip, f.regs.rsp), (0x40_2000, f.sp));
+        assert_eq!(f.regs.rflags & (1 << 10), 0, "DF cleared for the handler");
+
+        let r = restore(&b[8..8 + UCONTEXT_SIZE], 0x202);
+        assert_eq!(r.regs, regs());
+        assert_eq!((r.mask, r.fpstate), (0x1234, fpstate));
+    }
+
+    #[test]
+    fn altstack_is_used_once() {
+        let act = KSigaction { handler: 1, flags: SA_ONSTACK, restorer: 2, mask: 0 };
+        let alt = StackT { sp: 0x10_0000, flags: 0, pad: 0, size: 0x4000 };
+        let f = build(&regs(), &[0; FXSAVE_SIZE], &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
+        assert!(alt.on_stack(f.sp));
+        assert_eq!(get(&f.bytes, 8 + 16), 0x10_0000);
+        // A nested signal on the alternate stack stays below the first frame.
+        let mut inner = regs();
+        inner.rsp = f.sp;
+        let g = build(&inner, &[0; FXSAVE_SIZE], &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
+        assert!(g.sp < f.sp && g.sp + g.bytes.len() as u64 <= f.sp - 128);
+        assert_eq!(alt.reported(f.sp).flags, SS_ONSTACK);
+    }
+
+    #[test]
+    fn sigreturn_cannot_raise_privileged_flags() {
+        let f = build(&regs(), &[0; FXSAVE_SIZE], &SigInfo::kernel(10), &KSigaction::default(), 0, &StackT::disabled(), Trap::default());
+        let mut uc = f.bytes[8..8 + UCONTEXT_SIZE].to_vec();
+        put(&mut uc, MCONTEXT + 17 * 8, u64::MAX);
+        let r = restore(&uc, 0x2);
+        assert_eq!(r.regs.rflags & ((1 << 9) | (3 << 12) | (1 << 14) | (1 << 17)), 0, "IF, IOPL, NT, VM stay clear");
+    }
+
+    #[test]
+    fn fxsave_round_trip() {
+        let mut f = kvm_bindings::kvm_fpu { fcw: 0x37f, fsw: 0x1234, ftwx: 0x81, mxcsr: 0x1fa0, ..Default::default() };
+        f.fpr[3] = [7; 16];
+        f.xmm[15] = [9; 16];
+        let b = fx::to_fxsave(&f);
+        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 0x1fa0);
+        let back = fx::from_fxsave(&b);
+        assert_eq!((back.fcw, back.fsw, back.ftwx, back.mxcsr), (0x37f, 0x1234, 0x81, 0x1fa0));
+        assert_eq!((back.fpr[3], back.xmm[15]), ([7; 16], [9; 16]));
+    }
+}

@@ -1,0 +1,257 @@
+//! Threads: clone for new threads (each a vCPU of its own), futexes,
+//! the tid word cleared at exit, robust futex lists, thread and process
+//! exit.
+//!
+//! Futexes are the host's: payload memory is at the same addresses in km,
+//! so a payload futex word is a host futex word, and threads of the
+//! payload wait on and wake each other through the host kernel directly
+//! (tids are host tids, so PI futexes work too).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libc::*;
+use nix::errno::Errno;
+
+use super::args::{buf, obj, opt};
+use super::{host, Ctx, Restart, Ret};
+use crate::mem::{self, copy};
+use crate::process::{ExitStatus, Process};
+use crate::signal::Tid;
+use crate::thread::{Start, Thread};
+
+type A = [u64; 6];
+
+/// clone flags a thread may use; the namespaces, pidfds and the like are
+/// not for threads.
+const THREAD_FLAGS: u64 = (CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED) as u64;
+const NEEDED: u64 = (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) as u64;
+
+struct CloneArgs {
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+}
+
+fn new_thread(ctx: &mut Ctx, c: CloneArgs) -> Ret {
+    if c.flags & CLONE_THREAD as u64 == 0 {
+        return super::unimplemented_feature(ctx, "clone of a new process (fork)");
+    }
+    // CLONE_THREAD needs CLONE_SIGHAND, which needs CLONE_VM (as on Linux).
+    if c.flags & !THREAD_FLAGS & !0xff != 0 || c.flags & NEEDED != NEEDED {
+        return Err(Errno::EINVAL);
+    }
+    let has = |f: c_int| c.flags & f as u64 != 0;
+    if has(CLONE_PARENT_SETTID) {
+        obj::<i32>(c.parent_tid)?;
+    }
+    if has(CLONE_CHILD_SETTID) || has(CLONE_CHILD_CLEARTID) {
+        obj::<i32>(c.child_tid)?;
+    }
+    if has(CLONE_SETTLS) && c.tls >= super::process::TASK_SIZE_MAX {
+        return Err(Errno::EPERM);
+    }
+    let sregs = ctx.t.vcpu.sregs().map_err(|e| {
+        tracing::error!(target: "thread", "clone: {e}");
+        Errno::EAGAIN
+    })?;
+    let mut regs = *ctx.regs;
+    regs.rax = 0;
+    if c.stack != 0 {
+        regs.rsp = c.stack;
+    }
+    let tid = ctx.tid();
+    let start = Start {
+        regs,
+        fs_base: if has(CLONE_SETTLS) { c.tls } else { sregs.fs.base },
+        gs_base: sregs.gs.base,
+        mask: ctx.proc().signals().thread(tid).mask,
+        clear_child_tid: if has(CLONE_CHILD_CLEARTID) { c.child_tid } else { 0 },
+        set_tid: [
+            if has(CLONE_PARENT_SETTID) { c.parent_tid } else { 0 },
+            if has(CLONE_CHILD_SETTID) { c.child_tid } else { 0 },
+        ],
+    };
+    let proc = ctx.t.proc.clone();
+    Thread::spawn(&proc, start).map(|tid| tid as u64)
+}
+
+pub fn clone(ctx: &mut Ctx, a: A) -> Ret {
+    // x86-64 order: flags, stack, parent_tid, child_tid, tls.
+    new_thread(ctx, CloneArgs { flags: a[0], stack: a[1], parent_tid: a[2], child_tid: a[3], tls: a[4] })
+}
+
+/// struct clone_args, the first version's fields.
+const CLONE_ARGS_SIZE_VER0: u64 = 64;
+
+pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
+    let (at, size) = (a[0], a[1]);
+    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    buf(at, size)?;
+    let mut v = [0u64; 11];
+    let n = (size / 8).min(11) as usize;
+    copy::read_u64s(at, &mut v[..n])?;
+    let [flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
+    if pidfd != 0 || set_tid != 0 || set_tid_size != 0 || cgroup != 0 || (flags & CLONE_THREAD as u64 != 0 && exit_signal != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    new_thread(ctx, CloneArgs { flags, stack: stack.wrapping_add(stack_size), parent_tid, child_tid, tls })
+}
+
+pub fn set_tid_address(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.t.clear_child_tid = a[0];
+    Ok(ctx.tid() as u64)
+}
+
+/// struct robust_list_head: next, futex_offset, list_op_pending.
+const ROBUST_HEAD_SIZE: u64 = 24;
+
+pub fn set_robust_list(ctx: &mut Ctx, a: A) -> Ret {
+    if a[1] != ROBUST_HEAD_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    ctx.t.robust_list = a[0];
+    Ok(0)
+}
+
+pub fn get_robust_list(ctx: &mut Ctx, a: A) -> Ret {
+    let pid = a[0] as i32;
+    if pid != 0 && pid != ctx.tid() {
+        return Err(if ctx.proc().signals().threads.contains_key(&pid) { Errno::EPERM } else { Errno::ESRCH });
+    }
+    obj::<u64>(a[1])?;
+    obj::<u64>(a[2])?;
+    copy::write_obj(a[1], &ctx.t.robust_list)?;
+    copy::write_obj(a[2], &ROBUST_HEAD_SIZE)?;
+    Ok(0)
+}
+
+pub fn exit(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.thread_exit = Some((a[0] & 0xff) as i32);
+    Ok(0)
+}
+
+pub fn exit_group(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.exit = Some(ExitStatus::Code((a[0] & 0xff) as i32));
+    Ok(0)
+}
+
+const FUTEX_CMD_MASK: i32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+// Not in the libc crate.
+const FUTEX_LOCK_PI2: i32 = 13;
+
+pub fn futex(ctx: &mut Ctx, a: A) -> Ret {
+    let (uaddr, op, timeout, uaddr2) = (a[0], a[1] as i32, a[3], a[4]);
+    mem::check(uaddr, 4)?;
+    match op & FUTEX_CMD_MASK {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            opt::<timespec>(timeout)?;
+            // Without a timeout Linux restarts per SA_RESTART; with one it
+            // returns EINTR after a handler.
+            let restart = if timeout == 0 { Restart::IfSaRestart } else { Restart::Never };
+            ctx.blocking(SYS_futex, a, restart)
+        }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
+            opt::<timespec>(timeout)?;
+            ctx.blocking(SYS_futex, a, Restart::IfSaRestart)
+        }
+        FUTEX_WAIT_REQUEUE_PI => {
+            opt::<timespec>(timeout)?;
+            mem::check(uaddr2, 4)?;
+            ctx.blocking(SYS_futex, a, Restart::IfSaRestart)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_UNLOCK_PI | FUTEX_TRYLOCK_PI => host(SYS_futex, a),
+        // The fourth argument of these is a count, not a pointer.
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP | FUTEX_CMP_REQUEUE_PI => {
+            mem::check(uaddr2, 4)?;
+            host(SYS_futex, a)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Wakes up to `n` waiters on the payload futex at `addr`.
+pub fn wake(addr: u64, n: u32) {
+    // SAFETY: FUTEX_WAKE reads no memory; the address only names the queue.
+    unsafe { libc::syscall(SYS_futex, addr, FUTEX_WAKE, n, 0, 0, 0) };
+}
+
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// Linux's bound on a robust list walk, against a looped list.
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+/// Marks the robust futexes a dying thread holds as owner-died and wakes
+/// a waiter of each, as the kernel does at thread exit. The list is the
+/// payload's, so every pointer is checked and read through `copy`.
+pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
+    if head == 0 {
+        return;
+    }
+    let mut h = [0u64; 3];
+    if mem::check(head, ROBUST_HEAD_SIZE).and_then(|_| copy::read_u64s(head, &mut h)).is_err() {
+        return;
+    }
+    let [mut entry, offset, pending] = h;
+    let futex_of = |e: u64| (e & !1).wrapping_add(offset);
+    let mut seen = 0;
+    while entry != head && seen < ROBUST_LIST_LIMIT {
+        let Ok(next) = mem::check(entry & !1, 8).and_then(|_| copy::read_obj::<u64>(entry & !1)) else { break };
+        if entry != pending {
+            owner_died(proc, tid, futex_of(entry));
+        }
+        entry = next;
+        seen += 1;
+    }
+    if pending != 0 {
+        owner_died(proc, tid, futex_of(pending));
+    }
+}
+
+fn owner_died(proc: &Process, tid: Tid, addr: u64) {
+    if addr % 4 != 0 || mem::check(addr, 4).is_err() {
+        return;
+    }
+    // The address space lock keeps the page mapped, with the protection
+    // read here, while km updates the word in place.
+    let space = proc.space();
+    if space.prot_at(addr).is_none_or(|p| p & (PROT_READ | PROT_WRITE) != PROT_READ | PROT_WRITE) {
+        return;
+    }
+    // SAFETY: `addr` is 4-aligned payload memory, mapped read-write in km
+    // (checked under the lock that guards every mapping change), so an
+    // atomic access cannot fault; other threads use the word atomically.
+    let word = unsafe { &*(addr as *const AtomicU32) };
+    let mut v = word.load(Ordering::SeqCst);
+    loop {
+        if v & FUTEX_TID_MASK != tid as u32 {
+            return;
+        }
+        let new = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        match word.compare_exchange(v, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => break,
+            Err(now) => v = now,
+        }
+    }
+    drop(space);
+    if v & FUTEX_WAITERS != 0 {
+        wake(addr, 1);
+    }
+}

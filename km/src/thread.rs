@@ -1,0 +1,455 @@
+//! A payload thread: one vCPU, run by one host thread whose tid is the
+//! payload thread's tid. The run loop enters the guest, serves each exit
+//! (a syscall, a fault, a kick) and delivers signals whenever the thread
+//! is about to return to the payload, as Linux does on its way back to
+//! user mode.
+
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_fpu, kvm_regs};
+use nix::errno::Errno;
+
+use crate::device::{Exit, Fault, Flavor, Vcpu};
+use crate::guest::cpu::{self, SyscallReturn};
+use crate::guest::layout::{MONITOR_END, MONITOR_START};
+use crate::kick::{self, Attention};
+use crate::mem::copy;
+use crate::process::{end, ExitStatus, Process};
+use crate::signal::frame::{self, fx, StackT, Trap, SS_AUTODISARM};
+use crate::signal::{bit, Action, KSigaction, Pending, SigInfo, ThreadHandle, ThreadSignals, Tid, SA_NODEFER};
+use crate::syscall::{self, Ctx, Restart};
+
+pub struct Thread {
+    pub proc: Arc<Process>,
+    pub handle: Arc<ThreadHandle>,
+    pub vcpu: Box<dyn Vcpu>,
+    vcpu_id: u32,
+    pub altstack: StackT,
+    pub clear_child_tid: u64,
+    pub robust_list: u64,
+    /// The mask to put back once rt_sigsuspend (or a call taking a
+    /// temporary mask) has had its signal delivered.
+    pub saved_mask: Option<u64>,
+    /// The CPU fault behind a pending synchronous signal, for its frame and
+    /// for km's report if it kills the payload.
+    fault: Option<(i32, Trap, String)>,
+}
+
+/// How a new thread starts: its registers and segment bases.
+pub struct Start {
+    pub regs: kvm_regs,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub mask: u64,
+    pub clear_child_tid: u64,
+    /// Where to store the new tid before the thread runs (CLONE_PARENT_SETTID
+    /// and CLONE_CHILD_SETTID), if anywhere.
+    pub set_tid: [u64; 2],
+}
+
+/// The thread's flag and tid, made by the host thread that runs it.
+fn register(proc: &Process, mask: u64) -> Arc<ThreadHandle> {
+    // SAFETY: gettid has no arguments.
+    let tid = unsafe { libc::gettid() };
+    let handle = Arc::new(ThreadHandle { tid, attention: Attention::default() });
+    let sig = ThreadSignals { mask, pending: Pending::default(), waiting: 0, handle: handle.clone() };
+    proc.signals().threads.insert(tid, sig);
+    handle
+}
+
+impl Thread {
+    /// The first thread, run by km's main thread (so its tid is the pid).
+    pub fn first(proc: Arc<Process>, vcpu_id: u32, vcpu: Box<dyn Vcpu>) -> Thread {
+        let handle = register(&proc, 0);
+        Thread::new(proc, handle, vcpu_id, vcpu)
+    }
+
+    fn new(proc: Arc<Process>, handle: Arc<ThreadHandle>, vcpu_id: u32, mut vcpu: Box<dyn Vcpu>) -> Thread {
+        // SAFETY: the byte lives in the vCPU's kvm_run mapping, which lives
+        // as long as the vCPU; the thread re-registers for every vCPU it runs.
+        unsafe { kick::register_immediate_exit(vcpu.immediate_exit()) };
+        Thread {
+            proc,
+            handle,
+            vcpu,
+            vcpu_id,
+            altstack: StackT::disabled(),
+            clear_child_tid: 0,
+            robust_list: 0,
+            saved_mask: None,
+            fault: None,
+        }
+    }
+
+    pub fn tid(&self) -> Tid {
+        self.handle.tid
+    }
+
+    /// Starts a thread in a new host thread (clone with CLONE_THREAD) and
+    /// returns its tid once it exists.
+    pub fn spawn(proc: &Arc<Process>, start: Start) -> Result<Tid, Errno> {
+        let (id, mut vcpu, fresh) = proc.take_vcpu().map_err(|e| {
+            tracing::warn!(target: "thread", "cannot get a vCPU: {e}");
+            Errno::EAGAIN
+        })?;
+        let prepared = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), fresh)
+            .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base));
+        if let Err(e) = prepared {
+            tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
+            proc.return_vcpu(id, vcpu);
+            return Err(Errno::EAGAIN);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let p = proc.clone();
+        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || {
+            let handle = register(&p, start.mask);
+            let tid = handle.tid;
+            for at in start.set_tid.into_iter().filter(|&a| a != 0) {
+                // A bad address is the payload's problem, as on Linux.
+                let _ = copy::write_obj(at, &tid);
+            }
+            let mut t = Thread::new(p, handle, id, vcpu);
+            t.clear_child_tid = start.clear_child_tid;
+            let _ = tx.send(tid);
+            t.run();
+        });
+        match spawned {
+            Ok(_) => rx.recv().map_err(|_| Errno::EAGAIN),
+            Err(e) => {
+                tracing::warn!(target: "thread", "cannot start a host thread: {e}");
+                Err(Errno::EAGAIN)
+            }
+        }
+    }
+
+    /// Runs the payload thread until it exits; ends the process if it was
+    /// the last one.
+    pub fn run(mut self) {
+        let code = self.run_loop();
+        self.exit(code);
+    }
+
+    fn run_loop(&mut self) -> i32 {
+        // The user state km must load before the next entry, and whether
+        // the vCPU sits at CPL0 (in the pad under VT-x/SVM, or a fault stub).
+        let mut user: Option<kvm_regs> = None;
+        let mut cpl0 = false;
+        loop {
+            self.handle.attention.take();
+            if user.is_none() && self.proc.signals().deliverable(self.tid()) {
+                // Interrupted: deliver now unless the vCPU is inside km's
+                // pad or a stub, which exit on their own in a moment.
+                match self.vcpu.regs() {
+                    Ok(r) if !(MONITOR_START..MONITOR_END).contains(&r.rip) => user = Some(r),
+                    Ok(_) => {}
+                    Err(e) => end(broken(&e.to_string())),
+                }
+            }
+            if let Some(u) = user.as_mut() {
+                self.deliver(u);
+            }
+            if let Some(u) = user.take() {
+                if let Err(e) = self.load(&u, cpl0) {
+                    end(broken(&e.to_string()));
+                }
+                cpl0 = false;
+            }
+            if self.handle.attention.is_raised() {
+                continue;
+            }
+            let exit = match self.vcpu.run() {
+                Ok(exit) => exit,
+                Err(e) => end(broken(&e.to_string())),
+            };
+            match exit {
+                Exit::Syscall => {
+                    let (mut u, how) = match self.syscall_entry() {
+                        Ok(v) => v,
+                        Err(e) => end(broken(&e.to_string())),
+                    };
+                    cpl0 = how == SyscallReturn::Sysret;
+                    if let Some(code) = self.syscall(&mut u) {
+                        return code;
+                    }
+                    user = Some(u);
+                }
+                Exit::Fault(f) => {
+                    let mut u = match self.vcpu.regs() {
+                        Ok(r) => r,
+                        Err(e) => end(broken(&e.to_string())),
+                    };
+                    u.rip = f.rip;
+                    u.rsp = f.rsp;
+                    u.rflags = cpu::resume_rflags(f.rflags);
+                    cpl0 = self.proc.hv.flavor() == Flavor::Kvm;
+                    self.fault(&f);
+                    user = Some(u);
+                }
+                Exit::Interrupted => {}
+                // `hlt` is privileged: at user level it is a #GP, so SIGSEGV.
+                Exit::Halt => end(ExitStatus::Signal(libc::SIGSEGV, "hlt instruction".into())),
+                Exit::Broken(why) => end(ExitStatus::Signal(libc::SIGSEGV, why)),
+            }
+        }
+    }
+
+    /// The payload's registers at a syscall exit, as the syscall returns
+    /// to them: rip from rcx and rflags from r11, which syscall clobbers.
+    /// Also says how the pad returns, learnt from the first syscall exit.
+    fn syscall_entry(&mut self) -> crate::device::Result<(kvm_regs, SyscallReturn)> {
+        let how = match self.proc.syscall_return() {
+            Some(how) => how,
+            None => {
+                let cs = self.vcpu.sregs()?.cs.selector;
+                self.proc.learn_syscall_return(SyscallReturn::from_pad_cs(cs))
+            }
+        };
+        let regs = self.vcpu.regs()?;
+        let mut u = regs;
+        u.rip = regs.rcx;
+        u.rflags = cpu::resume_rflags(regs.r11);
+        u.r11 = u.rflags;
+        Ok((u, how))
+    }
+
+    /// Serves one syscall; Some(code) when the thread exits.
+    fn syscall(&mut self, u: &mut kvm_regs) -> Option<i32> {
+        let nr = u.rax;
+        let args = [u.rdi, u.rsi, u.rdx, u.r10, u.r8, u.r9];
+        let mut ctx = Ctx::new(self, u);
+        let ret = syscall::dispatch(&mut ctx, nr, args);
+        let (exit, thread_exit, interrupted) = (ctx.exit.take(), ctx.thread_exit, ctx.interrupted);
+        if let Some(status) = exit {
+            end(status);
+        }
+        if thread_exit.is_some() {
+            return thread_exit;
+        }
+        if interrupted.is_some() && ret == -(libc::EINTR as i64) as u64 && self.restarts(interrupted) {
+            // Back to the syscall instruction with the number in rax, as
+            // Linux restarts: the frame of a handler run first saves this.
+            u.rax = nr;
+            u.rip -= 2;
+            u.rcx = u.rip;
+        } else {
+            u.rax = ret;
+        }
+        None
+    }
+
+    /// Whether a call interrupted by a kick starts again: always when no
+    /// handler will run, else if it is restartable and SA_RESTART is set.
+    fn restarts(&self, how: Option<Restart>) -> bool {
+        match self.proc.signals().peek(self.tid()) {
+            Some(Action::Handler(act)) => {
+                how == Some(Restart::IfSaRestart) && act.flags & crate::signal::SA_RESTART != 0
+            }
+            _ => true,
+        }
+    }
+
+    /// Loads user state `u` into the vCPU. From CPL0 that is the pad's
+    /// `sysretq` when rcx and r11 hold rip and rflags (every plain syscall
+    /// return), else a switch of the segment registers from the host.
+    fn load(&mut self, u: &kvm_regs, cpl0: bool) -> crate::device::Result<()> {
+        if cpl0 {
+            let sysret = self.proc.syscall_return() == Some(SyscallReturn::Sysret);
+            if sysret && u.rcx == u.rip && u.r11 == u.rflags {
+                let mut r = *u;
+                r.rip = cpu::PAD_SYSRET;
+                return self.vcpu.set_regs(&r);
+            }
+            cpu::enter_user_mode(&mut *self.vcpu)?;
+        }
+        self.vcpu.set_regs(u)
+    }
+
+    /// Acts on every signal the thread can take now: handlers get a frame
+    /// each (stacked), default actions end or stop the process.
+    fn deliver(&mut self, u: &mut kvm_regs) {
+        let tid = self.tid();
+        loop {
+            let next = self.proc.signals().dequeue(tid);
+            let Some((info, action)) = next else { break };
+            let sig = info.signo();
+            let fault = self.fault.take_if(|f| f.0 == sig);
+            match action {
+                Action::Ignore => {}
+                Action::Terminate => {
+                    end(ExitStatus::Signal(sig, fault.map(|f| f.2).unwrap_or_default()));
+                }
+                Action::Stop => {
+                    // The whole km stops, as the payload's process would.
+                    // SAFETY: kill on km's own pid with SIGSTOP.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+                }
+                Action::Handler(act) => {
+                    let trap = fault.map(|f| f.1).unwrap_or_default();
+                    if let Err(why) = self.setup_frame(u, &info, &act, trap) {
+                        end(ExitStatus::Signal(libc::SIGSEGV, why));
+                    }
+                }
+            }
+        }
+        if let Some(m) = self.saved_mask.take() {
+            self.proc.signals().set_mask(tid, m);
+        }
+    }
+
+    fn setup_frame(&mut self, u: &mut kvm_regs, info: &SigInfo, act: &KSigaction, trap: Trap) -> Result<(), String> {
+        let sig = info.signo();
+        let fpu = self.vcpu.fpu().map_err(|e| e.to_string())?;
+        let mask_now = self.proc.signals().thread(self.tid()).mask;
+        let restore_mask = self.saved_mask.take().unwrap_or(mask_now);
+        let f = frame::build(u, &fx::to_fxsave(&fpu), info, act, restore_mask, &self.altstack, trap);
+        copy::write_bytes(f.sp, &f.bytes)
+            .map_err(|_| format!("cannot write the frame for signal {sig} at {:#x}", f.sp))?;
+        let mut mask = mask_now | act.mask;
+        if act.flags & SA_NODEFER == 0 {
+            mask |= bit(sig);
+        }
+        self.proc.signals().set_mask(self.tid(), mask);
+        if self.altstack.flags & SS_AUTODISARM != 0 && self.altstack.on_stack(f.sp) {
+            self.altstack = StackT::disabled();
+        }
+        // The handler starts with a clean FPU, as on Linux.
+        self.vcpu.set_fpu(&initial_fpu()).map_err(|e| e.to_string())?;
+        *u = f.regs;
+        Ok(())
+    }
+
+    /// Turns a CPU fault into its signal, forced as Linux forces it.
+    fn fault(&mut self, f: &Fault) {
+        let fpu = if matches!(f.vector, 16 | 19) { self.vcpu.fpu().ok() } else { None };
+        let (sig, code, addr) = fault_info(f, fpu.as_ref());
+        let trap = Trap { trapno: f.vector.into(), err: f.error_code, cr2: f.addr };
+        self.fault = Some((sig, trap, describe(f)));
+        self.proc.signals().force(self.tid(), SigInfo::fault(sig, code, addr));
+    }
+
+    /// The thread ends: its tid word is cleared and waiters woken, its
+    /// robust futexes released, its vCPU kept for reuse. The last thread
+    /// ends the process with its code.
+    fn exit(self, code: i32) {
+        let tid = self.tid();
+        crate::syscall::threads::release_robust_list(&self.proc, tid, self.robust_list);
+        if self.clear_child_tid != 0 && copy::write_obj(self.clear_child_tid, &0u32).is_ok() {
+            crate::syscall::threads::wake(self.clear_child_tid, 1);
+        }
+        let last = {
+            let mut s = self.proc.signals();
+            s.threads.remove(&tid);
+            s.threads.is_empty()
+        };
+        if last {
+            end(ExitStatus::Code(code));
+        }
+        let Thread { proc, vcpu, vcpu_id, .. } = self;
+        proc.return_vcpu(vcpu_id, vcpu);
+        if tid == proc.pid {
+            // km's main thread must not return: that would end km while
+            // other payload threads still run. It waits for the end.
+            drop(proc);
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+/// The signal, si_code and si_addr Linux gives a user-mode CPU exception.
+pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>) -> (i32, i32, u64) {
+    const SI_KERNEL: i32 = 0x80;
+    match f.vector {
+        0 => (libc::SIGFPE, 1, f.rip),  // FPE_INTDIV
+        1 => (libc::SIGTRAP, 2, f.rip), // TRAP_TRACE
+        3 => (libc::SIGTRAP, SI_KERNEL, 0),
+        6 => (libc::SIGILL, 2, f.rip), // ILL_ILLOPN
+        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 { 2 } else { 1 }, f.addr), // ACCERR / MAPERR
+        16 | 19 => {
+            // The unmasked exception flags say which floating-point error.
+            let status = match (f.vector, fpu) {
+                (16, Some(p)) => u32::from(p.fsw & !p.fcw & 0x3f),
+                (19, Some(p)) => p.mxcsr & !(p.mxcsr >> 7) & 0x3f,
+                _ => 0,
+            };
+            let code = if status & 1 != 0 {
+                7 // FPE_FLTINV
+            } else if status & 4 != 0 {
+                3 // FPE_FLTDIV
+            } else if status & 8 != 0 {
+                4 // FPE_FLTOVF
+            } else if status & 0x12 != 0 {
+                5 // FPE_FLTUND
+            } else if status & 0x20 != 0 {
+                6 // FPE_FLTRES
+            } else {
+                SI_KERNEL
+            };
+            (libc::SIGFPE, code, f.rip)
+        }
+        17 => (libc::SIGBUS, 1, f.addr), // BUS_ADRALN
+        11 | 12 => (libc::SIGBUS, SI_KERNEL, 0),
+        _ => (libc::SIGSEGV, SI_KERNEL, 0),
+    }
+}
+
+/// x87 and SSE state as after FNINIT with Linux's MXCSR.
+pub fn initial_fpu() -> kvm_fpu {
+    kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() }
+}
+
+fn broken(why: &str) -> ExitStatus {
+    ExitStatus::Signal(libc::SIGKILL, format!("vCPU failure: {why}"))
+}
+
+/// km's one-line description of a fault that kills the payload.
+pub fn describe(f: &Fault) -> String {
+    let what = match f.vector {
+        0 => "divide error".to_string(),
+        1 => "debug trap".to_string(),
+        3 => "breakpoint".to_string(),
+        6 => "invalid opcode".to_string(),
+        13 => "general protection fault".to_string(),
+        14 => {
+            let access = if f.error_code & 0x10 != 0 {
+                "execute"
+            } else if f.error_code & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            let why = if f.error_code & 1 != 0 { "protection violation" } else { "unmapped address" };
+            format!("page fault: {access} at {:#x} ({why})", f.addr)
+        }
+        v => format!("CPU exception {v} (error code {:#x})", f.error_code),
+    };
+    format!("{what} at rip {:#x}", f.rip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(vector: u8, error_code: u64) -> Fault {
+        Fault { vector, error_code, addr: 0x1000, rip: 0x401000, rsp: 0, rflags: 0 }
+    }
+
+    #[test]
+    fn faults_map_to_linux_siginfo() {
+        assert_eq!(fault_info(&f(0, 0), None), (libc::SIGFPE, 1, 0x401000));
+        assert_eq!(fault_info(&f(6, 0), None), (libc::SIGILL, 2, 0x401000));
+        assert_eq!(fault_info(&f(13, 0), None), (libc::SIGSEGV, 0x80, 0));
+        assert_eq!(fault_info(&f(14, 6), None), (libc::SIGSEGV, 1, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(3, 0), None), (libc::SIGTRAP, 0x80, 0));
+        assert_eq!(fault_info(&f(17, 0), None).0, libc::SIGBUS);
+        let fpu = kvm_fpu { mxcsr: 0x1f80 & !(1 << 9) | 4, ..Default::default() };
+        assert_eq!(fault_info(&f(19, 0), Some(&fpu)).1, 3, "unmasked divide-by-zero");
+    }
+
+    #[test]
+    fn page_fault_description() {
+        assert_eq!(describe(&f(14, 6)), "page fault: write at 0x1000 (unmapped address) at rip 0x401000");
+    }
+}
