@@ -42,12 +42,16 @@ impl Attention {
 }
 
 /// Raises `attention` (the flag of host thread `tid` of this process) and
-/// signals the thread.
+/// signals the thread, unless it is the caller, which will look anyway.
 pub fn kick(tid: i32, attention: &Attention) {
     attention.raise();
-    // SAFETY: tgkill only sends a signal; km installed a handler for it in
-    // every thread that can receive it (see `install`).
-    unsafe { libc::syscall(libc::SYS_tgkill, std::process::id(), tid, kick_signal()) };
+    // SAFETY: gettid has no arguments; tgkill only sends a signal, and km
+    // installed a handler for it in every thread that can receive it.
+    unsafe {
+        if libc::gettid() != tid {
+            libc::syscall(libc::SYS_tgkill, std::process::id(), tid, kick_signal());
+        }
+    }
 }
 
 std::arch::global_asm!(

@@ -3,7 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use nix::errno::Errno;
 
 use crate::device::{self, Hypervisor, Vcpu};
 use crate::guest::cpu::{CpuModel, SyscallReturn};
@@ -11,6 +14,7 @@ use crate::guest::layout::monitor;
 use crate::mem::AddressSpace;
 use crate::signal::{Posted, SigInfo, Signals, Tid};
 use crate::syscall::Limits;
+use crate::thread::Start;
 
 /// How the payload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +32,15 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// vCPUs of threads that ended, kept for the next thread: KVM cannot
-/// destroy a vCPU short of destroying the VM.
+/// A host thread whose payload thread ended, waiting with its vCPU for
+/// the next one. Reusing both beats a new vCPU (KVM cannot destroy one
+/// short of the VM) and a vCPU moving threads (KVM_RUN from a new thread
+/// waits for an RCU grace period).
+pub type Worker = SyncSender<(Start, SyncSender<Result<Tid, Errno>>)>;
+
 #[derive(Default)]
 struct VcpuPool {
-    free: Vec<(u32, Box<dyn Vcpu>)>,
+    idle: Vec<Worker>,
     next_id: u32,
 }
 
@@ -113,24 +121,24 @@ impl Process {
         *self.syscall_return.get_or_init(|| how)
     }
 
-    /// A vCPU for a new thread: a spare one, or a new one while the
-    /// descriptor tables have room. The bool says whether it is new.
-    pub fn take_vcpu(&self) -> Result<(u32, Box<dyn Vcpu>, bool), device::DeviceError> {
+    /// A new vCPU, while the descriptor tables have room for one.
+    pub fn new_vcpu(&self) -> Result<(u32, Box<dyn Vcpu>), device::DeviceError> {
         let mut pool = lock(&self.vcpus);
-        if let Some((id, v)) = pool.free.pop() {
-            return Ok((id, v, false));
-        }
         if u64::from(pool.next_id) >= monitor::MAX_VCPUS {
             return Err(device::DeviceError::Unsupported("no vCPU slot left".into()));
         }
         let id = pool.next_id;
         let v = self.hv.create_vcpu(id)?;
         pool.next_id += 1;
-        Ok((id, v, true))
+        Ok((id, v))
     }
 
-    pub fn return_vcpu(&self, id: u32, vcpu: Box<dyn Vcpu>) {
-        lock(&self.vcpus).free.push((id, vcpu));
+    pub fn idle_worker(&self) -> Option<Worker> {
+        lock(&self.vcpus).idle.pop()
+    }
+
+    pub fn add_idle_worker(&self, w: Worker) {
+        lock(&self.vcpus).idle.push(w);
     }
 
     /// A host signal for the payload.

@@ -23,7 +23,6 @@ pub struct Thread {
     pub proc: Arc<Process>,
     pub handle: Arc<ThreadHandle>,
     pub vcpu: Box<dyn Vcpu>,
-    vcpu_id: u32,
     pub altstack: StackT,
     pub clear_child_tid: u64,
     pub robust_list: u64,
@@ -59,12 +58,12 @@ fn register(proc: &Process, mask: u64) -> Arc<ThreadHandle> {
 
 impl Thread {
     /// The first thread, run by km's main thread (so its tid is the pid).
-    pub fn first(proc: Arc<Process>, vcpu_id: u32, vcpu: Box<dyn Vcpu>) -> Thread {
+    pub fn first(proc: Arc<Process>, vcpu: Box<dyn Vcpu>) -> Thread {
         let handle = register(&proc, 0);
-        Thread::new(proc, handle, vcpu_id, vcpu)
+        Thread::new(proc, handle, vcpu)
     }
 
-    fn new(proc: Arc<Process>, handle: Arc<ThreadHandle>, vcpu_id: u32, mut vcpu: Box<dyn Vcpu>) -> Thread {
+    fn new(proc: Arc<Process>, handle: Arc<ThreadHandle>, mut vcpu: Box<dyn Vcpu>) -> Thread {
         // SAFETY: the byte lives in the vCPU's kvm_run mapping, which lives
         // as long as the vCPU; the thread re-registers for every vCPU it runs.
         unsafe { kick::register_immediate_exit(vcpu.immediate_exit()) };
@@ -72,7 +71,6 @@ impl Thread {
             proc,
             handle,
             vcpu,
-            vcpu_id,
             altstack: StackT::disabled(),
             clear_child_tid: 0,
             robust_list: 0,
@@ -85,36 +83,31 @@ impl Thread {
         self.handle.tid
     }
 
-    /// Starts a thread in a new host thread (clone with CLONE_THREAD) and
-    /// returns its tid once it exists.
+    /// Starts a thread (clone with CLONE_THREAD) on an idle worker, else
+    /// on a new vCPU in a new host thread, and returns its tid once it
+    /// exists.
     pub fn spawn(proc: &Arc<Process>, start: Start) -> Result<Tid, Errno> {
-        let (id, mut vcpu, fresh) = proc.take_vcpu().map_err(|e| {
-            tracing::warn!(target: "thread", "cannot get a vCPU: {e}");
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let mut job = (start, reply);
+        while let Some(worker) = proc.idle_worker() {
+            // A worker is gone only if its thread died with km ending.
+            match worker.send(job) {
+                Ok(()) => return answer.recv().map_err(|_| Errno::EAGAIN)?,
+                Err(e) => job = e.0,
+            }
+        }
+        let (id, mut vcpu) = proc.new_vcpu().map_err(|e| {
+            tracing::warn!(target: "thread", "cannot create a vCPU: {e}");
             Errno::EAGAIN
         })?;
-        let prepared = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), fresh)
-            .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base));
-        if let Err(e) = prepared {
+        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), true) {
             tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
-            proc.return_vcpu(id, vcpu);
             return Err(Errno::EAGAIN);
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let p = proc.clone();
-        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || {
-            let handle = register(&p, start.mask);
-            let tid = handle.tid;
-            for at in start.set_tid.into_iter().filter(|&a| a != 0) {
-                // A bad address is the payload's problem, as on Linux.
-                let _ = copy::write_obj(at, &tid);
-            }
-            let mut t = Thread::new(p, handle, id, vcpu);
-            t.clear_child_tid = start.clear_child_tid;
-            let _ = tx.send(tid);
-            t.run();
-        });
+        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || worker(p, id, vcpu, job));
         match spawned {
-            Ok(_) => rx.recv().map_err(|_| Errno::EAGAIN),
+            Ok(_) => answer.recv().map_err(|_| Errno::EAGAIN)?,
             Err(e) => {
                 tracing::warn!(target: "thread", "cannot start a host thread: {e}");
                 Err(Errno::EAGAIN)
@@ -126,7 +119,7 @@ impl Thread {
     /// the last one.
     pub fn run(mut self) {
         let code = self.run_loop();
-        self.exit(code);
+        drop(self.exit(code));
     }
 
     fn run_loop(&mut self) -> i32 {
@@ -328,9 +321,9 @@ impl Thread {
     }
 
     /// The thread ends: its tid word is cleared and waiters woken, its
-    /// robust futexes released, its vCPU kept for reuse. The last thread
-    /// ends the process with its code.
-    fn exit(self, code: i32) {
+    /// robust futexes released. The last thread ends the process with its
+    /// code; otherwise the vCPU comes back for the host thread to reuse.
+    fn exit(self, code: i32) -> Box<dyn Vcpu> {
         let tid = self.tid();
         crate::syscall::threads::release_robust_list(&self.proc, tid, self.robust_list);
         if self.clear_child_tid != 0 && copy::write_obj(self.clear_child_tid, &0u32).is_ok() {
@@ -344,15 +337,55 @@ impl Thread {
         if last {
             end(ExitStatus::Code(code));
         }
-        let Thread { proc, vcpu, vcpu_id, .. } = self;
-        proc.return_vcpu(vcpu_id, vcpu);
-        if tid == proc.pid {
+        if tid == self.proc.pid {
             // km's main thread must not return: that would end km while
             // other payload threads still run. It waits for the end.
-            drop(proc);
+            drop(self);
             loop {
                 std::thread::park();
             }
+        }
+        self.vcpu
+    }
+}
+
+/// A host thread running payload threads on vCPU `id`, one after another:
+/// between them it waits, idle, for the next clone.
+fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>)) {
+    let mut fresh = true;
+    loop {
+        let (start, reply) = job;
+        let ready = if fresh {
+            cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base)
+        } else {
+            cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), false)
+                .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base))
+        };
+        fresh = false;
+        match ready {
+            Ok(()) => {
+                let handle = register(&proc, start.mask);
+                let tid = handle.tid;
+                for at in start.set_tid.into_iter().filter(|&a| a != 0) {
+                    // A bad address is the payload's problem, as on Linux.
+                    let _ = copy::write_obj(at, &tid);
+                }
+                let mut t = Thread::new(proc.clone(), handle, vcpu);
+                t.clear_child_tid = start.clear_child_tid;
+                let _ = reply.send(Ok(tid));
+                let code = t.run_loop();
+                vcpu = t.exit(code);
+            }
+            Err(e) => {
+                tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
+                let _ = reply.send(Err(Errno::EAGAIN));
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        proc.add_idle_worker(tx);
+        match rx.recv() {
+            Ok(next) => job = next,
+            Err(_) => return,
         }
     }
 }

@@ -111,12 +111,12 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
     let root = space.page_table_root();
     let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
-    let (id, mut vcpu, _) = proc.take_vcpu().context("creating the vCPU")?;
+    let (id, mut vcpu) = proc.new_vcpu().context("creating the vCPU")?;
     let regs = kvm_regs { rip: image.entry, rsp: initial.sp, ..Default::default() };
     cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, true)
         .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
         .context("setting up the vCPU")?;
-    Ok(Thread::first(proc, id, vcpu))
+    Ok(Thread::first(proc, vcpu))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
