@@ -81,8 +81,9 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let size = stack_size();
     let stack_base = STACK_TOP - size;
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let exec = if image.exec_stack { libc::PROT_EXEC } else { 0 };
     space
-        .map_fixed(stack_base, size, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+        .map_fixed(stack_base, size, libc::PROT_READ | libc::PROT_WRITE | exec, flags, -1, 0)
         .context("mapping the stack")?;
     let mut random = [0u8; 16];
     getrandom(&mut random).context("AT_RANDOM bytes")?;

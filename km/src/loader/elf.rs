@@ -72,6 +72,9 @@ pub struct Image {
     pub phnum: u64,
     pub phent: u64,
     pub segments: Vec<Segment>,
+    /// PT_GNU_STACK asks for an executable stack (e.g. GCC's trampolines
+    /// for nested functions), which Linux then grants.
+    pub exec_stack: bool,
 }
 
 impl Image {
@@ -112,6 +115,7 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
 
     let mut segments = Vec::new();
     let mut phdr_vaddr = None;
+    let mut exec_stack = false;
     for (index, ph) in phdrs.iter().enumerate() {
         match ph.p_type(LE) {
             elf::PT_INTERP => {
@@ -123,6 +127,7 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
                 return Err(LoadError::Interpreter(name));
             }
             elf::PT_PHDR => phdr_vaddr = Some(ph.p_vaddr(LE)),
+            elf::PT_GNU_STACK => exec_stack = ph.p_flags(LE).0 & elf::PF_X.0 != 0,
             elf::PT_LOAD => {
                 let s = Segment {
                     index,
@@ -179,6 +184,7 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
         phnum: phdrs.len() as u64,
         phent: u64::from(hdr.e_phentsize(LE)),
         segments,
+        exec_stack,
     })
 }
 
@@ -293,6 +299,7 @@ mod tests {
         assert_eq!(img.phnum, 2);
         assert_eq!(img.segments[0].prot, libc::PROT_READ | libc::PROT_EXEC);
         assert_eq!(img.segments[1].prot, libc::PROT_READ | libc::PROT_WRITE);
+        assert!(!img.exec_stack);
         assert_eq!(img.end(), 0x407000);
     }
 
