@@ -58,6 +58,15 @@ pub enum DeviceError {
 
 pub type Result<T> = std::result::Result<T, DeviceError>;
 
+/// How the guest's TSC relates to the host's: guest = host + `offset`, at
+/// the host's rate (km never asks the device to scale the TSC); `khz` is
+/// the rate the device reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestTsc {
+    pub offset: i64,
+    pub khz: u32,
+}
+
 /// One VM on a device.
 pub trait Hypervisor: Send + Sync {
     fn flavor(&self) -> Flavor;
@@ -85,4 +94,6 @@ pub trait Vcpu: Send {
     /// Resets x87/SSE state to the values Linux gives a new process, and
     /// enables the XSAVE components in `xcr0`.
     fn init_fpu(&mut self, xcr0: u64) -> Result<()>;
+    /// This vCPU's TSC relation, if the device can tell it.
+    fn guest_tsc(&mut self) -> Result<GuestTsc>;
 }
