@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use crate::device::{self, DeviceChoice, Exit, Fault, Hypervisor, Vcpu};
 use crate::guest::cpu::{self, CpuModel, SyscallReturn};
 use crate::guest::layout::{page_up, GIB, MIB, STACK_TOP};
+use crate::guest::{clock, vdso};
 use crate::loader::{elf, stack};
 use crate::mem::{copy, AddressSpace};
 use crate::syscall::{self, Ctx, ExitStatus, Process};
@@ -73,6 +74,7 @@ pub fn start(opts: &Options) -> Result<(Process, Box<dyn Vcpu>), StartError> {
     let model = CpuModel::new(hv.supported_cpuid().context("reading the device's CPUID")?);
     let mut space = AddressSpace::new(hv.clone()).context("setting up guest memory")?;
     cpu::install_tables(&mut space).context("writing the guest's descriptor tables")?;
+    let vdso = vdso::install(&mut space).context("mapping the vDSO")?;
     let image = elf::load(&opts.program, &mut space).map_err(|e| StartError::Load(opts.program.clone(), e))?;
     tracing::debug!(target: "loader", "entry {:#x}, {} segments, end {:#x}", image.entry, image.segments.len(), image.end());
 
@@ -97,6 +99,7 @@ pub fn start(opts: &Options) -> Result<(Process, Box<dyn Vcpu>), StartError> {
         egid,
         // SAFETY: sysconf only reads a configuration value.
         clktck: unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64,
+        sysinfo_ehdr: vdso.base,
     };
     // Linux caps arguments plus environment at a quarter of the stack.
     let initial = stack::build(STACK_TOP, &opts.args, &opts.env, &opts.execfn, random, &aux, (size / 4) as usize)
@@ -109,6 +112,7 @@ pub fn start(opts: &Options) -> Result<(Process, Box<dyn Vcpu>), StartError> {
     let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
     cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root(), image.entry, initial.sp)
         .context("setting up the vCPU")?;
+    clock::start(vdso.vvar, &mut *vcpu);
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
     Ok((Process::new(space, exe, opts.strict), vcpu))
 }
