@@ -260,6 +260,8 @@ impl Clock {
         let now = sample(&self.tsc);
         let params = rebase(&self.last, now);
         self.vvar.end(&Contents::new(&params, &offsets, &self.res_ns));
+        let error = self.last.0.ns_at(now.tsc) as i64 - now.mono as i64;
+        tracing::trace!(target: "device", "vDSO clock re-based: it was {error:+} ns off the host");
         self.last = (params, now);
     }
 }
