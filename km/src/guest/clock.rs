@@ -193,17 +193,42 @@ fn host_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// Each served host clock minus CLOCK_MONOTONIC, read between two
-/// CLOCK_MONOTONIC readings.
-fn host_offsets() -> [i64; CLOCKS] {
-    let mut offsets = [0; CLOCKS];
-    for (_, follows) in SERVED {
-        let before = host_ns(libc::CLOCK_MONOTONIC);
-        let value = host_ns(follows);
-        let after = host_ns(libc::CLOCK_MONOTONIC);
-        offsets[follows as usize] = value - (before + (after - before) / 2);
-    }
-    offsets
+/// Where host clock `clock` minus CLOCK_MONOTONIC lies, in ns: between the
+/// clock's reading less the CLOCK_MONOTONIC readings after and before it.
+fn host_offset(clock: libc::clockid_t) -> (i64, i64) {
+    let before = host_ns(libc::CLOCK_MONOTONIC);
+    let value = host_ns(clock);
+    let after = host_ns(libc::CLOCK_MONOTONIC);
+    (value - after, value - before)
+}
+
+/// Each served clock minus CLOCK_MONOTONIC, in ns, from the brackets of
+/// REALTIME's and BOOTTIME's offsets and TAI - REALTIME. The host changes
+/// these only in steps (settimeofday, suspend, a new TAI offset), so an
+/// offset in `prev` is kept while its bracket holds it: the guest's
+/// REALTIME does not jitter by the bracket's width at every update. As on
+/// the host, BOOTTIME never runs behind MONOTONIC, and TAI is REALTIME
+/// plus whole seconds.
+fn offsets(prev: &[i64; CLOCKS], real: (i64, i64), boot: (i64, i64), tai_minus_real: i64) -> [i64; CLOCKS] {
+    let settle = |prev: i64, (low, high): (i64, i64)| {
+        if (low..=high).contains(&prev) {
+            prev
+        } else {
+            low + (high - low) / 2
+        }
+    };
+    let mut out = [0; CLOCKS];
+    let (realtime, boottime) = (libc::CLOCK_REALTIME as usize, libc::CLOCK_BOOTTIME as usize);
+    out[realtime] = settle(prev[realtime], real);
+    out[boottime] = settle(prev[boottime], boot).max(0);
+    let secs = (tai_minus_real + 500_000_000).div_euclid(1_000_000_000);
+    out[libc::CLOCK_TAI as usize] = out[realtime] + secs * 1_000_000_000;
+    out
+}
+
+fn host_offsets(prev: &[i64; CLOCKS]) -> [i64; CLOCKS] {
+    let tai_minus_real = host_ns(libc::CLOCK_TAI) - host_ns(libc::CLOCK_REALTIME);
+    offsets(prev, host_offset(libc::CLOCK_REALTIME), host_offset(libc::CLOCK_BOOTTIME), tai_minus_real)
 }
 
 /// The guest TSC at a host CLOCK_MONOTONIC reading: the narrowest of a few
@@ -239,6 +264,7 @@ struct Clock {
     vvar: Vvar,
     tsc: GuestTsc,
     res_ns: [u64; CLOCKS],
+    offsets: [i64; CLOCKS],
     last: (Params, Sample),
 }
 
@@ -246,20 +272,20 @@ impl Clock {
     /// Publishes the first formula, at the device's nominal TSC rate.
     fn first(mut vvar: Vvar, tsc: GuestTsc) -> Clock {
         let res_ns = resolutions();
-        let offsets = host_offsets();
+        let offsets = host_offsets(&[i64::MIN; CLOCKS]);
         vvar.begin();
         let now = sample(&tsc);
         let params = Params { tsc_base: now.tsc, mult: mult_for(1_000_000, tsc.khz.into()), mono_ns: now.mono };
         vvar.end(&Contents::new(&params, &offsets, &res_ns));
-        Clock { vvar, tsc, res_ns, last: (params, now) }
+        Clock { vvar, tsc, res_ns, offsets, last: (params, now) }
     }
 
     fn refresh(&mut self) {
-        let offsets = host_offsets();
+        self.offsets = host_offsets(&self.offsets);
         self.vvar.begin();
         let now = sample(&self.tsc);
         let params = rebase(&self.last, now);
-        self.vvar.end(&Contents::new(&params, &offsets, &self.res_ns));
+        self.vvar.end(&Contents::new(&params, &self.offsets, &self.res_ns));
         let error = self.last.0.ns_at(now.tsc) as i64 - now.mono as i64;
         tracing::trace!(target: "device", "vDSO clock re-based: it was {error:+} ns off the host");
         self.last = (params, now);
@@ -378,6 +404,23 @@ mod tests {
         assert_eq!(c.base_ns[libc::CLOCK_MONOTONIC as usize], 1_000);
         assert_eq!(c.base_ns[libc::CLOCK_BOOTTIME as usize], 1_025);
         assert_eq!(c.base_ns[libc::CLOCK_TAI as usize], 0);
+    }
+
+    #[test]
+    fn offsets_settle_and_keep_host_relations() {
+        let (real, boot, tai) = (libc::CLOCK_REALTIME as usize, libc::CLOCK_BOOTTIME as usize, libc::CLOCK_TAI as usize);
+        let none = [i64::MIN; CLOCKS];
+        // No suspend: BOOTTIME's bracket straddles 0, its offset is not
+        // allowed below it.
+        let o = offsets(&none, (1_000, 1_040), (-30, 10), 37_000_000_020);
+        assert_eq!((o[real], o[boot], o[tai]), (1_020, 0, 37_000_001_020));
+        assert_eq!(o[libc::CLOCK_MONOTONIC as usize], 0);
+        // A later bracket that still holds the offsets keeps them.
+        let p = offsets(&o, (1_005, 1_060), (-5, 40), 36_999_999_990);
+        assert_eq!(p, o);
+        // settimeofday or a suspend moved them.
+        let q = offsets(&p, (5_000, 5_020), (900, 960), 37_000_000_000);
+        assert_eq!((q[real], q[boot], q[tai]), (5_010, 930, 37_000_005_010));
     }
 
     /// The page as the vDSO reads it: layout of vvar.h, even seq after
