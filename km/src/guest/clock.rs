@@ -1,9 +1,9 @@
 //! The guest's clocks without exits: the data page ("vvar") km's vDSO reads.
 //!
-//! The vDSO computes ns = base_ns[clock] + ((guest TSC - tsc_base) * mult)
-//! >> shift. km knows the guest TSC as host TSC + the vCPU's offset (read
-//! once from the device), pairs it with the host's CLOCK_MONOTONIC, and a
-//! background thread re-bases the page every `REFRESH`, so the guest follows
+//! The vDSO computes a clock as `base_ns + (TSC - tsc_base) * mult / 2^shift`
+//! from the guest TSC. km knows the guest TSC as host TSC + the vCPU's
+//! offset (read once from the device), pairs it with the host's
+//! CLOCK_MONOTONIC, and a background thread re-bases the page every `REFRESH`, so the guest follows
 //! the host's rate (NTP included) and steps of the other clocks. A re-base
 //! continues from the later of the old formula and the host, and slews the
 //! rate to close the gap: CLOCK_MONOTONIC never steps back.
