@@ -12,6 +12,7 @@ use kvm_bindings::kvm_regs;
 use crate::device::{self, DeviceChoice, Hypervisor};
 use crate::guest::cpu::{self, CpuModel};
 use crate::guest::layout::{page_up, GIB, MIB, STACK_TOP};
+use crate::guest::{clock, vdso};
 use crate::loader::{elf, stack};
 use crate::mem::{copy, AddressSpace};
 use crate::process::Process;
@@ -75,6 +76,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let model = CpuModel::new(hv.supported_cpuid().context("reading the device's CPUID")?);
     let mut space = AddressSpace::new(hv.clone()).context("setting up guest memory")?;
     cpu::install_tables(&mut space).context("writing the guest's descriptor tables")?;
+    let vdso = vdso::install(&mut space).context("mapping the vDSO")?;
     let image = elf::load(&opts.program, &mut space).map_err(|e| StartError::Load(opts.program.clone(), e))?;
     tracing::debug!(target: "loader", "entry {:#x}, {} segments, end {:#x}", image.entry, image.segments.len(), image.end());
 
@@ -100,6 +102,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
         egid,
         // SAFETY: sysconf only reads a configuration value.
         clktck: unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64,
+        sysinfo_ehdr: vdso.base,
     };
     // Linux caps arguments plus environment at a quarter of the stack.
     let initial = stack::build(STACK_TOP, &opts.args, &opts.env, &opts.execfn, random, &aux, (size / 4) as usize)
@@ -117,6 +120,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, true)
         .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
         .context("setting up the vCPU")?;
+    clock::start(vdso.vvar, &mut *vcpu);
     Ok(Thread::first(proc, vcpu))
 }
 

@@ -260,6 +260,65 @@ fn time_clocks() {
     );
 }
 
+/// The vDSO's clocks: present, agreeing with the syscalls, monotonic.
+#[test]
+fn vdso_clocks() {
+    let out = Case::new("clock", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.lines().any(|l| l.ends_with(": no")), "{text}");
+    assert_lines(
+        &out,
+        &[
+            "vDSO present: yes",
+            "exports clock_gettime gettimeofday time clock_getres getcpu: yes",
+            "CLOCK_MONOTONIC never went back in 100000 calls: yes",
+            "vDSO CLOCK_REALTIME agrees with the syscall: yes",
+            "vDSO CLOCK_MONOTONIC agrees with the syscall: yes",
+            "vDSO CLOCK_BOOTTIME agrees with the syscall: yes",
+            "vDSO CLOCK_PROCESS_CPUTIME_ID agrees with the syscall: yes",
+            "vDSO clock_gettime of an unknown clock: -22",
+            "vDSO gettimeofday agrees with CLOCK_REALTIME: yes",
+            "time() and vDSO time agree with the time syscall: yes",
+            "CLOCK_REALTIME agrees with time(): yes",
+            "vDSO clock_getres CLOCK_MONOTONIC agrees: yes",
+            "CLOCK_MONOTONIC advanced at least 20 ms across a 20 ms sleep: yes",
+            "done",
+        ],
+    );
+}
+
+/// Under KVM the vDSO serves the time calls inside the VM: km's syscall
+/// trace shows none of them.
+#[test]
+fn vdso_clock_makes_no_exits() {
+    let case = Case::new("clock", &["loop"]);
+    let Some(km) = km_half(|| case.run_km(&["--log", "syscall=trace"])) else {
+        return;
+    };
+    assert_eq!(km.status, 0, "{km}");
+    let trace = strip_ansi(&km.stderr_text());
+    assert!(trace.contains("exit_group("), "the trace is on:\n{trace}");
+    let exits: Vec<&str> = trace
+        .lines()
+        .filter(|l| ["clock_gettime(", "gettimeofday(", "clock_getres(", ": time("].iter().any(|c| l.contains(c)))
+        .collect();
+    assert!(exits.is_empty(), "time calls left the VM:\n{}", exits.join("\n"));
+}
+
+/// km's diagnostics may be coloured; the escapes are not part of the text.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[test]
 fn process_info() {
     let ppid = std::process::id().to_string();

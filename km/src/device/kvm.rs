@@ -8,13 +8,19 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use kkm_uapi as uapi;
-use kvm_bindings::{kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xcrs, CpuId, Msrs};
+use kvm_bindings::{kvm_device_attr, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xcrs, CpuId, Msrs};
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
-use super::{DeviceError, Exit, Fault, Flavor, Hypervisor, Result, Vcpu};
+use super::{DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu};
 use crate::fds;
+use crate::guest::clock::host_tsc;
 use crate::guest::layout::monitor;
 use crate::mem::copy;
+
+const MSR_IA32_TSC: u32 = 0x10;
+
+// kvm-ioctls has no KVM_GET_DEVICE_ATTR for vCPU fds.
+vmm_sys_util::ioctl_iow_nr!(KVM_GET_DEVICE_ATTR, kvm_bindings::KVMIO, 0xe2, kvm_device_attr);
 
 /// Enough for every leaf KVM reports on current CPUs.
 const MAX_CPUID_ENTRIES: usize = 256;
@@ -128,6 +134,45 @@ impl KvmVcpu {
         let addr = self.sregs()?.cr2;
         let [vector, error_code, rip, _cs, rflags, rsp] = frame;
         Ok(Exit::Fault(Fault { vector: vector as u8, error_code, addr, rip, rsp, rflags }))
+    }
+
+    /// The TSC offset KVM applies (Linux 5.16+), exact.
+    fn tsc_offset_attr(&self) -> io::Result<i64> {
+        let mut offset: u64 = 0;
+        let attr = kvm_device_attr {
+            flags: 0,
+            group: kvm_bindings::KVM_VCPU_TSC_CTRL,
+            attr: kvm_bindings::KVM_VCPU_TSC_OFFSET.into(),
+            addr: &mut offset as *mut u64 as u64,
+        };
+        // SAFETY: KVM_GET_DEVICE_ATTR reads `attr` and writes one u64 to
+        // attr.addr, which is `offset`, alive across the call.
+        let r = unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&self.fd, KVM_GET_DEVICE_ATTR(), &attr) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(offset as i64)
+    }
+
+    /// The TSC offset estimated from the guest's IA32_TSC read between two
+    /// host TSC reads: the middle of the narrowest of a few brackets.
+    fn tsc_offset_from_msr(&self) -> Result<i64> {
+        let entry = kvm_msr_entry { index: MSR_IA32_TSC, ..Default::default() };
+        let mut best = (u64::MAX, 0i64);
+        for _ in 0..8 {
+            let mut msrs = Msrs::from_entries(&[entry]).map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
+            let before = host_tsc();
+            let read = self.fd.get_msrs(&mut msrs).map_err(ioctl_err("KVM_GET_MSRS"))?;
+            let after = host_tsc();
+            if read != 1 {
+                return Err(DeviceError::Unsupported("the device does not report IA32_TSC".into()));
+            }
+            let width = after.wrapping_sub(before);
+            if width < best.0 {
+                best = (width, msrs.as_slice()[0].data.wrapping_sub(before + width / 2) as i64);
+            }
+        }
+        Ok(best.1)
     }
 
     fn run_once(&mut self) -> Result<Exit> {
@@ -249,5 +294,17 @@ impl Vcpu for KvmVcpu {
 
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit
+    }
+
+    fn guest_tsc(&mut self) -> Result<GuestTsc> {
+        if self.flavor == Flavor::Kkm {
+            return Err(DeviceError::Unsupported("/dev/kkm does not report the guest TSC".into()));
+        }
+        let khz = self.fd.get_tsc_khz().map_err(ioctl_err("KVM_GET_TSC_KHZ"))?;
+        let offset = match self.tsc_offset_attr() {
+            Ok(offset) => offset,
+            Err(_) => self.tsc_offset_from_msr()?,
+        };
+        Ok(GuestTsc { offset, khz })
     }
 }

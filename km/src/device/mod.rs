@@ -61,6 +61,15 @@ pub enum DeviceError {
 
 pub type Result<T> = std::result::Result<T, DeviceError>;
 
+/// How the guest's TSC relates to the host's: guest = host + `offset`, at
+/// the host's rate (km never asks the device to scale the TSC); `khz` is
+/// the rate the device reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestTsc {
+    pub offset: i64,
+    pub khz: u32,
+}
+
 /// One VM on a device.
 pub trait Hypervisor: Send + Sync {
     fn flavor(&self) -> Flavor;
@@ -94,4 +103,6 @@ pub trait Vcpu: Send {
     /// handler) to make the next or current `run` return `Interrupted`;
     /// `run` clears it.
     fn immediate_exit(&mut self) -> *mut u8;
+    /// This vCPU's TSC relation, if the device can tell it.
+    fn guest_tsc(&mut self) -> Result<GuestTsc>;
 }

@@ -55,13 +55,21 @@ pub mod monitor {
     pub const IST_STACK_SIZE: u64 = PAGE_SIZE;
     /// vCPUs the tables above have room for.
     pub const MAX_VCPUS: u64 = (GDT_SIZE - 5 * 8) / 16;
+    /// The vDSO's data page (user read-only; km's clock thread writes it),
+    /// then the vDSO image (user read-execute), which finds the page at
+    /// this fixed distance below itself.
+    pub const VVAR: u64 = MONITOR_START + 4 * MIB;
+    pub const VVAR_SIZE: u64 = PAGE_SIZE;
+    pub const VDSO: u64 = VVAR + VVAR_SIZE;
+    pub const VDSO_SIZE: u64 = 4 * PAGE_SIZE;
     /// Page-table pages come from here; they are never mapped in the guest's
     /// virtual address space.
     pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
     pub const PAGE_TABLES_END: u64 = MONITOR_END;
 
     const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);
-    const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= PAGE_TABLES);
+    const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= VVAR);
+    const _: () = assert!(VDSO + VDSO_SIZE <= PAGE_TABLES);
 }
 
 pub const fn page_down(a: u64) -> u64 {

@@ -25,6 +25,7 @@ pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 pub const AT_EXECFN: u64 = 31;
+pub const AT_SYSINFO_EHDR: u64 = 33;
 
 /// Auxiliary vector values other than the ones pointing into the stack.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +40,8 @@ pub struct AuxValues {
     pub gid: u64,
     pub egid: u64,
     pub clktck: u64,
+    /// The vDSO's ELF header.
+    pub sysinfo_ehdr: u64,
 }
 
 pub struct InitialStack {
@@ -89,6 +92,7 @@ pub fn build(
     let random_at = push(&random, &mut data);
 
     let auxv: Vec<(u64, u64)> = vec![
+        (AT_SYSINFO_EHDR, aux.sysinfo_ehdr),
         (AT_HWCAP, aux.hwcap),
         (AT_PAGESZ, 4096),
         (AT_CLKTCK, aux.clktck),
@@ -193,6 +197,15 @@ mod tests {
         assert_eq!(&s.bytes[r..r + 16], &[7; 16]);
         // The file name sits at the top, below one free word.
         assert_eq!(auxv[&AT_EXECFN], 0x7000_0000 - 8 - "./prog".len() as u64 - 1);
+    }
+
+    #[test]
+    fn auxv_names_the_vdso() {
+        let aux = AuxValues { sysinfo_ehdr: 0x7f_c040_1000, ..Default::default() };
+        let s = build(0x7000_0000, &["p".into()], &[], &"p".into(), [0; 16], &aux, 1 << 20).unwrap();
+        // argc, argv[0], NULL, no env, NULL, then the first auxv pair.
+        let auxv = s.sp + 4 * 8;
+        assert_eq!((word(&s, auxv), word(&s, auxv + 8)), (AT_SYSINFO_EHDR, 0x7f_c040_1000));
     }
 
     #[test]
