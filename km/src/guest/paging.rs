@@ -146,7 +146,7 @@ impl<M: TableMemory> PageTables<M> {
 fn check_range(start: u64, end: u64) {
     // Callers pass ranges they validated; a violation is a km bug.
     assert!(
-        start % PAGE_SIZE == 0 && end % PAGE_SIZE == 0 && start <= end && end <= WINDOW_END,
+        start.is_multiple_of(PAGE_SIZE) && end.is_multiple_of(PAGE_SIZE) && start <= end && end <= WINDOW_END,
         "bad page-table range {start:#x}..{end:#x}"
     );
 }

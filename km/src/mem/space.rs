@@ -230,7 +230,7 @@ impl AddressSpace {
     /// the host may already have dropped what was there.
     pub fn map_fixed(&mut self, start: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i64) -> Result<(), Errno> {
         let end = start + len;
-        debug_assert!(start % PAGE_SIZE == 0 && start >= WINDOW_START && end <= PAYLOAD_END);
+        debug_assert!(start.is_multiple_of(PAGE_SIZE) && start >= WINDOW_START && end <= PAYLOAD_END);
         // SAFETY: the range lies inside the payload part of the window.
         if let Err(e) = unsafe { host_mmap(start, len, prot & PROT_RWX, flags, fd, off) } {
             self.release(start, end)?;
@@ -246,7 +246,7 @@ impl AddressSpace {
 
     /// mmap(2).
     pub fn mmap(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i64) -> Result<u64, Errno> {
-        if len == 0 || off as u64 % PAGE_SIZE != 0 || prot & !(PROT_RWX | PROT_SEM) != 0 {
+        if len == 0 || !(off as u64).is_multiple_of(PAGE_SIZE) || prot & !(PROT_RWX | PROT_SEM) != 0 {
             return Err(Errno::EINVAL);
         }
         let kind = flags & 0x0f;
@@ -255,7 +255,7 @@ impl AddressSpace {
         }
         let len = page_up(len).ok_or(Errno::ENOMEM)?;
         let start = if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0 {
-            if addr % PAGE_SIZE != 0 {
+            if !addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -293,7 +293,7 @@ impl AddressSpace {
 
     /// munmap(2).
     pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(len).and_then(page_up).ok_or(Errno::EINVAL)?;
@@ -306,7 +306,7 @@ impl AddressSpace {
 
     /// mprotect(2).
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
-        if addr % PAGE_SIZE != 0 || prot & !(PROT_RWX | PROT_SEM | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0
+        if !addr.is_multiple_of(PAGE_SIZE) || prot & !(PROT_RWX | PROT_SEM | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0
         {
             return Err(Errno::EINVAL);
         }
@@ -330,7 +330,7 @@ impl AddressSpace {
     /// mremap(2), without MREMAP_DONTUNMAP.
     pub fn mremap(&mut self, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> Result<u64, Errno> {
         let known = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
-        if flags & !known != 0 || old % PAGE_SIZE != 0 {
+        if flags & !known != 0 || !old.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         if flags & libc::MREMAP_FIXED != 0 && flags & libc::MREMAP_MAYMOVE == 0 {
@@ -349,7 +349,7 @@ impl AddressSpace {
         };
         if flags & libc::MREMAP_FIXED != 0 {
             let dest_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
-            if new_addr % PAGE_SIZE != 0 || new_addr < WINDOW_START || dest_end > PAYLOAD_END {
+            if !new_addr.is_multiple_of(PAGE_SIZE) || new_addr < WINDOW_START || dest_end > PAYLOAD_END {
                 return Err(Errno::EINVAL);
             }
             if new_addr < old_end && old < dest_end {

@@ -37,7 +37,7 @@ pub fn mremap(ctx: &mut Ctx, a: A) -> Ret {
 /// A page-aligned range of payload memory, as madvise/msync/mincore/mlock
 /// take it: EINVAL if misaligned, ENOMEM unless every page is mapped.
 fn mapped_range(ctx: &Ctx, addr: u64, len: u64) -> Result<(), Errno> {
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let end = addr.checked_add(len).and_then(page_up).ok_or(Errno::ENOMEM)?;
@@ -59,7 +59,7 @@ pub fn madvise(ctx: &mut Ctx, a: A) -> Ret {
         _ => return Err(Errno::EINVAL),
     }
     if a[1] == 0 {
-        return if a[0] % PAGE_SIZE == 0 { Ok(0) } else { Err(Errno::EINVAL) };
+        return if a[0].is_multiple_of(PAGE_SIZE) { Ok(0) } else { Err(Errno::EINVAL) };
     }
     mapped_range(ctx, a[0], a[1])?;
     host(SYS_madvise, a)

@@ -97,7 +97,7 @@ const CLONE_ARGS_SIZE_VER0: u64 = 64;
 
 pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     let (at, size) = (a[0], a[1]);
-    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     buf(at, size)?;
@@ -226,7 +226,7 @@ pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
 }
 
 fn owner_died(proc: &Process, tid: Tid, addr: u64) {
-    if addr % 4 != 0 || mem::check(addr, 4).is_err() {
+    if !addr.is_multiple_of(4) || mem::check(addr, 4).is_err() {
         return;
     }
     // The address space lock keeps the page mapped, with the protection
