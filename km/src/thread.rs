@@ -100,7 +100,7 @@ impl Thread {
             tracing::warn!(target: "thread", "cannot create a vCPU: {e}");
             Errno::EAGAIN
         })?;
-        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), true) {
+        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root()) {
             tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
             return Err(Errno::EAGAIN);
         }
@@ -355,12 +355,10 @@ fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start,
     let mut fresh = true;
     loop {
         let (start, reply) = job;
-        let ready = if fresh {
-            cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base)
-        } else {
-            cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), false)
-                .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base))
-        };
+        // A reused vCPU keeps its tables, MSRs and CPUID; only the FPU and
+        // the thread's own state are new.
+        let ready = if fresh { Ok(()) } else { vcpu.set_fpu(&initial_fpu()) }
+            .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base));
         fresh = false;
         match ready {
             Ok(()) => {

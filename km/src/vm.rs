@@ -117,7 +117,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
     let (id, mut vcpu) = proc.new_vcpu().context("creating the vCPU")?;
     let regs = kvm_regs { rip: image.entry, rsp: initial.sp, ..Default::default() };
-    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, true)
+    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)
         .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
         .context("setting up the vCPU")?;
     clock::start(vdso.vvar, &mut *vcpu);

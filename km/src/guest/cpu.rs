@@ -226,13 +226,10 @@ impl CpuModel {
     }
 }
 
-/// Puts vCPU `id` in long mode on km's tables at CPL3, with a clean FPU;
-/// `fresh` is false for a vCPU reused from a thread that ended, whose
-/// CPUID KVM no longer lets change.
-pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64, fresh: bool) -> device::Result<()> {
-    if fresh {
-        vcpu.set_cpuid(&model.cpuid)?;
-    }
+/// Puts a new vCPU `id` in long mode on km's tables at CPL3, with a clean
+/// FPU.
+pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> device::Result<()> {
+    vcpu.set_cpuid(&model.cpuid)?;
     let mut sregs: kvm_sregs = vcpu.sregs()?;
     let code = user_segment(USER_CODE_SEL, true);
     let data = user_segment(USER_DATA_SEL, false);
@@ -267,11 +264,14 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64, fresh
     vcpu.init_fpu(if model.has_xsave() { model.xcr0 } else { 0 })
 }
 
-/// Gives an initialised vCPU a thread's registers and FS/GS bases.
+/// Gives an initialised vCPU (new, or left by an ended thread, possibly at
+/// CPL0) a thread's registers and FS/GS bases, at CPL3.
 pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_base: u64) -> device::Result<()> {
     let mut sregs = vcpu.sregs()?;
-    sregs.fs.base = fs_base;
-    sregs.gs.base = gs_base;
+    sregs.cs = user_segment(USER_CODE_SEL, true);
+    sregs.ss = user_segment(USER_DATA_SEL, false);
+    sregs.fs = kvm_segment { base: fs_base, ..user_segment(USER_DATA_SEL, false) };
+    sregs.gs = kvm_segment { base: gs_base, ..user_segment(USER_DATA_SEL, false) };
     vcpu.set_sregs(&sregs)?;
     vcpu.set_regs(&kvm_regs { rflags: regs.rflags | RFLAGS_RESERVED, ..*regs })
 }
