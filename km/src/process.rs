@@ -58,9 +58,23 @@ pub struct Process {
     reported: Mutex<(HashSet<u64>, HashSet<&'static str>)>,
     vcpus: Mutex<VcpuPool>,
     syscall_return: OnceLock<SyscallReturn>,
-    /// Host POSIX timers whose signal goes to one payload thread: the host
-    /// sends it to the forwarding thread, which looks up the target here.
-    pub thread_timers: Mutex<HashMap<i32, Tid>>,
+    /// The payload's POSIX timers that signal: on the host each signals
+    /// km's forwarding thread with `TIMER_SIGNAL`, and the forwarder posts
+    /// the payload's signal to the target recorded here.
+    pub timers: Mutex<HashMap<i32, TimerTarget>>,
+}
+
+/// Where a payload timer's signal goes: one thread or the process.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerTarget {
+    pub tid: Option<Tid>,
+    pub signo: i32,
+}
+
+/// The host signal every payload timer uses, so that a payload signal
+/// km cannot take on the host (glibc's 32 and 33, the kick) still works.
+pub fn timer_signal() -> i32 {
+    libc::SIGRTMAX() - 1
 }
 
 static FORWARDER_TID: OnceLock<Tid> = OnceLock::new();
@@ -91,7 +105,7 @@ impl Process {
             reported: Mutex::new((HashSet::new(), HashSet::new())),
             vcpus: Mutex::new(VcpuPool::default()),
             syscall_return: OnceLock::new(),
-            thread_timers: Mutex::new(HashMap::new()),
+            timers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -142,11 +156,14 @@ impl Process {
     }
 
     /// A host signal for the payload.
-    pub fn post_host(&self, info: SigInfo) {
-        let target = (info.code() == libc::SI_TIMER)
-            .then(|| lock(&self.thread_timers).get(&info.timer_id()).copied())
+    pub fn post_host(&self, mut info: SigInfo) {
+        let timer = (info.code() == libc::SI_TIMER && info.signo() == timer_signal())
+            .then(|| lock(&self.timers).get(&info.timer_id()).copied())
             .flatten();
-        let posted = match target {
+        if let Some(t) = timer {
+            info.set_signo(t.signo);
+        }
+        let posted = match timer.and_then(|t| t.tid) {
             Some(tid) => self.signals().post_thread(tid, info).unwrap_or(Posted::Done),
             None => self.signals().post_process(info),
         };

@@ -15,7 +15,7 @@ use crate::guest::layout::{MONITOR_END, MONITOR_START};
 use crate::kick::{self, Attention};
 use crate::mem::copy;
 use crate::process::{end, ExitStatus, Process};
-use crate::signal::frame::{self, fx, StackT, Trap, SS_AUTODISARM};
+use crate::signal::frame::{self, StackT, Trap, SS_AUTODISARM};
 use crate::signal::{bit, Action, KSigaction, Pending, SigInfo, ThreadHandle, ThreadSignals, Tid, SA_NODEFER};
 use crate::syscall::{self, Ctx, Restart};
 
@@ -23,9 +23,13 @@ pub struct Thread {
     pub proc: Arc<Process>,
     pub handle: Arc<ThreadHandle>,
     pub vcpu: Box<dyn Vcpu>,
+    pub vcpu_id: u32,
     pub altstack: StackT,
     pub clear_child_tid: u64,
     pub robust_list: u64,
+    /// FPU image rt_sigreturn took from a frame, loaded by the return stub
+    /// at the next entry (or saved straight into the next signal's frame).
+    pub fpu_restore: Option<[u8; frame::FXSAVE_SIZE]>,
     /// The mask to put back once rt_sigsuspend (or a call taking a
     /// temporary mask) has had its signal delivered.
     pub saved_mask: Option<u64>,
@@ -58,12 +62,12 @@ fn register(proc: &Process, mask: u64) -> Arc<ThreadHandle> {
 
 impl Thread {
     /// The first thread, run by km's main thread (so its tid is the pid).
-    pub fn first(proc: Arc<Process>, vcpu: Box<dyn Vcpu>) -> Thread {
+    pub fn first(proc: Arc<Process>, vcpu_id: u32, vcpu: Box<dyn Vcpu>) -> Thread {
         let handle = register(&proc, 0);
-        Thread::new(proc, handle, vcpu)
+        Thread::new(proc, handle, vcpu_id, vcpu)
     }
 
-    fn new(proc: Arc<Process>, handle: Arc<ThreadHandle>, mut vcpu: Box<dyn Vcpu>) -> Thread {
+    fn new(proc: Arc<Process>, handle: Arc<ThreadHandle>, vcpu_id: u32, mut vcpu: Box<dyn Vcpu>) -> Thread {
         // SAFETY: the byte lives in the vCPU's kvm_run mapping, which lives
         // as long as the vCPU; the thread re-registers for every vCPU it runs.
         unsafe { kick::register_immediate_exit(vcpu.immediate_exit()) };
@@ -71,11 +75,13 @@ impl Thread {
             proc,
             handle,
             vcpu,
+            vcpu_id,
             altstack: StackT::disabled(),
             clear_child_tid: 0,
             robust_list: 0,
             saved_mask: None,
             fault: None,
+            fpu_restore: None,
         }
     }
 
@@ -245,6 +251,16 @@ impl Thread {
     /// `sysretq` when rcx and r11 hold rip and rflags (every plain syscall
     /// return), else a switch of the segment registers from the host.
     fn load(&mut self, u: &kvm_regs, cpl0: bool) -> crate::device::Result<()> {
+        if let Some(image) = self.fpu_restore.take() {
+            // The return stub loads the image, then iretq's to the state.
+            let scratch = cpu::signal_scratch(self.vcpu_id);
+            let iret = [u.rip, cpu::USER_CS, u.rflags, u.rsp, cpu::USER_SS];
+            let mut staged = image.to_vec();
+            staged.extend(iret.iter().flat_map(|v| v.to_le_bytes()));
+            self.proc.space().write_monitor(scratch, &staged);
+            let stub = kvm_regs { rip: cpu::SIGNAL_RETURN, rsp: scratch, ..*u };
+            return self.load(&stub, cpl0);
+        }
         if cpl0 {
             let sysret = self.proc.syscall_return() == Some(SyscallReturn::Sysret);
             if sysret && u.rcx == u.rip && u.r11 == u.rflags {
@@ -289,12 +305,23 @@ impl Thread {
         }
     }
 
+    /// Writes the frame and points the vCPU at the entry stub, which saves
+    /// the FPU state into the frame and jumps to the handler.
     fn setup_frame(&mut self, u: &mut kvm_regs, info: &SigInfo, act: &KSigaction, trap: Trap) -> Result<(), String> {
         let sig = info.signo();
-        let fpu = self.vcpu.fpu().map_err(|e| e.to_string())?;
         let mask_now = self.proc.signals().thread(self.tid()).mask;
         let restore_mask = self.saved_mask.take().unwrap_or(mask_now);
-        let f = frame::build(u, &fx::to_fxsave(&fpu), info, act, restore_mask, &self.altstack, trap);
+        let mut f = frame::build(u, info, act, restore_mask, &self.altstack, trap);
+        // Right after rt_sigreturn the interrupted FPU state is the image
+        // km holds, not the vCPU's: it goes into the frame directly.
+        let entry = match self.fpu_restore.take() {
+            Some(image) => {
+                let at = (f.fpstate - f.sp) as usize;
+                f.bytes[at..at + image.len()].copy_from_slice(&image);
+                cpu::SIGNAL_ENTRY_NO_SAVE
+            }
+            None => cpu::SIGNAL_ENTRY,
+        };
         copy::write_bytes(f.sp, &f.bytes)
             .map_err(|_| format!("cannot write the frame for signal {sig} at {:#x}", f.sp))?;
         let mut mask = mask_now | act.mask;
@@ -305,16 +332,17 @@ impl Thread {
         if self.altstack.flags & SS_AUTODISARM != 0 && self.altstack.on_stack(f.sp) {
             self.altstack = StackT::disabled();
         }
-        // The handler starts with a clean FPU, as on Linux.
-        self.vcpu.set_fpu(&initial_fpu()).map_err(|e| e.to_string())?;
-        *u = f.regs;
+        *u = kvm_regs { rip: entry, rax: f.fpstate, r11: f.regs.rip, ..f.regs };
         Ok(())
     }
 
     /// Turns a CPU fault into its signal, forced as Linux forces it.
     fn fault(&mut self, f: &Fault) {
         let fpu = if matches!(f.vector, 16 | 19) { self.vcpu.fpu().ok() } else { None };
-        let (sig, code, addr) = fault_info(f, fpu.as_ref());
+        // A page the payload mapped PROT_NONE is absent from the guest
+        // tables, yet Linux calls that an access error, not a missing map.
+        let mapped = f.vector == 14 && self.proc.space().prot_at(f.addr & !0xfff).is_some();
+        let (sig, code, addr) = fault_info(f, fpu.as_ref(), mapped);
         let trap = Trap { trapno: f.vector.into(), err: f.error_code, cr2: f.addr };
         self.fault = Some((sig, trap, describe(f)));
         self.proc.signals().force(self.tid(), SigInfo::fault(sig, code, addr));
@@ -368,7 +396,7 @@ fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start,
                     // A bad address is the payload's problem, as on Linux.
                     let _ = copy::write_obj(at, &tid);
                 }
-                let mut t = Thread::new(proc.clone(), handle, vcpu);
+                let mut t = Thread::new(proc.clone(), handle, id, vcpu);
                 t.clear_child_tid = start.clear_child_tid;
                 let _ = reply.send(Ok(tid));
                 let code = t.run_loop();
@@ -388,15 +416,16 @@ fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start,
     }
 }
 
-/// The signal, si_code and si_addr Linux gives a user-mode CPU exception.
-pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>) -> (i32, i32, u64) {
+/// The signal, si_code and si_addr Linux gives a user-mode CPU exception;
+/// `mapped` says a page fault's address lies in a payload mapping.
+pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, u64) {
     const SI_KERNEL: i32 = 0x80;
     match f.vector {
         0 => (libc::SIGFPE, 1, f.rip),  // FPE_INTDIV
         1 => (libc::SIGTRAP, 2, f.rip), // TRAP_TRACE
         3 => (libc::SIGTRAP, SI_KERNEL, 0),
         6 => (libc::SIGILL, 2, f.rip), // ILL_ILLOPN
-        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 { 2 } else { 1 }, f.addr), // ACCERR / MAPERR
+        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 || mapped { 2 } else { 1 }, f.addr), // ACCERR / MAPERR
         16 | 19 => {
             // The unmasked exception flags say which floating-point error.
             let status = match (f.vector, fpu) {
@@ -468,15 +497,16 @@ mod tests {
 
     #[test]
     fn faults_map_to_linux_siginfo() {
-        assert_eq!(fault_info(&f(0, 0), None), (libc::SIGFPE, 1, 0x401000));
-        assert_eq!(fault_info(&f(6, 0), None), (libc::SIGILL, 2, 0x401000));
-        assert_eq!(fault_info(&f(13, 0), None), (libc::SIGSEGV, 0x80, 0));
-        assert_eq!(fault_info(&f(14, 6), None), (libc::SIGSEGV, 1, 0x1000));
-        assert_eq!(fault_info(&f(14, 7), None), (libc::SIGSEGV, 2, 0x1000));
-        assert_eq!(fault_info(&f(3, 0), None), (libc::SIGTRAP, 0x80, 0));
-        assert_eq!(fault_info(&f(17, 0), None).0, libc::SIGBUS);
+        assert_eq!(fault_info(&f(0, 0), None, false), (libc::SIGFPE, 1, 0x401000));
+        assert_eq!(fault_info(&f(6, 0), None, false), (libc::SIGILL, 2, 0x401000));
+        assert_eq!(fault_info(&f(13, 0), None, false), (libc::SIGSEGV, 0x80, 0));
+        assert_eq!(fault_info(&f(14, 6), None, false), (libc::SIGSEGV, 1, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None, false), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(14, 4), None, true), (libc::SIGSEGV, 2, 0x1000), "PROT_NONE page");
+        assert_eq!(fault_info(&f(3, 0), None, false), (libc::SIGTRAP, 0x80, 0));
+        assert_eq!(fault_info(&f(17, 0), None, false).0, libc::SIGBUS);
         let fpu = kvm_fpu { mxcsr: 0x1f80 & !(1 << 9) | 4, ..Default::default() };
-        assert_eq!(fault_info(&f(19, 0), Some(&fpu)).1, 3, "unmasked divide-by-zero");
+        assert_eq!(fault_info(&f(19, 0), Some(&fpu), false).1, 3, "unmasked divide-by-zero");
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
         .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
         .context("setting up the vCPU")?;
     clock::start(vdso.vvar, &mut *vcpu);
-    Ok(Thread::first(proc, vcpu))
+    Ok(Thread::first(proc, id, vcpu))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {

@@ -32,6 +32,38 @@ const FIRST_TSS_SEL: u16 = 0x28;
 const LANDING_PAD: [u8; 7] = [0xe6, KM_SYSCALL_PORT as u8, 0x48, 0x0f, 0x07, 0x0f, 0x0b];
 /// Address of the pad's `sysretq`.
 pub const PAD_SYSRET: u64 = monitor::CODE + 2;
+
+// The FPU state of a signal frame is saved and restored by the guest
+// itself: on PVM, KVM_GET/SET_FPU do not reach the state the payload runs
+// with (measured: GET_FPU reads MXCSR 0 while the payload has 0x7f80, and
+// SET_FPU changes nothing it sees). Both stubs run at CPL3.
+
+/// Entered with the handler's registers, except rax = the frame's fxsave
+/// area and r11 = the handler: `fxsave64 (%rax); fninit; ldmxcsr
+/// DEFAULT_MXCSR(%rip); xor %eax,%eax; jmp *%r11`.
+pub const SIGNAL_ENTRY: u64 = monitor::CODE + 0x10;
+/// Past the fxsave: for a frame whose FPU image km wrote itself.
+pub const SIGNAL_ENTRY_NO_SAVE: u64 = SIGNAL_ENTRY + 4;
+const SIGNAL_ENTRY_CODE: [u8; 18] =
+    [0x48, 0x0f, 0xae, 0x00, 0xdb, 0xe3, 0x0f, 0xae, 0x15, 0x23, 0, 0, 0, 0x31, 0xc0, 0x41, 0xff, 0xe3];
+/// Entered with the restored registers, except rsp = this vCPU's signal
+/// scratch, where km staged the FPU image and then an iretq frame:
+/// `fxrstor64 (%rsp); add $512,%rsp; iretq` (iretq between CPL3 contexts
+/// restores rip, rflags and rsp without touching another register).
+pub const SIGNAL_RETURN: u64 = monitor::CODE + 0x30;
+const SIGNAL_RETURN_CODE: [u8; 14] = [0x48, 0x0f, 0xae, 0x0c, 0x24, 0x48, 0x81, 0xc4, 0x00, 0x02, 0, 0, 0x48, 0xcf];
+/// MXCSR as Linux gives a handler; ldmxcsr above reads it rip-relative.
+const DEFAULT_MXCSR: u64 = monitor::CODE + 0x40;
+const _: () = assert!(SIGNAL_ENTRY + 13 + 0x23 == DEFAULT_MXCSR);
+
+/// vCPU `id`'s signal scratch.
+pub fn signal_scratch(id: u32) -> u64 {
+    monitor::SIGNAL_SCRATCH + u64::from(id) * monitor::SIGNAL_SCRATCH_STRIDE
+}
+
+/// The user code and stack selectors, for the iretq frame.
+pub const USER_CS: u64 = USER_CODE_SEL as u64;
+pub const USER_SS: u64 = USER_DATA_SEL as u64;
 const STUB_SIZE: u64 = 16;
 const STUBS: u64 = monitor::CODE + PAGE_SIZE;
 
@@ -137,6 +169,9 @@ fn tss_descriptor(base: u64) -> [u8; 16] {
 /// preset so the CPU never writes them), IST stacks read-write.
 pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.write_monitor(monitor::CODE, &LANDING_PAD);
+    space.write_monitor(SIGNAL_ENTRY, &SIGNAL_ENTRY_CODE);
+    space.write_monitor(SIGNAL_RETURN, &SIGNAL_RETURN_CODE);
+    space.write_monitor(DEFAULT_MXCSR, &0x1f80u32.to_le_bytes());
     let mut idt = Vec::with_capacity(256 * 16);
     for v in 0..=255u8 {
         let handler = STUBS + v as u64 * STUB_SIZE;
@@ -159,6 +194,8 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     let ro = libc::PROT_READ;
     // The pad may run at CPL3 (PVM), so its page is user-accessible.
     space.map_monitor(monitor::CODE, monitor::CODE + monitor::CODE_SIZE, ro | libc::PROT_EXEC, true)?;
+    let scratch_end = monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
+    space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, libc::PROT_READ | libc::PROT_WRITE, true)?;
     space.map_monitor(monitor::GDT, monitor::IST, ro, false)?;
     let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
     space.map_monitor(monitor::IST, ist_end, libc::PROT_READ | libc::PROT_WRITE, false)?;

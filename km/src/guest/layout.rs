@@ -64,12 +64,17 @@ pub mod monitor {
     pub const VDSO_SIZE: u64 = 4 * PAGE_SIZE;
     /// Page-table pages come from here; they are never mapped in the guest's
     /// virtual address space.
+    /// Per vCPU, user-writable: where rt_sigreturn stages the FPU image and
+    /// the iretq frame the return stub restores from (see cpu.rs).
+    pub const SIGNAL_SCRATCH: u64 = MONITOR_START + 6 * MIB;
+    pub const SIGNAL_SCRATCH_STRIDE: u64 = 1024;
     pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
     pub const PAGE_TABLES_END: u64 = MONITOR_END;
 
     const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);
     const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= VVAR);
-    const _: () = assert!(VDSO + VDSO_SIZE <= PAGE_TABLES);
+    const _: () = assert!(VDSO + VDSO_SIZE <= SIGNAL_SCRATCH);
+    const _: () = assert!(SIGNAL_SCRATCH + (MAX_VCPUS * SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE) <= PAGE_TABLES);
 }
 
 pub const fn page_down(a: u64) -> u64 {

@@ -80,6 +80,8 @@ pub struct Trap {
 pub struct Frame {
     pub sp: u64,
     pub bytes: Vec<u8>,
+    /// The fxsave area inside the frame, which the guest fills itself.
+    pub fpstate: u64,
     pub regs: kvm_regs,
 }
 
@@ -99,11 +101,11 @@ fn gregs(r: &kvm_regs) -> [u64; 18] {
     ]
 }
 
-/// Lays out the frame for delivering `info` to `act` from state `regs`
-/// with `fx` as the FPU state and `mask` the mask to restore afterwards.
+/// Lays out the frame for delivering `info` to `act` from state `regs`,
+/// with `mask` the mask to restore afterwards. The fxsave area is left
+/// zero for the guest to fill.
 pub fn build(
     regs: &kvm_regs,
-    fx: &[u8; FXSAVE_SIZE],
     info: &SigInfo,
     act: &KSigaction,
     mask: u64,
@@ -137,8 +139,6 @@ pub fn build(
     put(&mut b, uc + SIGMASK, mask);
     let info_at = 8 + UC_SIZE as usize;
     b[info_at..info_at + 128].copy_from_slice(&info.0);
-    let fx_at = (fpstate - sp) as usize;
-    b[fx_at..fx_at + FXSAVE_SIZE].copy_from_slice(fx);
 
     let handler = kvm_regs {
         rip: act.handler,
@@ -150,7 +150,7 @@ pub fn build(
         rflags: regs.rflags & !FLAGS_CLEARED_FOR_HANDLER,
         ..*regs
     };
-    Frame { sp, bytes: b, regs: handler }
+    Frame { sp, bytes: b, fpstate, regs: handler }
 }
 
 /// What rt_sigreturn takes back from a frame.
@@ -198,54 +198,25 @@ pub fn restore(uc: &[u8], rflags_now: u64) -> Restored {
     Restored { regs, mask: get(uc, SIGMASK), fpstate: get(uc, mc + 184), stack }
 }
 
-/// kvm_fpu <-> the fxsave image Linux puts in frames.
+/// The fxsave images km itself stages for the return stub.
 pub mod fx {
-    use kvm_bindings::kvm_fpu;
-
     use super::FXSAVE_SIZE;
 
-    /// Bits of MXCSR a restore may set (reserved bits would fault).
+    /// Bits of MXCSR a restore may set (a reserved bit would fault).
     const MXCSR_MASK: u32 = 0xffff;
 
-    pub fn to_fxsave(f: &kvm_fpu) -> [u8; FXSAVE_SIZE] {
+    /// The state after FNINIT with Linux's MXCSR (frames without fpstate).
+    pub fn initial() -> [u8; FXSAVE_SIZE] {
         let mut b = [0u8; FXSAVE_SIZE];
-        b[0..2].copy_from_slice(&f.fcw.to_le_bytes());
-        b[2..4].copy_from_slice(&f.fsw.to_le_bytes());
-        b[4] = f.ftwx;
-        b[6..8].copy_from_slice(&f.last_opcode.to_le_bytes());
-        b[8..16].copy_from_slice(&f.last_ip.to_le_bytes());
-        b[16..24].copy_from_slice(&f.last_dp.to_le_bytes());
-        b[24..28].copy_from_slice(&f.mxcsr.to_le_bytes());
-        b[28..32].copy_from_slice(&MXCSR_MASK.to_le_bytes());
-        for (i, r) in f.fpr.iter().enumerate() {
-            b[32 + 16 * i..48 + 16 * i].copy_from_slice(r);
-        }
-        for (i, r) in f.xmm.iter().enumerate() {
-            b[160 + 16 * i..176 + 16 * i].copy_from_slice(r);
-        }
+        b[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        b[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         b
     }
 
-    pub fn from_fxsave(b: &[u8; FXSAVE_SIZE]) -> kvm_fpu {
-        let u16_at = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
-        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let mut f = kvm_fpu {
-            fcw: u16_at(0),
-            fsw: u16_at(2),
-            ftwx: b[4],
-            last_opcode: u16_at(6),
-            last_ip: u64_at(8),
-            last_dp: u64_at(16),
-            mxcsr: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & MXCSR_MASK,
-            ..Default::default()
-        };
-        for (i, r) in f.fpr.iter_mut().enumerate() {
-            r.copy_from_slice(&b[32 + 16 * i..48 + 16 * i]);
-        }
-        for (i, r) in f.xmm.iter_mut().enumerate() {
-            r.copy_from_slice(&b[160 + 16 * i..176 + 16 * i]);
-        }
-        f
+    /// Clears what fxrstor would fault on, as Linux checks a frame's image.
+    pub fn sanitize(b: &mut [u8; FXSAVE_SIZE]) {
+        let mxcsr = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & MXCSR_MASK;
+        b[24..28].copy_from_slice(&mxcsr.to_le_bytes());
     }
 }
 
@@ -275,8 +246,7 @@ mod tests {
     fn frame_round_trips_and_matches_linux_offsets() {
         let act = KSigaction { handler: 0x40_2000, flags: 4, restorer: 0x40_3000, mask: 0 };
         let info = SigInfo::user(10, 7, 0);
-        let fx = [0x5au8; FXSAVE_SIZE];
-        let f = build(&regs(), &fx, &info, &act, 0x1234, &StackT::disabled(), Trap::default());
+        let f = build(&regs(), &info, &act, 0x1234, &StackT::disabled(), Trap::default());
         // Below the red zone, aligned like a call, fpstate 64-aligned above.
         assert!(f.sp + (f.bytes.len() as u64) <= 0x7000_1000 - 128);
         assert_eq!((f.sp + 8) % 16, 0);
@@ -286,8 +256,8 @@ mod tests {
         assert_eq!(get(b, mc + 16 * 8), 0x40_1234, "rip at REG_RIP (16)");
         assert_eq!(get(b, mc + 15 * 8), 0x7000_1000, "rsp at REG_RSP (15)");
         let fpstate = get(b, mc + 184);
-        assert_eq!(fpstate % 64, 0);
-        assert_eq!(&b[(fpstate - f.sp) as usize..][..FXSAVE_SIZE], &fx[..]);
+        assert_eq!((fpstate % 64, fpstate), (0, f.fpstate));
+        assert_eq!(f.sp + b.len() as u64, fpstate + FXSAVE_SIZE as u64);
         assert_eq!(i32::from_le_bytes(b[312..316].try_into().unwrap()), 10);
         assert_eq!((f.regs.rdi, f.regs.rsi, f.regs.rdx), (10, f.sp + 312, f.sp + 8));
         assert_eq!((f.regs.rip, f.regs.rsp), (0x40_2000, f.sp));
@@ -302,20 +272,20 @@ mod tests {
     fn altstack_is_used_once() {
         let act = KSigaction { handler: 1, flags: SA_ONSTACK, restorer: 2, mask: 0 };
         let alt = StackT { sp: 0x10_0000, flags: 0, pad: 0, size: 0x4000 };
-        let f = build(&regs(), &[0; FXSAVE_SIZE], &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
+        let f = build(&regs(), &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
         assert!(alt.on_stack(f.sp));
         assert_eq!(get(&f.bytes, 8 + 16), 0x10_0000);
         // A nested signal on the alternate stack stays below the first frame.
         let mut inner = regs();
         inner.rsp = f.sp;
-        let g = build(&inner, &[0; FXSAVE_SIZE], &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
+        let g = build(&inner, &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
         assert!(g.sp < f.sp && g.sp + g.bytes.len() as u64 <= f.sp - 128);
         assert_eq!(alt.reported(f.sp).flags, SS_ONSTACK);
     }
 
     #[test]
     fn sigreturn_cannot_raise_privileged_flags() {
-        let f = build(&regs(), &[0; FXSAVE_SIZE], &SigInfo::kernel(10), &KSigaction::default(), 0, &StackT::disabled(), Trap::default());
+        let f = build(&regs(), &SigInfo::kernel(10), &KSigaction::default(), 0, &StackT::disabled(), Trap::default());
         let mut uc = f.bytes[8..8 + UCONTEXT_SIZE].to_vec();
         put(&mut uc, MCONTEXT + 17 * 8, u64::MAX);
         let r = restore(&uc, 0x2);
@@ -323,14 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn fxsave_round_trip() {
-        let mut f = kvm_bindings::kvm_fpu { fcw: 0x37f, fsw: 0x1234, ftwx: 0x81, mxcsr: 0x1fa0, ..Default::default() };
-        f.fpr[3] = [7; 16];
-        f.xmm[15] = [9; 16];
-        let b = fx::to_fxsave(&f);
-        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 0x1fa0);
-        let back = fx::from_fxsave(&b);
-        assert_eq!((back.fcw, back.fsw, back.ftwx, back.mxcsr), (0x37f, 0x1234, 0x81, 0x1fa0));
-        assert_eq!((back.fpr[3], back.xmm[15]), ([7; 16], [9; 16]));
+    fn staged_images_cannot_fault() {
+        let mut b = [0xffu8; FXSAVE_SIZE];
+        fx::sanitize(&mut b);
+        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 0xffff);
+        let init = fx::initial();
+        assert_eq!((init[0], init[1], init[25]), (0x7f, 0x03, 0x1f));
     }
 }

@@ -76,6 +76,11 @@ impl SigInfo {
         self.get_i32(16)
     }
 
+    /// Replaces the signal number (a host timer signal retargeted).
+    pub fn set_signo(&mut self, signo: i32) {
+        self.put_i32(0, signo);
+    }
+
     /// Takes the host's siginfo as the payload will see it.
     pub fn from_host(info: &libc::siginfo_t) -> SigInfo {
         let mut i = SigInfo::default();

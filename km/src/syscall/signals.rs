@@ -11,7 +11,7 @@ use crate::mem::copy;
 use crate::process::{end, ExitStatus};
 use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
 use crate::signal::{KSigaction, Posted, SigInfo, NSIG, UNBLOCKABLE};
-use crate::thread::initial_fpu;
+use super::process::TASK_SIZE_MAX;
 
 type A = [u64; 6];
 
@@ -221,7 +221,8 @@ pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
 }
 
 /// Back from a handler: registers, FPU state, mask and alternate stack
-/// come from the frame (which the handler may have edited).
+/// come from the frame (which the handler may have edited). The FPU image
+/// is loaded by the guest on the way back (see `Thread::load`).
 pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     let uc_at = ctx.regs.rsp;
     let mut uc = [0u8; frame::UCONTEXT_SIZE];
@@ -229,19 +230,18 @@ pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
         return bad_frame(ctx, uc_at);
     }
     let r = frame::restore(&uc, ctx.regs.rflags);
-    let fpu = if r.fpstate == 0 {
-        initial_fpu()
-    } else {
-        let mut image = [0u8; frame::FXSAVE_SIZE];
-        if crate::mem::check(r.fpstate, image.len() as u64).and_then(|_| copy::read_bytes(r.fpstate, &mut image)).is_err() {
-            return bad_frame(ctx, uc_at);
-        }
-        fx::from_fxsave(&image)
-    };
-    if let Err(e) = ctx.t.vcpu.set_fpu(&fpu) {
-        tracing::warn!(target: "signal", "rt_sigreturn: {e}");
+    if r.regs.rip >= TASK_SIZE_MAX || r.regs.rsp >= TASK_SIZE_MAX {
         return bad_frame(ctx, uc_at);
     }
+    let mut image = fx::initial();
+    if r.fpstate != 0
+        && (r.fpstate % 16 != 0
+            || crate::mem::check(r.fpstate, image.len() as u64).and_then(|_| copy::read_bytes(r.fpstate, &mut image)).is_err())
+    {
+        return bad_frame(ctx, uc_at);
+    }
+    fx::sanitize(&mut image);
+    ctx.t.fpu_restore = Some(image);
     let tid = ctx.tid();
     ctx.proc().signals().set_mask(tid, r.mask);
     let mode = r.stack.flags & !SS_AUTODISARM;

@@ -1,7 +1,8 @@
 //! Time: the host's clocks, sleeps, interval timers, POSIX timers and
 //! timerfds. CPU-time clocks measure km's process, which includes the time
 //! the payload ran in the VM. Timer signals reach km and are forwarded to
-//! the payload like any host signal.
+//! the payload like any host signal; POSIX timers all signal km's
+//! forwarding thread with one host signal, and km posts the payload's.
 
 use libc::*;
 use nix::errno::Errno;
@@ -9,7 +10,7 @@ use nix::errno::Errno;
 use super::args::{fd, new_fd, obj, opt};
 use super::{host, Ctx, Restart, Ret};
 use crate::mem::copy;
-use crate::process::{forwarder_tid, lock};
+use crate::process::{forwarder_tid, lock, timer_signal, TimerTarget};
 
 type A = [u64; 6];
 
@@ -73,37 +74,43 @@ const SIGEV_THREAD_ID: i32 = 4;
 pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
     obj::<i32>(a[2])?;
     if a[1] == 0 {
+        // SIGALRM to the process, as the host does it.
         return host(SYS_timer_create, a);
     }
     crate::mem::check(a[1], SIGEVENT_SIZE as u64)?;
     let mut ev = [0u8; SIGEVENT_SIZE];
     copy::read_bytes(a[1], &mut ev)?;
-    let signo = i32::from_le_bytes(ev[8..12].try_into().expect("4 bytes"));
-    let notify = i32::from_le_bytes(ev[12..16].try_into().expect("4 bytes"));
-    if notify & !SIGEV_THREAD_ID != SIGEV_NONE && signo == crate::kick::kick_signal() {
-        // km keeps this host signal for itself.
-        return Err(Errno::EINVAL);
-    }
-    // A timer for one payload thread signals km's forwarding thread,
-    // which passes the signal on to that thread.
-    let target = if notify == SIGEV_THREAD_ID {
-        let tid = i32::from_le_bytes(ev[16..20].try_into().expect("4 bytes"));
-        if !ctx.proc().signals().threads.contains_key(&tid) {
-            return Err(Errno::EINVAL);
+    let field = |at: usize| i32::from_le_bytes(ev[at..at + 4].try_into().expect("4 bytes"));
+    let (signo, notify) = (field(8), field(12));
+    let target = match notify {
+        SIGEV_NONE => None,
+        SIGEV_SIGNAL | SIGEV_THREAD_ID => {
+            if signo <= 0 || signo > crate::signal::NSIG as i32 {
+                return Err(Errno::EINVAL);
+            }
+            let tid = if notify == SIGEV_THREAD_ID {
+                let tid = field(16);
+                if !ctx.proc().signals().threads.contains_key(&tid) {
+                    return Err(Errno::EINVAL);
+                }
+                Some(tid)
+            } else {
+                None
+            };
+            ev[8..12].copy_from_slice(&timer_signal().to_le_bytes());
+            ev[12..16].copy_from_slice(&SIGEV_THREAD_ID.to_le_bytes());
+            ev[16..20].copy_from_slice(&forwarder_tid().ok_or(Errno::EAGAIN)?.to_le_bytes());
+            Some(TimerTarget { tid, signo })
         }
-        let forwarder = forwarder_tid().ok_or(Errno::EAGAIN)?;
-        ev[16..20].copy_from_slice(&forwarder.to_le_bytes());
-        Some(tid)
-    } else {
-        None
+        _ => return Err(Errno::EINVAL),
     };
     let mut id: i32 = 0;
     let user_id = a[2];
     a[1] = ev.as_ptr() as u64;
     a[2] = &mut id as *mut i32 as u64;
     host(SYS_timer_create, a)?;
-    if let Some(tid) = target {
-        lock(&ctx.proc().thread_timers).insert(id, tid);
+    if let Some(t) = target {
+        lock(&ctx.proc().timers).insert(id, t);
     }
     copy::write_obj(user_id, &id).map(|_| 0)
 }
@@ -125,7 +132,7 @@ pub fn timer_getoverrun(_: &mut Ctx, a: A) -> Ret {
 
 pub fn timer_delete(ctx: &mut Ctx, a: A) -> Ret {
     host(SYS_timer_delete, a)?;
-    lock(&ctx.proc().thread_timers).remove(&(a[0] as i32));
+    lock(&ctx.proc().timers).remove(&(a[0] as i32));
     Ok(0)
 }
 
