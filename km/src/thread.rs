@@ -124,14 +124,15 @@ impl Thread {
     /// Runs the payload thread until it exits; ends the process if it was
     /// the last one.
     pub fn run(mut self) {
-        let code = self.run_loop();
+        let code = self.run_loop(None);
         drop(self.exit(code));
     }
 
-    fn run_loop(&mut self) -> i32 {
-        // The user state km must load before the next entry, and whether
-        // the vCPU sits at CPL0 (in the pad under VT-x/SVM, or a fault stub).
-        let mut user: Option<kvm_regs> = None;
+    /// Runs from `user` if given, else from the vCPU's registers as they
+    /// are; returns the thread's exit code.
+    fn run_loop(&mut self, mut user: Option<kvm_regs>) -> i32 {
+        // `user` is the state km must load before the next entry; `cpl0`
+        // says the vCPU sits at CPL0 (the pad under VT-x/SVM, a fault stub).
         let mut cpl0 = false;
         loop {
             self.handle.attention.take();
@@ -380,14 +381,11 @@ impl Thread {
 /// A host thread running payload threads on vCPU `id`, one after another:
 /// between them it waits, idle, for the next clone.
 fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>)) {
-    let mut fresh = true;
     loop {
         let (start, reply) = job;
-        // A reused vCPU keeps its tables, MSRs and CPUID; only the FPU and
-        // the thread's own state are new.
-        let ready = if fresh { Ok(()) } else { vcpu.set_fpu(&initial_fpu()) }
-            .and_then(|_| cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base));
-        fresh = false;
+        // A reused vCPU keeps its tables, MSRs and CPUID; only the thread's
+        // own state is new (its FPU is reset at the first entry, below).
+        let ready = cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base);
         match ready {
             Ok(()) => {
                 let handle = register(&proc, start.mask);
@@ -398,8 +396,11 @@ fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start,
                 }
                 let mut t = Thread::new(proc.clone(), handle, id, vcpu);
                 t.clear_child_tid = start.clear_child_tid;
+                // The guest loads a clean FPU as it enters (KVM_SET_FPU
+                // does not reach the payload's FPU on PVM).
+                t.fpu_restore = Some(frame::fx::initial());
                 let _ = reply.send(Ok(tid));
-                let code = t.run_loop();
+                let code = t.run_loop(Some(start.regs));
                 vcpu = t.exit(code);
             }
             Err(e) => {
@@ -452,11 +453,6 @@ pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, 
         11 | 12 => (libc::SIGBUS, SI_KERNEL, 0),
         _ => (libc::SIGSEGV, SI_KERNEL, 0),
     }
-}
-
-/// x87 and SSE state as after FNINIT with Linux's MXCSR.
-pub fn initial_fpu() -> kvm_fpu {
-    kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() }
 }
 
 fn broken(why: &str) -> ExitStatus {

@@ -288,10 +288,6 @@ impl Vcpu for KvmVcpu {
         self.fd.get_fpu().map_err(ioctl_err("KVM_GET_FPU"))
     }
 
-    fn set_fpu(&mut self, fpu: &kvm_fpu) -> Result<()> {
-        self.fd.set_fpu(fpu).map_err(ioctl_err("KVM_SET_FPU"))
-    }
-
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit
     }

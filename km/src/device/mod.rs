@@ -98,7 +98,6 @@ pub trait Vcpu: Send {
     /// enables the XSAVE components in `xcr0`.
     fn init_fpu(&mut self, xcr0: u64) -> Result<()>;
     fn fpu(&mut self) -> Result<kvm_fpu>;
-    fn set_fpu(&mut self, fpu: &kvm_fpu) -> Result<()>;
     /// The kvm_run `immediate_exit` byte: set asynchronously (by a signal
     /// handler) to make the next or current `run` return `Interrupted`;
     /// `run` clears it.
