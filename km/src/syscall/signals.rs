@@ -235,7 +235,7 @@ pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     }
     let mut image = fx::initial();
     if r.fpstate != 0
-        && (r.fpstate % 16 != 0
+        && (!r.fpstate.is_multiple_of(16)
             || crate::mem::check(r.fpstate, image.len() as u64).and_then(|_| copy::read_bytes(r.fpstate, &mut image)).is_err())
     {
         return bad_frame(ctx, uc_at);
