@@ -906,11 +906,12 @@ fn go_signal_notify() {
     assert_lines(&out, &["ready", "received: user defined signal 1"]);
 }
 
+/// SIGTERM, not SIGINT: Go keeps SIGINT ignored if it started that way.
 #[test]
 fn go_signal_default_kills() {
     let out = Case::new("go-signal", &["default"])
-        .signal_when_ready(Signal::SIGINT)
-        .check(130);
+        .signal_when_ready(Signal::SIGTERM)
+        .check(143);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
 }
 

@@ -3,7 +3,7 @@
 //	notify  - os/signal.Notify for SIGUSR1; prints "ready", waits on the
 //	          channel, prints the signal and exits 0
 //	default - no Notify; prints "ready" and spins: the runtime makes the
-//	          process die of the signal (e.g. SIGINT: status 130)
+//	          process die of the signal (e.g. SIGTERM: status 143)
 package main
 
 import (
