@@ -8,6 +8,7 @@
 #define PAYLOAD_COMMON_H
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ static inline const char *errno_name(int e)
 	case 0: return "0";
 	case EPERM: return "EPERM";
 	case ENOENT: return "ENOENT";
+	case ESRCH: return "ESRCH";
 	case EINTR: return "EINTR";
 	case EBADF: return "EBADF";
 	case EAGAIN: return "EAGAIN";
@@ -69,5 +71,37 @@ static inline const char *errno_name(int e)
 
 /* Selects the sub-mode named by argv[1]; prints usage and exits 2 otherwise. */
 #define MODE(name) (argc > 1 && strcmp(argv[1], name) == 0)
+
+/* Signal names, for the same reason. */
+static inline const char *signal_name(int s)
+{
+	static const char *const names[] = {
+		[SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT",
+		[SIGILL] = "SIGILL", [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
+		[SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGKILL] = "SIGKILL",
+		[SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+		[SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM",
+		[SIGCHLD] = "SIGCHLD", [SIGCONT] = "SIGCONT", [SIGURG] = "SIGURG",
+		[SIGWINCH] = "SIGWINCH",
+	};
+	static char buf[32];
+	if (s > 0 && s < (int)(sizeof names / sizeof names[0]) && names[s])
+		return names[s];
+	if (s >= SIGRTMIN && s <= SIGRTMAX)
+		snprintf(buf, sizeof buf, "SIGRTMIN+%d", s - SIGRTMIN);
+	else
+		snprintf(buf, sizeof buf, "signal%d", s);
+	return buf;
+}
+
+/* The signal named by `name` (as signal_name prints it); exits 2 if unknown. */
+static inline int signal_number(const char *name)
+{
+	for (int s = 1; s <= SIGRTMAX; s++)
+		if (strcmp(signal_name(s), name) == 0)
+			return s;
+	fprintf(stderr, "unknown signal %s\n", name);
+	exit(2);
+}
 
 #endif

@@ -9,9 +9,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{self, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 const KM: &str = env!("CARGO_BIN_EXE_km");
 
@@ -25,6 +28,10 @@ const ENV: &[(&str, &str)] = &[
 
 /// Generous: brk touches 64 Ki pages and a first touch is slow under km.
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The stdout line with which a payload asks for the signal of
+/// `Case::signal_when_ready`.
+const READY: &str = "ready";
 
 /// Prefix of km's warning for a syscall it does not implement.
 const UNIMPLEMENTED: &str = "km: unimplemented syscall ";
@@ -128,6 +135,8 @@ pub struct Case {
     name: String,
     args: Vec<String>,
     stdin: Vec<u8>,
+    signal: Option<Signal>,
+    stderr_lines: Option<usize>,
 }
 
 impl Case {
@@ -136,12 +145,37 @@ impl Case {
             name: name.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
             stdin: Vec::new(),
+            signal: None,
+            stderr_lines: None,
         }
     }
 
     pub fn stdin(mut self, data: Vec<u8>) -> Case {
         self.stdin = data;
         self
+    }
+
+    /// Sends `signal` to the spawned process (the payload natively, km
+    /// under km) once the payload has printed the line "ready".
+    pub fn signal_when_ready(mut self, signal: Signal) -> Case {
+        self.signal = Some(signal);
+        self
+    }
+
+    /// Compares only the first `n` lines of stderr, for reports that go on
+    /// with run-dependent details (e.g. Go's goroutine numbers).
+    pub fn stderr_lines(mut self, n: usize) -> Case {
+        self.stderr_lines = Some(n);
+        self
+    }
+
+    /// stderr as compared between the runs.
+    fn compared_stderr(&self, out: &Outcome) -> String {
+        let text = out.stderr_text();
+        match self.stderr_lines {
+            Some(n) => text.split_inclusive('\n').take(n).collect(),
+            None => text,
+        }
     }
 
     pub fn run_native(&self) -> Outcome {
@@ -163,7 +197,7 @@ impl Case {
         let dir_str = dir.path().to_str().unwrap();
         cmd.args(self.args.iter().map(|a| a.replace("{dir}", dir_str)))
             .current_dir(dir.path());
-        run(cmd, &self.stdin)
+        run(cmd, &self.stdin, self.signal)
     }
 
     /// Runs natively, requires status `expect`, then requires the km run
@@ -203,7 +237,11 @@ impl fmt::Display for Case {
         for a in &self.args {
             write!(f, " {a:?}")?;
         }
-        write!(f, "`")
+        write!(f, "`")?;
+        if let Some(signal) = self.signal {
+            write!(f, " with {signal} when ready")?;
+        }
+        Ok(())
     }
 }
 
@@ -328,7 +366,7 @@ fn assert_same(case: &Case, native: &Outcome, km: &Outcome) {
             first_difference(&native.stdout, &km.stdout)
         ));
     }
-    let (native_err, km_err) = (native.stderr_text(), km.stderr_text());
+    let (native_err, km_err) = (case.compared_stderr(native), case.compared_stderr(km));
     if native_err != km_err {
         diffs.push(format!(
             "stderr: {}",
@@ -347,7 +385,7 @@ pub fn km<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Outcome {
     let dir = Dir::new("km");
     let mut cmd = Command::new(KM);
     cmd.args(args).current_dir(dir.path());
-    run(cmd, &[])
+    run(cmd, &[], None)
 }
 
 /// Requires stdout empty and stderr exactly one line "km: ...", containing
@@ -368,8 +406,10 @@ pub fn expect_error_line(out: &Outcome, reasons: &[&str]) {
 }
 
 /// Spawns `cmd` with the fixed environment, feeds it `stdin`, collects
-/// its output and waits at most TIMEOUT.
-fn run(mut cmd: Command, stdin: &[u8]) -> Outcome {
+/// its output and waits at most TIMEOUT. With `signal`, sends it to the
+/// child when stdout has the line READY; a child that ends without that
+/// line is left to fail its case by its output.
+fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
     cmd.env_clear()
         .envs(ENV.iter().copied())
         .stdin(Stdio::piped())
@@ -383,10 +423,24 @@ fn run(mut cmd: Command, stdin: &[u8]) -> Outcome {
     let data = stdin.to_vec();
     // A payload may exit without reading all its input; EPIPE is fine.
     let writer = thread::spawn(move || drop(input.write_all(&data)));
-    let stdout = read_all(child.stdout.take().unwrap());
-    let stderr = read_all(child.stderr.take().unwrap());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stdout = read_all(child.stdout.take().unwrap(), signal.map(|_| ready_tx));
+    let stderr = read_all(child.stderr.take().unwrap(), None);
 
     let deadline = Instant::now() + TIMEOUT;
+    if let Some(signal) = signal {
+        match ready_rx.recv_timeout(TIMEOUT) {
+            // Not reaped yet, so the pid is still the child's.
+            Ok(()) => nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal)
+                .unwrap_or_else(|e| panic!("cannot send {signal} to {cmd:?}: {e}")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} did not print {READY:?} within {TIMEOUT:?}; killed it");
+            }
+        }
+    }
     let mut pause = Duration::from_micros(100);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -408,12 +462,38 @@ fn run(mut cmd: Command, stdin: &[u8]) -> Outcome {
     }
 }
 
-fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+/// Reads `pipe` to its end; tells `ready` once a complete line READY is in.
+fn read_all(
+    mut pipe: impl Read + Send + 'static,
+    mut ready: Option<mpsc::Sender<()>>,
+) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
-        pipe.read_to_end(&mut buf).unwrap();
-        buf
+        let mut chunk = [0; 64 * 1024];
+        loop {
+            let n = match pipe.read(&mut chunk) {
+                Ok(0) => return buf,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("reading the child's output: {e}"),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            if ready.is_some() && has_line(&buf, READY) {
+                // The receiver is gone only if the harness stopped waiting.
+                let _ = ready.take().unwrap().send(());
+            }
+        }
     })
+}
+
+/// Is `line` one of the newline-terminated lines in `buf`?
+fn has_line(buf: &[u8], line: &str) -> bool {
+    let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+        return false;
+    };
+    buf[..end]
+        .split(|&b| b == b'\n')
+        .any(|l| l == line.as_bytes())
 }
 
 fn shell_status(status: ExitStatus) -> i32 {

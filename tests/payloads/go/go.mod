@@ -1,0 +1,3 @@
+module kmpayloads
+
+go 1.19
