@@ -36,6 +36,9 @@ pub struct Thread {
     /// The CPU fault behind a pending synchronous signal, for its frame and
     /// for km's report if it kills the payload.
     fault: Option<(i32, Trap, String)>,
+    /// Set while this thread retries an access KVM could not back, with
+    /// the file mappings hidden (see `AddressSpace::hide_files`).
+    probing: bool,
 }
 
 /// How a new thread starts: its registers and segment bases.
@@ -82,6 +85,7 @@ impl Thread {
             saved_mask: None,
             fault: None,
             fpu_restore: None,
+            probing: false,
         }
     }
 
@@ -163,6 +167,7 @@ impl Thread {
             };
             match exit {
                 Exit::Syscall => {
+                    self.end_probe();
                     let (mut u, how) = match self.syscall_entry() {
                         Ok(v) => v,
                         Err(e) => end(broken(&e.to_string())),
@@ -182,8 +187,22 @@ impl Thread {
                     u.rsp = f.rsp;
                     u.rflags = cpu::resume_rflags(f.rflags);
                     cpl0 = self.proc.hv.flavor() == Flavor::Kvm;
-                    self.fault(&f);
+                    let hidden = f.vector == 14 && self.proc.space().in_hidden_file(f.addr);
+                    let probed = self.end_probe();
+                    if probed && hidden {
+                        self.past_eof(&f);
+                    } else if !hidden {
+                        self.fault(&f);
+                    }
+                    // Else another thread's probe hid the page: retry.
                     user = Some(u);
+                }
+                Exit::Unbacked => {
+                    if self.probing || !self.proc.space().hide_files() {
+                        self.end_probe();
+                        end(ExitStatus::Signal(libc::SIGBUS, "guest access to memory km cannot back".into()));
+                    }
+                    self.probing = true;
                 }
                 Exit::Interrupted => {}
                 // `hlt` is privileged: at user level it is a #GP, so SIGSEGV.
@@ -335,6 +354,23 @@ impl Thread {
         }
         *u = kvm_regs { rip: entry, rax: f.fpstate, r11: f.regs.rip, ..f.regs };
         Ok(())
+    }
+
+    /// Puts hidden file mappings back; true if this thread was probing.
+    fn end_probe(&mut self) -> bool {
+        if !std::mem::take(&mut self.probing) {
+            return false;
+        }
+        self.proc.space().show_files();
+        true
+    }
+
+    /// A read or write of a file page past EOF: SIGBUS, BUS_ADRERR.
+    fn past_eof(&mut self, f: &Fault) {
+        let trap = Trap { trapno: 14, err: f.error_code, cr2: f.addr };
+        let why = format!("bus error: access at {:#x} past the end of a mapped file at rip {:#x}", f.addr, f.rip);
+        self.fault = Some((libc::SIGBUS, trap, why));
+        self.proc.signals().force(self.tid(), SigInfo::fault(libc::SIGBUS, 2, f.addr));
     }
 
     /// Turns a CPU fault into its signal, forced as Linux forces it.

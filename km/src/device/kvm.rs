@@ -197,9 +197,7 @@ impl KvmVcpu {
             }
             Ok(other) => Exit::Broken(format!("unexpected exit {other:?}")),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
-            // The guest reached a guest-physical page km has no memory
-            // behind (it rewrote its own page tables, or raced an unmap).
-            Err(e) if e.errno() == libc::EFAULT => Exit::Broken("guest access to unbacked memory".into()),
+            Err(e) if e.errno() == libc::EFAULT => Exit::Unbacked,
             Err(e) => return Err(ioctl_err("KVM_RUN")(e)),
         };
         Ok(exit)

@@ -29,8 +29,10 @@ pub enum Exit {
     Interrupted,
     /// The payload executed `hlt`.
     Halt,
-    /// The VM cannot go on (triple fault, failed entry, internal error, or a
-    /// guest access KVM could not back with memory).
+    /// A guest access KVM could not back with host memory (a file page past
+    /// EOF); the instruction has not run.
+    Unbacked,
+    /// The VM cannot go on (triple fault, failed entry, internal error).
     Broken(String),
 }
 

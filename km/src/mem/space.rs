@@ -84,6 +84,11 @@ pub struct AddressSpace {
     brk: u64,
     /// Top-down mmap allocation starts below this.
     mmap_top: u64,
+    /// The payload's file mappings (from mmap with an fd), whose pages past
+    /// the file's end KVM cannot back: see `hide_files`.
+    files: Vmas,
+    /// True while the file mappings are out of the guest tables.
+    files_hidden: bool,
 }
 
 fn access(prot: i32, user: bool) -> Access {
@@ -161,6 +166,8 @@ impl AddressSpace {
             brk_start: 0,
             brk: 0,
             mmap_top: PAYLOAD_END,
+            files: Vmas::default(),
+            files_hidden: false,
         })
     }
 
@@ -222,6 +229,7 @@ impl AddressSpace {
         }
         self.tables.unmap(start, end);
         self.vmas.remove(start, end);
+        self.files.remove(start, end);
         reserve(start, end - start)
     }
 
@@ -274,6 +282,11 @@ impl AddressSpace {
         let host_flags = flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN);
         let fd = if flags & libc::MAP_ANONYMOUS != 0 { -1 } else { fd };
         self.map_fixed(start, len, prot, host_flags, fd, off)?;
+        if fd >= 0 {
+            self.files.insert(start, start + len, 0);
+        } else {
+            self.files.remove(start, start + len);
+        }
         Ok(start)
     }
 
@@ -382,6 +395,7 @@ impl AddressSpace {
     /// Moves a mapping with the host's mremap (keeping its pages and file
     /// backing) and fixes the record, the tables and the reservation.
     fn move_mapping(&mut self, old: u64, old_len: u64, dest: u64, new_len: u64, prot: i32) -> Result<(), Errno> {
+        let file = self.files.at(old).is_some();
         self.tables.unmap(dest, dest + new_len);
         self.vmas.remove(dest, dest + new_len);
         // SAFETY: both ranges lie in the payload part of the window (checked
@@ -403,7 +417,46 @@ impl AddressSpace {
             return Err(e);
         }
         self.release(old, old + old_len)?;
-        self.commit(dest, dest + new_len, prot).map_err(Errno::from)
+        self.commit(dest, dest + new_len, prot).map_err(Errno::from)?;
+        if file {
+            self.files.insert(dest, dest + new_len, 0);
+        }
+        Ok(())
+    }
+
+    /// Takes the file mappings out of the guest tables (not the host's).
+    ///
+    /// A payload access to a file page past EOF is SIGBUS on Linux; under
+    /// KVM it fails the whole KVM_RUN with EFAULT, without the address. With
+    /// the file mappings hidden, the access is retried and faults with the
+    /// address in CR2; `show_files` then puts them back.
+    pub fn hide_files(&mut self) -> bool {
+        let ranges: Vec<(u64, u64)> = self.files.iter().map(|(s, v)| (s, v.end)).collect();
+        for &(s, e) in &ranges {
+            self.tables.unmap(s, e);
+        }
+        self.files_hidden = !ranges.is_empty();
+        self.files_hidden
+    }
+
+    pub fn show_files(&mut self) {
+        if !std::mem::take(&mut self.files_hidden) {
+            return;
+        }
+        let ranges: Vec<(u64, u64)> = self.files.iter().map(|(s, v)| (s, v.end)).collect();
+        for (s, e) in ranges {
+            let parts: Vec<(u64, Vma)> = self.vmas.overlapping(s, e).collect();
+            for (ps, v) in parts {
+                // Re-creating entries that existed cannot need a new table
+                // page, so this cannot fail.
+                let _ = self.tables.map(ps.max(s), v.end.min(e), access(v.prot, true));
+            }
+        }
+    }
+
+    /// True if `addr` is in a file mapping hidden by `hide_files`.
+    pub fn in_hidden_file(&self, addr: u64) -> bool {
+        self.files_hidden && self.files.at(addr).is_some()
     }
 
     /// The protection of the payload page at `addr`, if mapped.

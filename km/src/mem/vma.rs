@@ -85,7 +85,6 @@ impl Vmas {
         self.insert(start, end, prot);
     }
 
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (u64, Vma)> + '_ {
         self.map.iter().map(|(&s, &v)| (s, v))
     }
