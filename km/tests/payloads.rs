@@ -439,6 +439,20 @@ fn pthread_main_exits_first() {
     );
 }
 
+/// clone3 for a thread, without libc: its own stack, the tid words set
+/// and cleared (with a futex wake) as Linux does.
+#[test]
+fn clone3_thread() {
+    let out = Case::new("threads", &["clone3"]).check(0);
+    assert_lines(
+        &out,
+        &[
+            "clone3: parent tid word set: yes",
+            "clone3: thread ran: yes, tid word cleared at its exit: yes",
+        ],
+    );
+}
+
 /// exit() from one thread ends the others, blocked in read, a condvar
 /// and nanosleep; only the harness's timeout bounds "promptly".
 #[test]

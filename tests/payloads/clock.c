@@ -71,11 +71,6 @@ static long long raw_ns(clockid_t id)
 	return ns(t);
 }
 
-static const char *yes(int ok)
-{
-	return ok ? "yes" : "no";
-}
-
 /* Slack for comparing the vDSO with the syscalls around it: km's guest
  * clock may lead the host's by microseconds after a re-base. */
 #define SLACK_NS 1000000LL

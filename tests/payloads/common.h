@@ -24,6 +24,12 @@
 
 /* Symbolic errno names: numbers are correct too, but names make a diff
  * between native and km output readable. */
+/* "yes" or "no", for the facts payloads print. */
+static inline const char *yes(int cond)
+{
+	return cond ? "yes" : "no";
+}
+
 static inline const char *errno_name(int e)
 {
 	switch (e) {

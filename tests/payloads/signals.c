@@ -84,11 +84,6 @@ static sigset_t current_mask(void)
 	return s;
 }
 
-static const char *yes(int cond)
-{
-	return cond ? "yes" : "no";
-}
-
 static pid_t tid(void)
 {
 	return syscall(SYS_gettid);

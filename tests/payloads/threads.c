@@ -11,13 +11,17 @@
  *   exit-early  - a thread exits while the others keep running
  *   main-exits  - main calls pthread_exit; the last thread ends the process
  *   exit-group  - exit(7) from a thread while others block in read, a
- *                 condvar wait and nanosleep: status 7 */
+ *                 condvar wait and nanosleep: status 7
+ *   clone3      - a raw clone3 thread (its own stack, SETTID/CLEARTID),
+ *                 joined through its cleared tid word */
 #define _GNU_SOURCE
 #include "common.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,7 +191,7 @@ static void tls(void)
 	for (int i = 0; i < 8; i++)
 		ok += (int)(intptr_t)join(t[i]);
 	printf("threads with a fresh, private TLS block: %d of 8\n", ok);
-	printf("main's value untouched: %s\n", tls_data == -1 ? "yes" : "no");
+	printf("main's value untouched: %s\n", yes(tls_data == -1));
 }
 
 static int pipe_fds[2];
@@ -238,7 +242,7 @@ static void cancel(void)
 		void *ret = join(t);
 		printf("cancel in %s: %s, cleanup ran: %s\n", where[i],
 		       ret == PTHREAD_CANCELED ? "canceled" : "returned",
-		       cleanups[i] ? "yes" : "no");
+		       yes(cleanups[i]));
 	}
 	/* With cancellation disabled the request waits for re-enabling. */
 	int old;
@@ -416,6 +420,54 @@ static void exit_group(void)
 	printf("main: join returned\n");
 }
 
+/* clone3 by hand: the child runs only the assembly below on its own
+ * stack (it has no TLS of its own), stores 42 and exits. */
+#define FUTEX_WAIT 0 /* linux/futex.h is not visible to musl-gcc */
+
+static volatile int clone3_flag;
+static volatile pid_t clone3_ptid, clone3_ctid;
+static char clone3_stack[16384] __attribute__((aligned(16)));
+
+static void raw_clone3(void)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal,
+			stack, stack_size, tls;
+	} args = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+			 CLONE_THREAD | CLONE_SYSVSEM | CLONE_PARENT_SETTID |
+			 CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+		.child_tid = (uintptr_t)&clone3_ctid,
+		.parent_tid = (uintptr_t)&clone3_ptid,
+		.stack = (uintptr_t)clone3_stack,
+		.stack_size = sizeof clone3_stack,
+	};
+	long tid;
+	/* Nonzero until the child's exit clears it, whenever the child gets
+	 * to CLONE_CHILD_SETTID. */
+	clone3_ctid = -1;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "movl $42, (%%rdx)\n\t"
+			 "mov $60, %%eax\n\t"
+			 "xor %%edi, %%edi\n\t"
+			 "syscall\n"
+			 "1:"
+			 : "=a"(tid)
+			 : "0"(SYS_clone3), "D"(&args), "S"(sizeof args),
+			   "d"(&clone3_flag)
+			 : "rcx", "r11", "memory");
+	CHECK(tid > 0);
+	printf("clone3: parent tid word set: %s\n", yes(clone3_ptid == tid));
+	/* CLONE_CHILD_CLEARTID: the word goes to 0 and waiters wake at exit. */
+	pid_t seen;
+	while ((seen = clone3_ctid) != 0)
+		syscall(SYS_futex, &clone3_ctid, FUTEX_WAIT, seen, NULL, NULL, 0);
+	printf("clone3: thread ran: %s, tid word cleared at its exit: yes\n",
+	       yes(clone3_flag == 42));
+}
+
 int main(int argc, char **argv)
 {
 	if (MODE("mutex"))
@@ -438,9 +490,11 @@ int main(int argc, char **argv)
 		main_exits();
 	else if (MODE("exit-group"))
 		exit_group();
+	else if (MODE("clone3"))
+		raw_clone3();
 	else {
 		fprintf(stderr, "usage: threads mutex|condvar|barrier|tls|cancel|"
-				"detached|many|exit-early|main-exits|exit-group\n");
+				"detached|many|exit-early|main-exits|exit-group|clone3\n");
 		return 2;
 	}
 	return 0;

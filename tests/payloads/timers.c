@@ -22,11 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *yes(int cond)
-{
-	return cond ? "yes" : "no";
-}
-
 static volatile sig_atomic_t alarms;
 
 static void on_alarm(int sig)
