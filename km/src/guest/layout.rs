@@ -27,7 +27,9 @@ pub const PAYLOAD_END: u64 = MONITOR_START;
 
 /// Memory slots cover payload memory in chunks of this size, registered on
 /// first use, so KVM's per-slot metadata stays proportional to what is used.
-pub const SLOT_CHUNK: u64 = GIB;
+/// KVM's cost to register a slot grows with its size (its per-page
+/// metadata; ~0.8 ms for 1 GiB on the PVM host here), so chunks are small.
+pub const SLOT_CHUNK: u64 = 64 * MIB;
 
 /// Top of the initial stack, one guard megabyte below the monitor area.
 pub const STACK_TOP: u64 = PAYLOAD_END - MIB;
@@ -36,7 +38,7 @@ pub const PIE_BASE: u64 = 16 * MIB;
 
 /// Layout of the monitor area.
 pub mod monitor {
-    use super::{MIB, MONITOR_END, MONITOR_START, PAGE_SIZE};
+    use super::{MIB, MONITOR_START, PAGE_SIZE};
 
     /// The LSTAR landing pad and the IDT stubs.
     pub const CODE: u64 = MONITOR_START;
@@ -69,7 +71,10 @@ pub mod monitor {
     pub const SIGNAL_SCRATCH: u64 = MONITOR_START + 6 * MIB;
     pub const SIGNAL_SCRATCH_STRIDE: u64 = 1024;
     pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
-    pub const PAGE_TABLES_END: u64 = MONITOR_END;
+    /// 248 MiB of table pages: at least 124 GiB of payload memory mapped
+    /// in 4 KiB pages (one table page per 2 MiB); the monitor's memory
+    /// slot ends here, its cost being proportional to its size.
+    pub const PAGE_TABLES_END: u64 = MONITOR_START + 256 * MIB;
 
     const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);
     const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= VVAR);

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use super::vma::{Vma, Vmas};
 use crate::device::{DeviceError, Hypervisor};
 use crate::guest::layout::{
-    monitor, page_down, page_up, GIB, MONITOR_END, MONITOR_START, PAGE_SIZE, PAYLOAD_END, SLOT_CHUNK, WINDOW_END,
+    monitor, page_down, page_up, GIB, MONITOR_START, PAGE_SIZE, PAYLOAD_END, SLOT_CHUNK, WINDOW_END,
     WINDOW_START,
 };
 use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
@@ -22,7 +22,7 @@ use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
 /// Accepted and ignored, as on x86 Linux (not in the libc crate).
 const PROT_SEM: i32 = 0x8;
 const PROT_RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-/// Slot 0 is the monitor area; payload chunk k uses slot 1 + k.
+/// Slot 0 is the monitor area; payload chunks get the next ids in turn.
 const MONITOR_SLOT: u32 = 0;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,8 @@ pub struct AddressSpace {
     tables: PageTables<PoolTables>,
     /// Which SLOT_CHUNK-sized chunks of payload memory have a memory slot.
     slots: Vec<bool>,
+    /// Slot ids are handed out in order, so a small program needs few.
+    next_slot: u32,
     brk_start: u64,
     brk: u64,
     /// Top-down mmap allocation starts below this.
@@ -140,7 +142,7 @@ impl AddressSpace {
             unsafe { libc::munmap(p, len) };
             return Err(MemError::Reserve(io::Error::from_raw_os_error(libc::EEXIST)));
         }
-        let monitor_len = MONITOR_END - MONITOR_START;
+        let monitor_len = monitor::PAGE_TABLES_END - MONITOR_START;
         // SAFETY: the monitor area lies inside the window just reserved.
         unsafe {
             host_mmap(
@@ -163,6 +165,7 @@ impl AddressSpace {
             vmas: Vmas::default(),
             tables,
             slots: vec![false; chunks],
+            next_slot: MONITOR_SLOT + 1,
             brk_start: 0,
             brk: 0,
             mmap_top: PAYLOAD_END,
@@ -208,7 +211,8 @@ impl AddressSpace {
             // SAFETY: the chunk lies in the reserved window below the monitor
             // area, which stays mapped (reservation or payload memory) for
             // km's life and never holds km's own data.
-            unsafe { self.hv.add_memory(1 + chunk as u32, base, top - base) }?;
+            unsafe { self.hv.add_memory(self.next_slot, base, top - base) }?;
+            self.next_slot += 1;
             self.slots[chunk as usize] = true;
         }
         Ok(())
