@@ -248,7 +248,7 @@ impl Thread {
             // Back to the syscall instruction with the number in rax, as
             // Linux restarts: the frame of a handler run first saves this.
             u.rax = nr;
-            u.rip -= 2;
+            u.rip = u.rip.wrapping_sub(2);
             u.rcx = u.rip;
         } else {
             u.rax = ret;
@@ -336,7 +336,7 @@ impl Thread {
         // km holds, not the vCPU's: it goes into the frame directly.
         let entry = match self.fpu_restore.take() {
             Some(image) => {
-                let at = (f.fpstate - f.sp) as usize;
+                let at = f.fpstate.wrapping_sub(f.sp) as usize;
                 f.bytes[at..at + image.len()].copy_from_slice(&image);
                 cpu::SIGNAL_ENTRY_NO_SAVE
             }

@@ -113,11 +113,11 @@ pub fn build(
     trap: Trap,
 ) -> Frame {
     let use_alt = act.flags & SA_ONSTACK != 0 && altstack.flags & SS_DISABLE == 0 && !altstack.on_stack(regs.rsp);
-    let top = if use_alt { altstack.sp + altstack.size } else { regs.rsp.wrapping_sub(RED_ZONE) };
+    let top = if use_alt { altstack.sp.wrapping_add(altstack.size) } else { regs.rsp.wrapping_sub(RED_ZONE) };
     let fpstate = (top.wrapping_sub(FXSAVE_SIZE as u64)) & !63;
     // Aligned as if a call had pushed the return address.
     let sp = ((fpstate.wrapping_sub(FRAME_SIZE) + 8) & !15).wrapping_sub(8);
-    let mut b = vec![0u8; (fpstate + FXSAVE_SIZE as u64).wrapping_sub(sp) as usize];
+    let mut b = vec![0u8; fpstate.wrapping_add(FXSAVE_SIZE as u64).wrapping_sub(sp) as usize];
     put(&mut b, 0, act.restorer);
     let uc = 8;
     put(&mut b, uc, UC_FLAGS);
@@ -144,8 +144,8 @@ pub fn build(
         rip: act.handler,
         rsp: sp,
         rdi: info.signo() as u64,
-        rsi: sp + info_at as u64,
-        rdx: sp + uc as u64,
+        rsi: sp.wrapping_add(info_at as u64),
+        rdx: sp.wrapping_add(uc as u64),
         rax: 0,
         rflags: regs.rflags & !FLAGS_CLEARED_FOR_HANDLER,
         ..*regs
@@ -281,6 +281,19 @@ mod tests {
         let g = build(&inner, &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
         assert!(g.sp < f.sp && g.sp + g.bytes.len() as u64 <= f.sp - 128);
         assert_eq!(alt.reported(f.sp).flags, SS_ONSTACK);
+    }
+
+    #[test]
+    fn wild_stack_pointers_do_not_overflow() {
+        let act = KSigaction { handler: 1, flags: SA_ONSTACK, restorer: 2, mask: 0 };
+        for rsp in [0, 100, u64::MAX] {
+            let r = kvm_regs { rsp, ..regs() };
+            let f = build(&r, &SigInfo::kernel(11), &act, 0, &StackT::disabled(), Trap::default());
+            assert!(f.bytes.len() < 2048);
+        }
+        let alt = StackT { sp: u64::MAX - 10, flags: 0, pad: 0, size: u64::MAX };
+        let f = build(&regs(), &SigInfo::kernel(11), &act, 0, &alt, Trap::default());
+        assert!(f.bytes.len() < 2048);
     }
 
     #[test]

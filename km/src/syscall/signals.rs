@@ -335,7 +335,8 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx, a: A) -> Ret {
         }
         let n = now(libc::CLOCK_MONOTONIC);
         let ns = n.tv_nsec + t[1];
-        Some(libc::timespec { tv_sec: n.tv_sec + t[0] + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000 })
+        let tv_sec = n.tv_sec.saturating_add(t[0]).saturating_add(ns / 1_000_000_000);
+        Some(libc::timespec { tv_sec, tv_nsec: ns % 1_000_000_000 })
     } else {
         None
     };
