@@ -335,9 +335,23 @@ impl AddressSpace {
             return Err(Errno::ENOMEM);
         }
         let prot = prot & PROT_RWX;
+        // Other vCPUs run meanwhile. Access taken away leaves the guest
+        // tables first, so the host change (whose MMU-notifier flush reaches
+        // every vCPU) cannot be followed by a guest walk granting it again;
+        // access granted enters them last, once the host allows it.
+        let pieces: Vec<(u64, u64, i32)> =
+            self.vmas.overlapping(addr, end).map(|(s, v)| (s.max(addr), v.end.min(end), v.prot)).collect();
+        for &(s, e, old) in pieces.iter().filter(|p| p.2 & !prot != 0) {
+            self.tables.map(s, e, access(old & prot, true)).map_err(|_| Errno::ENOMEM)?;
+        }
         // SAFETY: [addr, end) is payload memory inside the window (checked).
         if unsafe { libc::mprotect(addr as *mut libc::c_void, (end - addr) as usize, prot) } != 0 {
-            return Err(Errno::last());
+            let err = Errno::last();
+            for &(s, e, old) in &pieces {
+                // Entries that existed a moment ago need no new table page.
+                let _ = self.tables.map(s, e, access(old, true));
+            }
+            return Err(err);
         }
         self.tables.map(addr, end, access(prot, true)).map_err(|_| Errno::ENOMEM)?;
         self.vmas.protect(addr, end, prot);
