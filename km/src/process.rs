@@ -155,6 +155,19 @@ impl Process {
         lock(&self.vcpus).idle.push(w);
     }
 
+    /// Posts `info` to thread `tid`, or to the process; ESRCH if there is
+    /// no such thread. SIGKILL ends km at once.
+    pub fn post(&self, tid: Option<Tid>, info: SigInfo) -> Result<(), Errno> {
+        let posted = match tid {
+            Some(tid) => self.signals().post_thread(tid, info).ok_or(Errno::ESRCH)?,
+            None => self.signals().post_process(info),
+        };
+        if posted == Posted::Kill {
+            end(ExitStatus::Signal(libc::SIGKILL, String::new()));
+        }
+        Ok(())
+    }
+
     /// A host signal for the payload.
     pub fn post_host(&self, mut info: SigInfo) {
         let timer = (info.code() == libc::SI_TIMER && info.signo() == timer_signal())
@@ -163,13 +176,8 @@ impl Process {
         if let Some(t) = timer {
             info.set_signo(t.signo);
         }
-        let posted = match timer.and_then(|t| t.tid) {
-            Some(tid) => self.signals().post_thread(tid, info).unwrap_or(Posted::Done),
-            None => self.signals().post_process(info),
-        };
-        if posted == Posted::Kill {
-            end(ExitStatus::Signal(libc::SIGKILL, String::new()));
-        }
+        // A timer's thread may have ended; its signal is then dropped.
+        let _ = self.post(timer.and_then(|t| t.tid), info);
     }
 }
 

@@ -16,7 +16,6 @@ use std::arch::asm;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 
 use crate::device::{GuestTsc, Vcpu};
 
@@ -303,18 +302,16 @@ pub fn start(vvar: Vvar, vcpu: &mut dyn Vcpu) {
     };
     tracing::info!(target: "device", "guest TSC = host TSC {:+}, {} kHz; vDSO clock on", tsc.offset, tsc.khz);
     let mut clock = Clock::first(vvar, tsc);
-    // The thread starts with every signal blocked (it inherits this mask),
-    // so signals for the payload always reach a vCPU thread.
-    let mut old = SigSet::empty();
-    let blocked = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old));
-    let spawned = blocked.map_err(std::io::Error::from).and_then(|()| {
-        std::thread::Builder::new().name("km-clock".into()).spawn(move || loop {
+    let spawned = std::thread::Builder::new().name("km-clock".into()).spawn(move || {
+        // Signals for the payload must reach a vCPU thread, never this one;
+        // it starts with them blocked (inherited from main) and blocks the
+        // rest here.
+        crate::signal::forward::block_all_in_this_thread();
+        loop {
             std::thread::sleep(REFRESH);
             clock.refresh();
-        })
+        }
     });
-    // Restoring a mask this thread had cannot fail.
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     if let Err(e) = spawned {
         // The clock was dropped with the closure: the page says unavailable.
         tracing::warn!(target: "device", "vDSO clock off: cannot start its thread: {e}");

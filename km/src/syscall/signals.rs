@@ -8,9 +8,9 @@ use nix::errno::Errno;
 use super::args::{obj, opt};
 use super::{host, Ctx, Restart, Ret};
 use crate::mem::copy;
-use crate::process::{end, ExitStatus};
+use crate::process::ExitStatus;
 use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
-use crate::signal::{KSigaction, Posted, SigInfo, NSIG, UNBLOCKABLE};
+use crate::signal::{KSigaction, SigInfo, NSIG, UNBLOCKABLE};
 use super::process::TASK_SIZE_MAX;
 
 type A = [u64; 6];
@@ -33,7 +33,7 @@ fn read_set(ptr: u64) -> Result<u64, Errno> {
 pub fn raise_sigpipe(ctx: &mut Ctx) {
     let info = SigInfo::user(libc::SIGPIPE, ctx.proc().pid, ctx.proc().uid);
     let tid = ctx.tid();
-    ctx.proc().signals().post_thread(tid, info);
+    let _ = ctx.proc().post(Some(tid), info);
 }
 
 pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
@@ -120,19 +120,8 @@ pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
     Ok(0)
 }
 
-fn post_process(ctx: &mut Ctx, info: SigInfo) -> Ret {
-    if ctx.proc().signals().post_process(info) == Posted::Kill {
-        end(ExitStatus::Signal(libc::SIGKILL, String::new()));
-    }
-    Ok(0)
-}
-
-fn post_thread(ctx: &mut Ctx, tid: i32, info: SigInfo) -> Ret {
-    match ctx.proc().signals().post_thread(tid, info) {
-        None => Err(Errno::ESRCH),
-        Some(Posted::Kill) => end(ExitStatus::Signal(libc::SIGKILL, String::new())),
-        Some(Posted::Done) => Ok(0),
-    }
+fn post(ctx: &mut Ctx, tid: Option<i32>, info: SigInfo) -> Ret {
+    ctx.proc().post(tid, info).map(|_| 0)
 }
 
 fn is_self(ctx: &Ctx, pid: i32) -> bool {
@@ -157,7 +146,7 @@ pub fn kill(ctx: &mut Ctx, a: A) -> Ret {
     }
     match kill_signo(a[1])? {
         None => Ok(0),
-        Some(sig) => post_process(ctx, SigInfo::user(sig, ctx.proc().pid, ctx.proc().uid)),
+        Some(sig) => post(ctx, None, SigInfo::user(sig, ctx.proc().pid, ctx.proc().uid)),
     }
 }
 
@@ -171,7 +160,7 @@ fn to_thread(ctx: &mut Ctx, tid: i32, sig: u64) -> Ret {
     }
     match sig {
         None => Ok(0),
-        Some(sig) => post_thread(ctx, tid, SigInfo::sent(sig, libc::SI_TKILL, ctx.proc().pid, ctx.proc().uid)),
+        Some(sig) => post(ctx, Some(tid), SigInfo::sent(sig, libc::SI_TKILL, ctx.proc().pid, ctx.proc().uid)),
     }
 }
 
@@ -204,7 +193,7 @@ pub fn rt_sigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
         return host(libc::SYS_rt_sigqueueinfo, a);
     }
     let info = queued_info(a[2], sig)?;
-    post_process(ctx, info)
+    post(ctx, None, info)
 }
 
 pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
@@ -214,10 +203,7 @@ pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
         return host(libc::SYS_rt_tgsigqueueinfo, a);
     }
     let info = queued_info(a[3], sig)?;
-    if !ctx.proc().signals().threads.contains_key(&(a[1] as i32)) {
-        return Err(Errno::ESRCH);
-    }
-    post_thread(ctx, a[1] as i32, info)
+    post(ctx, Some(a[1] as i32), info)
 }
 
 /// Back from a handler: registers, FPU state, mask and alternate stack
