@@ -489,6 +489,8 @@ fn signal_altstack() {
             "changing it from the handler: EPERM",
             "handler without SA_ONSTACK on the alternate stack: no",
             "afterwards: same stack yes, flags 0",
+            "SS_AUTODISARM: handler on it yes, disarmed there yes",
+            "SS_AUTODISARM: armed again afterwards yes",
             "SA_ONSTACK with the stack disabled on it: no",
         ],
     );

@@ -182,6 +182,10 @@ static void siginfo(void)
 	printf("handler ran %d times\n", (int)hits);
 }
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31) /* not in musl's headers */
+#endif
+
 static stack_t alt;
 static int on_alt, in_use_flag, nested_sigaltstack_errno;
 
@@ -198,6 +202,19 @@ static void where_am_i(int sig, siginfo_t *si, void *uc)
 	in_use_flag = (cur.ss_flags & SS_ONSTACK) != 0;
 	errno = 0;
 	nested_sigaltstack_errno = sigaltstack(&alt, NULL) == 0 ? 0 : errno;
+}
+
+static void only_where(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	char local;
+	char *lo = alt.ss_sp;
+	on_alt = &local >= lo && &local < lo + alt.ss_size;
+	stack_t cur;
+	CHECK(sigaltstack(NULL, &cur) == 0);
+	in_use_flag = cur.ss_flags;
 }
 
 static void altstack(void)
@@ -222,6 +239,19 @@ static void altstack(void)
 	printf("afterwards: same stack %s, flags %d\n",
 	       yes(cur.ss_sp == alt.ss_sp && cur.ss_size == alt.ss_size),
 	       cur.ss_flags);
+	/* SS_AUTODISARM: disarmed while the handler runs, armed again by
+	 * rt_sigreturn. */
+	stack_t autodisarm = alt;
+	autodisarm.ss_flags = SS_AUTODISARM;
+	CHECK(sigaltstack(&autodisarm, NULL) == 0);
+	on(SIGUSR2, only_where, SA_ONSTACK, NULL);
+	raise(SIGUSR2);
+	printf("SS_AUTODISARM: handler on it %s, disarmed there %s\n",
+	       yes(on_alt), yes(in_use_flag == SS_DISABLE));
+	CHECK(sigaltstack(NULL, &cur) == 0);
+	printf("SS_AUTODISARM: armed again afterwards %s\n",
+	       yes(cur.ss_sp == alt.ss_sp && cur.ss_flags == (int)SS_AUTODISARM));
+
 	stack_t off = {.ss_flags = SS_DISABLE};
 	CHECK(sigaltstack(&off, NULL) == 0);
 	raise(SIGUSR1);

@@ -99,25 +99,32 @@ pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
     let previous = ctx.t.altstack.reported(sp);
     if ss != 0 {
         let new: StackT = copy::read_obj(ss)?;
-        if ctx.t.altstack.on_stack(sp) {
-            return Err(Errno::EPERM);
-        }
-        let mode = new.flags & !SS_AUTODISARM;
-        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
-            return Err(Errno::EINVAL);
-        }
-        ctx.t.altstack = if mode == SS_DISABLE {
-            StackT::disabled()
-        } else if new.size < libc::MINSIGSTKSZ as u64 {
-            return Err(Errno::ENOMEM);
-        } else {
-            StackT { flags: new.flags & SS_AUTODISARM, pad: 0, ..new }
-        };
+        set_altstack(ctx, sp, new)?;
     }
     if old != 0 {
         copy::write_obj(old, &previous)?;
     }
     Ok(0)
+}
+
+/// Linux's do_sigaltstack: not while running on the current one; SS_ONSTACK
+/// reads as 0 (it is what a saved uc_stack says), SS_AUTODISARM is kept.
+fn set_altstack(ctx: &mut Ctx, sp: u64, new: StackT) -> Result<(), Errno> {
+    if ctx.t.altstack.on_stack(sp) {
+        return Err(Errno::EPERM);
+    }
+    let mode = new.flags & !SS_AUTODISARM;
+    if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
+        return Err(Errno::EINVAL);
+    }
+    ctx.t.altstack = if mode == SS_DISABLE {
+        StackT::disabled()
+    } else if new.size < libc::MINSIGSTKSZ as u64 {
+        return Err(Errno::ENOMEM);
+    } else {
+        StackT { flags: new.flags & SS_AUTODISARM, pad: 0, ..new }
+    };
+    Ok(())
 }
 
 fn post(ctx: &mut Ctx, tid: Option<i32>, info: SigInfo) -> Ret {
@@ -230,14 +237,9 @@ pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     ctx.t.fpu_restore = Some(image);
     let tid = ctx.tid();
     ctx.proc().signals().set_mask(tid, r.mask);
-    let mode = r.stack.flags & !SS_AUTODISARM;
-    if mode == 0 || mode == SS_DISABLE {
-        ctx.t.altstack = if mode == SS_DISABLE {
-            StackT::disabled()
-        } else {
-            StackT { flags: r.stack.flags & SS_AUTODISARM, pad: 0, ..r.stack }
-        };
-    }
+    // As Linux's restore_altstack: errors (still on the stack) are ignored.
+    let sp = ctx.regs.rsp;
+    let _ = set_altstack(ctx, sp, r.stack);
     *ctx.regs = r.regs;
     Ok(r.regs.rax)
 }
