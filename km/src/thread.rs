@@ -244,7 +244,8 @@ impl Thread {
         if thread_exit.is_some() {
             return thread_exit;
         }
-        if interrupted.is_some() && ret == -(libc::EINTR as i64) as u64 && self.restarts(interrupted) {
+        let eintr = ret == -(libc::EINTR as i64) as u64;
+        if interrupted.is_some_and(|how| eintr && self.restarts(how)) {
             // Back to the syscall instruction with the number in rax, as
             // Linux restarts: the frame of a handler run first saves this.
             u.rax = nr;
@@ -258,11 +259,9 @@ impl Thread {
 
     /// Whether a call interrupted by a kick starts again: always when no
     /// handler will run, else if it is restartable and SA_RESTART is set.
-    fn restarts(&self, how: Option<Restart>) -> bool {
+    fn restarts(&self, how: Restart) -> bool {
         match self.proc.signals().peek(self.tid()) {
-            Some(Action::Handler(act)) => {
-                how == Some(Restart::IfSaRestart) && act.flags & crate::signal::SA_RESTART != 0
-            }
+            Some(Action::Handler(act)) => how == Restart::IfSaRestart && act.flags & crate::signal::SA_RESTART != 0,
             _ => true,
         }
     }

@@ -104,6 +104,15 @@ static void expire_default(void)
 		pause();
 }
 
+
+/* A 5 ms periodic timer as *_gettime reports it right after arming. */
+static void show_5ms(const char *who, const struct itimerspec *cur)
+{
+	printf("%s: interval %ld ns, value within it %s\n", who,
+	       cur->it_interval.tv_nsec,
+	       yes(cur->it_value.tv_sec == 0 && cur->it_value.tv_nsec > 0 &&
+		   cur->it_value.tv_nsec <= 5000000));
+}
 static void posix_timer(void)
 {
 	int sig = SIGRTMIN + 2;
@@ -121,10 +130,7 @@ static void posix_timer(void)
 	struct itimerspec every_5ms = {{0, 5000000}, {0, 5000000}}, cur;
 	CHECK(timer_settime(t, 0, &every_5ms, NULL) == 0);
 	CHECK(timer_gettime(t, &cur) == 0);
-	printf("timer_gettime: interval %ld ns, value within it %s\n",
-	       cur.it_interval.tv_nsec,
-	       yes(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 &&
-		   cur.it_value.tv_nsec <= 5000000));
+	show_5ms("timer_gettime", &cur);
 	for (int i = 0; i < 3; i++) {
 		siginfo_t si;
 		int s = sigwaitinfo(&set, &si);
@@ -203,10 +209,7 @@ static void timerfd(void)
 	struct itimerspec every_5ms = {{0, 5000000}, {0, 5000000}}, cur;
 	CHECK(timerfd_settime(fd, 0, &every_5ms, NULL) == 0);
 	CHECK(timerfd_gettime(fd, &cur) == 0);
-	printf("timerfd_gettime: interval %ld ns, value within it %s\n",
-	       cur.it_interval.tv_nsec,
-	       yes(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 &&
-		   cur.it_value.tv_nsec <= 5000000));
+	show_5ms("timerfd_gettime", &cur);
 	uint64_t total = 0;
 	int reads = 0;
 	while (total < 3) {
