@@ -104,7 +104,6 @@ static void expire_default(void)
 		pause();
 }
 
-
 /* A 5 ms periodic timer as *_gettime reports it right after arming. */
 static void show_5ms(const char *who, const struct itimerspec *cur)
 {
@@ -113,6 +112,7 @@ static void show_5ms(const char *who, const struct itimerspec *cur)
 	       yes(cur->it_value.tv_sec == 0 && cur->it_value.tv_nsec > 0 &&
 		   cur->it_value.tv_nsec <= 5000000));
 }
+
 static void posix_timer(void)
 {
 	int sig = SIGRTMIN + 2;
