@@ -39,7 +39,7 @@ struct Cli {
     verbose: u8,
 
     /// Diagnostics per subsystem, e.g. "syscall=trace,mem=debug"
-    /// (subsystems: device, loader, mem, syscall); overrides -V
+    /// (subsystems: device, loader, mem, syscall, thread); overrides -V
     #[arg(long, value_name = "FILTER", env = "KM_LOG")]
     log: Option<String>,
 
