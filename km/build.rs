@@ -21,6 +21,8 @@ fn main() {
         .arg(&out)
         .arg(src.join("vdso.c"))
         .status()
-        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}` for km's vDSO: {e} (install gcc, e.g. build-essential)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run the C compiler `{cc}` for km's vDSO: {e} (install gcc, e.g. build-essential)")
+        });
     assert!(status.success(), "building km's vDSO with `{cc}` failed ({status})");
 }

@@ -128,28 +128,47 @@ macro_rules! same_layout {
 
 #[test]
 fn struct_layouts_equal_kvm() {
-    same_layout!(k::KvmRegs, b::kvm_regs {
-        rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8, r9, r10, r11, r12, r13, r14, r15, rip, rflags
-    });
-    same_layout!(k::KvmSegment, b::kvm_segment {
-        base, limit, selector, type_, present, dpl, db, s, l, g, avl, unusable, padding
-    });
+    same_layout!(
+        k::KvmRegs,
+        b::kvm_regs { rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8, r9, r10, r11, r12, r13, r14, r15, rip, rflags }
+    );
+    same_layout!(
+        k::KvmSegment,
+        b::kvm_segment { base, limit, selector, type_, present, dpl, db, s, l, g, avl, unusable, padding }
+    );
     same_layout!(k::KvmDtable, b::kvm_dtable { base, limit, padding });
-    same_layout!(k::KvmSregs, b::kvm_sregs {
-        cs, ds, es, fs, gs, ss, tr, ldt, gdt, idt, cr0, cr2, cr3, cr4, cr8, efer, apic_base, interrupt_bitmap
-    });
-    same_layout!(k::KvmUserspaceMemoryRegion, b::kvm_userspace_memory_region {
-        slot, flags, guest_phys_addr, memory_size, userspace_addr
-    });
-    same_layout!(k::KvmCpuidEntry2, b::kvm_cpuid_entry2 {
-        function, index, flags, eax, ebx, ecx, edx, padding
-    });
+    same_layout!(
+        k::KvmSregs,
+        b::kvm_sregs {
+            cs,
+            ds,
+            es,
+            fs,
+            gs,
+            ss,
+            tr,
+            ldt,
+            gdt,
+            idt,
+            cr0,
+            cr2,
+            cr3,
+            cr4,
+            cr8,
+            efer,
+            apic_base,
+            interrupt_bitmap
+        }
+    );
+    same_layout!(
+        k::KvmUserspaceMemoryRegion,
+        b::kvm_userspace_memory_region { slot, flags, guest_phys_addr, memory_size, userspace_addr }
+    );
+    same_layout!(k::KvmCpuidEntry2, b::kvm_cpuid_entry2 { function, index, flags, eax, ebx, ecx, edx, padding });
     same_layout!(k::KvmCpuid2, b::kvm_cpuid2 { nent, padding });
     same_layout!(k::KvmMsrEntry, b::kvm_msr_entry { index, reserved, data });
     same_layout!(k::KvmMsrs, b::kvm_msrs { nmsrs, pad });
-    same_layout!(k::KvmFpu, b::kvm_fpu {
-        fpr, fcw, fsw, ftwx, pad1, last_opcode, last_ip, last_dp, xmm, mxcsr, pad2
-    });
+    same_layout!(k::KvmFpu, b::kvm_fpu { fpr, fcw, fsw, ftwx, pad1, last_opcode, last_ip, last_dp, xmm, mxcsr, pad2 });
     same_layout!(k::KvmGuestDebug, b::kvm_guest_debug { control, pad });
     assert_eq!(offset_of!(k::KvmGuestDebug, debugreg), offset_of!(b::kvm_guest_debug, arch));
     same_layout!(k::KvmXsave, b::kvm_xsave { region });
@@ -160,9 +179,7 @@ fn struct_layouts_equal_kvm() {
         ready_for_interrupt_injection, if_flag, flags, cr8, apic_base,
         exit = __bindgen_anon_1, kvm_valid_regs, kvm_dirty_regs, s
     });
-    same_layout!(k::KvmRunIo, b::kvm_run__bindgen_ty_1__bindgen_ty_4 {
-        direction, size, port, count, data_offset
-    });
+    same_layout!(k::KvmRunIo, b::kvm_run__bindgen_ty_1__bindgen_ty_4 { direction, size, port, count, data_offset });
     same_layout!(k::KvmRunEx, b::kvm_run__bindgen_ty_1__bindgen_ty_3 { exception, error_code });
     assert_eq!(size_of::<k::KvmRunExit>(), size_of::<b::kvm_run__bindgen_ty_1>());
     assert_eq!(size_of::<k::KvmSyncRegs>(), size_of::<b::kvm_run__bindgen_ty_2>());

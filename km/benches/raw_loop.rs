@@ -22,8 +22,14 @@ fn main() {
     let vm = kvm.create_vm().expect("create VM");
     // SAFETY: a fresh anonymous mapping owned by this program for its life.
     let mem = unsafe {
-        libc::mmap(std::ptr::null_mut(), MEM, libc::PROT_READ | libc::PROT_WRITE,
-                   libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            MEM,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     } as *mut u8;
     assert!(mem as isize != -1);
     let put = |addr: u64, bytes: &[u8]| {
@@ -59,7 +65,11 @@ fn main() {
     put(PAD, &[0xe6, PORT_SYSCALL, 0x48, 0x0f, 0x07, 0x0f, 0x0b]);
 
     let region = kvm_userspace_memory_region {
-        slot: 0, flags: 0, guest_phys_addr: 0, memory_size: MEM as u64, userspace_addr: mem as u64,
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: MEM as u64,
+        userspace_addr: mem as u64,
     };
     // SAFETY: the region is our own mapping and stays mapped until exit.
     unsafe { vm.set_user_memory_region(region) }.expect("memory region");
@@ -67,8 +77,17 @@ fn main() {
     vcpu.set_cpuid2(&kvm.get_supported_cpuid(256).expect("cpuid")).expect("set cpuid");
     let mut s = vcpu.get_sregs().expect("sregs");
     let seg = |sel: u16, code: bool| kvm_segment {
-        base: 0, limit: 0xffff_ffff, selector: sel, type_: if code { 0xb } else { 0x3 }, present: 1, dpl: 3,
-        db: u8::from(!code), s: 1, l: u8::from(code), g: 1, ..Default::default()
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: sel,
+        type_: if code { 0xb } else { 0x3 },
+        present: 1,
+        dpl: 3,
+        db: u8::from(!code),
+        s: 1,
+        l: u8::from(code),
+        g: 1,
+        ..Default::default()
     };
     s.cs = seg(0x23, true);
     s.ss = seg(0x1b, false);
@@ -76,7 +95,14 @@ fn main() {
     s.es = s.ss;
     s.fs = s.ss;
     s.gs = s.ss;
-    s.tr = kvm_segment { base: TSS, limit: tss_limit as u32, selector: 0x28, type_: 0xb, present: 1, ..Default::default() };
+    s.tr = kvm_segment {
+        base: TSS,
+        limit: tss_limit as u32,
+        selector: 0x28,
+        type_: 0xb,
+        present: 1,
+        ..Default::default()
+    };
     s.gdt.base = GDT;
     s.gdt.limit = 55;
     s.cr0 = 0x8005_0033;

@@ -127,7 +127,8 @@ extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, uc: *mut libc::c_
     // SAFETY: the kernel passes a valid ucontext_t to an SA_SIGINFO handler;
     // only this thread's saved rip is read and changed.
     let rip = unsafe { &mut (*(uc as *mut libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] };
-    let (check, done) = (km_interruptible_check as *const () as usize as i64, km_interruptible_done as *const () as usize as i64);
+    let (check, done) =
+        (km_interruptible_check as *const () as usize as i64, km_interruptible_done as *const () as usize as i64);
     if (check..done).contains(rip) {
         *rip = km_interruptible_cancel as *const () as usize as i64;
     }

@@ -415,7 +415,12 @@ impl Thread {
 
 /// A host thread running payload threads on vCPU `id`, one after another:
 /// between them it waits, idle, for the next clone.
-fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>)) {
+fn worker(
+    proc: Arc<Process>,
+    id: u32,
+    mut vcpu: Box<dyn Vcpu>,
+    mut job: (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>),
+) {
     loop {
         let (start, reply) = job;
         // A reused vCPU keeps its tables, MSRs and CPUID; only the thread's

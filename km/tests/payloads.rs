@@ -15,20 +15,14 @@ mod support;
 
 use std::path::Path;
 
-use support::{
-    device_args, expect_error_line, fnv1a, km, km_half, native_only, payload, Case, Dir, Outcome,
-    Signal,
-};
+use support::{device_args, expect_error_line, fnv1a, km, km_half, native_only, payload, Case, Dir, Outcome, Signal};
 
 /// Asserts that every line in `lines` appears in the native stdout, so a
 /// payload that stopped checking what it should cannot pass unnoticed.
 fn assert_lines(out: &Outcome, lines: &[&str]) {
     let text = String::from_utf8_lossy(&out.stdout);
     for line in lines {
-        assert!(
-            text.lines().any(|l| l == *line),
-            "expected line {line:?} in native stdout:\n{text}"
-        );
+        assert!(text.lines().any(|l| l == *line), "expected line {line:?} in native stdout:\n{text}");
     }
 }
 
@@ -75,10 +69,7 @@ fn file_roundtrip() {
 #[test]
 fn getdents_sorted() {
     let out = Case::new("files", &["getdents", "{dir}"]).check(0);
-    assert_lines(
-        &out,
-        &["  link l", "  subdir d", "  f39 f", "count: 44", "done"],
-    );
+    assert_lines(&out, &["  link l", "  subdir d", "  f39 f", "count: 44", "done"]);
 }
 
 #[test]
@@ -135,14 +126,7 @@ fn divide_by_zero_is_sigfpe() {
 #[test]
 fn brk_grow_and_shrink() {
     let out = Case::new("mem", &["brk"]).check(0);
-    assert_lines(
-        &out,
-        &[
-            "grew to 256 MiB, every page kept its value: yes",
-            "regrown pages are zero: yes",
-            "done",
-        ],
-    );
+    assert_lines(&out, &["grew to 256 MiB, every page kept its value: yes", "regrown pages are zero: yes", "done"]);
 }
 
 #[test]
@@ -152,10 +136,7 @@ fn wild_pointers_efault() {
     // Every probe except the few labelled otherwise must report EFAULT.
     let efaults = text.lines().filter(|l| l.ends_with(": -1 EFAULT")).count();
     assert_eq!(efaults, 29, "EFAULT count in native output:\n{text}");
-    assert_lines(
-        &out,
-        &["pipe data intact: 0123456789", "next fd: 5", "done"],
-    );
+    assert_lines(&out, &["pipe data intact: 0123456789", "next fd: 5", "done"]);
 }
 
 /// km may warn about numbers it does not know; the payload's own output,
@@ -165,11 +146,7 @@ fn bogus_syscall_numbers_enosys() {
     let case = Case::new("syscalls", &["enosys"]);
     let out = case.check_ignoring_km_warnings(0);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().filter(|l| l.ends_with(": -1 ENOSYS")).count(),
-        4,
-        "{text}"
-    );
+    assert_eq!(text.lines().filter(|l| l.ends_with(": -1 ENOSYS")).count(), 4, "{text}");
 }
 
 /// An unimplemented syscall returns ENOSYS to the payload (like the host
@@ -179,24 +156,13 @@ fn unimplemented_syscall_warns_once() {
     let case = Case::new("syscalls", &["unimpl"]);
     let native = case.run_native();
     assert_eq!(native.status, 0, "{native}");
-    assert_lines(
-        &native,
-        &["create_module: -1 ENOSYS", "create_module again: -1 ENOSYS"],
-    );
+    assert_lines(&native, &["create_module: -1 ENOSYS", "create_module again: -1 ENOSYS"]);
     let Some(km) = km_half(|| case.run_km(&[])) else {
         return;
     };
-    assert_eq!(
-        (&km.stdout, km.status),
-        (&native.stdout, native.status),
-        "{km}"
-    );
+    assert_eq!((&km.stdout, km.status), (&native.stdout, native.status), "{km}");
     let (warnings, rest) = km.stderr_split_km_lines();
-    assert_eq!(
-        warnings,
-        ["km: unimplemented syscall 174 (create_module)"],
-        "{km}"
-    );
+    assert_eq!(warnings, ["km: unimplemented syscall 174 (create_module)"], "{km}");
     assert_eq!(rest, native.stderr_text(), "{km}");
 }
 
@@ -206,22 +172,14 @@ fn unimplemented_syscall_strict_fails() {
     let Some(km) = km_half(|| case.run_km(&["--strict"])) else {
         return;
     };
-    assert_ne!(
-        km.status, 0,
-        "km --strict must fail on an unimplemented syscall:\n{km}"
-    );
-    assert!(
-        km.stderr_text().contains("174"),
-        "--strict must name the syscall:\n{km}"
-    );
+    assert_ne!(km.status, 0, "km --strict must fail on an unimplemented syscall:\n{km}");
+    assert!(km.stderr_text().contains("174"), "--strict must name the syscall:\n{km}");
 }
 
 #[test]
 fn big_write_64mib() {
     let out = Case::new("io", &["bigwrite"]).check(0);
-    let expected: Vec<u8> = (0..64u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
-        .collect();
+    let expected: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     assert_eq!(out.stdout.len(), expected.len(), "stdout byte count");
     assert_eq!(fnv1a(&out.stdout), fnv1a(&expected), "stdout checksum");
 }
@@ -240,11 +198,7 @@ fn stdin_piped() {
         .collect();
     for input in [data, Vec::new()] {
         let out = Case::new("io", &["cat"]).stdin(input.clone()).check(0);
-        assert!(
-            out.stdout == input,
-            "cat changed {} bytes of input",
-            input.len()
-        );
+        assert!(out.stdout == input, "cat changed {} bytes of input", input.len());
         assert_eq!(out.stderr_text(), format!("copied {}\n", input.len()));
     }
 }
@@ -254,11 +208,7 @@ fn time_clocks() {
     let out = Case::new("info", &["time"]).check(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("FAIL"), "{text}");
-    assert_eq!(
-        text.lines().filter(|l| l.ends_with(": pass")).count(),
-        12,
-        "{text}"
-    );
+    assert_eq!(text.lines().filter(|l| l.ends_with(": pass")).count(), 12, "{text}");
 }
 
 /// The vDSO's clocks: present, agreeing with the syscalls, monotonic.
@@ -342,10 +292,7 @@ fn process_info() {
 fn rust_hello() {
     for code in [0, 42] {
         let out = Case::new("rust-hello", &["{dir}", &code.to_string()]).check(code);
-        assert_lines(
-            &out,
-            &["len 28", r#"dir ["renamed.txt"]"#, "missing: Err(NotFound)"],
-        );
+        assert_lines(&out, &["len 28", r#"dir ["renamed.txt"]"#, "missing: Err(NotFound)"]);
     }
 }
 
@@ -385,13 +332,7 @@ fn pthread_barrier() {
 #[test]
 fn pthread_tls() {
     let out = Case::new("threads", &["tls"]).check(0);
-    assert_lines(
-        &out,
-        &[
-            "threads with a fresh, private TLS block: 8 of 8",
-            "main's value untouched: yes",
-        ],
-    );
+    assert_lines(&out, &["threads with a fresh, private TLS block: 8 of 8", "main's value untouched: yes"]);
 }
 
 /// musl cancels with a signal whose handler inspects the interrupted RIP.
@@ -424,19 +365,13 @@ fn pthread_250_alive_at_once() {
 #[test]
 fn pthread_exit_while_others_run() {
     let out = Case::new("threads", &["exit-early"]).check(0);
-    assert_lines(
-        &out,
-        &["early thread's value: 7", "busy threads finished after it"],
-    );
+    assert_lines(&out, &["early thread's value: 7", "busy threads finished after it"]);
 }
 
 #[test]
 fn pthread_main_exits_first() {
     let out = Case::new("threads", &["main-exits"]).check(0);
-    assert_lines(
-        &out,
-        &["main calls pthread_exit", "worker finished after main"],
-    );
+    assert_lines(&out, &["main calls pthread_exit", "worker finished after main"]);
 }
 
 /// clone3 for a thread, without libc: its own stack, the tid words set
@@ -446,10 +381,7 @@ fn clone3_thread() {
     let out = Case::new("threads", &["clone3"]).check(0);
     assert_lines(
         &out,
-        &[
-            "clone3: parent tid word set: yes",
-            "clone3: thread ran: yes, tid word cleared at its exit: yes",
-        ],
+        &["clone3: parent tid word set: yes", "clone3: thread ran: yes, tid word cleared at its exit: yes"],
     );
 }
 
@@ -530,14 +462,7 @@ fn signal_nodefer() {
 #[test]
 fn signal_resethand() {
     let out = Case::new("signals", &["resethand"]).check(138);
-    assert_lines(
-        &out,
-        &[
-            "handler ran 1 time",
-            "disposition reset to SIG_DFL: yes",
-            "raising SIGUSR1 again",
-        ],
-    );
+    assert_lines(&out, &["handler ran 1 time", "disposition reset to SIG_DFL: yes", "raising SIGUSR1 again"]);
 }
 
 #[test]
@@ -682,10 +607,7 @@ fn signal_default_terminates() {
         ("SIGRTMIN+5", 168),
     ] {
         let out = Case::new("signals", &["default", signal]).check(status);
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            format!("raising {signal}\n")
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("raising {signal}\n"));
     }
 }
 
@@ -712,10 +634,7 @@ fn signal_default_ignored() {
 #[test]
 fn sigpipe_kills() {
     let out = Case::new("signals", &["sigpipe-kill"]).check(141);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "writing to a pipe without readers\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "writing to a pipe without readers\n");
 }
 
 #[test]
@@ -755,10 +674,7 @@ fn fault_sigsegv_codes_and_addresses() {
 #[test]
 fn fault_sigill() {
     let out = Case::new("faults", &["ill"]).check(0);
-    assert_lines(
-        &out,
-        &["ud2: SIGILL ILL_ILLOPN, si_addr at the ud2 yes, rip there yes"],
-    );
+    assert_lines(&out, &["ud2: SIGILL ILL_ILLOPN, si_addr at the ud2 yes, rip there yes"]);
 }
 
 #[test]
@@ -776,10 +692,7 @@ fn fault_sigfpe() {
 #[test]
 fn fault_sigtrap() {
     let out = Case::new("faults", &["trap"]).check(0);
-    assert_lines(
-        &out,
-        &["int3: traps 1, SI_KERNEL, rip after the int3 yes, execution continued"],
-    );
+    assert_lines(&out, &["int3: traps 1, SI_KERNEL, rip after the int3 yes, execution continued"]);
 }
 
 #[test]
@@ -787,20 +700,14 @@ fn fault_sigbus_past_eof() {
     let out = Case::new("faults", &["bus", "{dir}"]).check(0);
     assert_lines(
         &out,
-        &[
-            "inside the file's last page: x",
-            "past the file's last page: SIGBUS BUS_ADRERR, si_addr addr+0",
-        ],
+        &["inside the file's last page: x", "past the file's last page: SIGBUS BUS_ADRERR, si_addr addr+0"],
     );
 }
 
 #[test]
 fn fault_stack_overflow_on_altstack() {
     let out = Case::new("faults", &["overflow"]).check(0);
-    assert_lines(
-        &out,
-        &["stack overflow: SIGSEGV, handled on the alternate stack: yes, deep: yes"],
-    );
+    assert_lines(&out, &["stack overflow: SIGSEGV, handled on the alternate stack: yes, deep: yes"]);
 }
 
 #[test]
@@ -866,10 +773,7 @@ fn timer_posix_sigev_signal() {
 #[test]
 fn timer_posix_sigev_thread() {
     let out = Case::new("timers", &["timer-thread"]).check(0);
-    assert_lines(
-        &out,
-        &["callback ran 3 times with value 88, in another thread: yes"],
-    );
+    assert_lines(&out, &["callback ran 3 times with value 88, in another thread: yes"]);
 }
 
 #[test]
@@ -891,38 +795,20 @@ fn timerfd() {
 
 #[test]
 fn host_signal_to_handler() {
-    for signal in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGUSR1,
-        Signal::SIGHUP,
-    ] {
-        let out = Case::new("hostsig", &["handler", signal.as_str()])
-            .signal_when_ready(signal)
-            .check(0);
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGHUP] {
+        let out = Case::new("hostsig", &["handler", signal.as_str()]).signal_when_ready(signal).check(0);
         assert_lines(
             &out,
-            &[
-                "ready",
-                &format!(
-                    "handled {signal}, from the parent: yes, SI_USER: yes, spin value kept: yes"
-                ),
-            ],
+            &["ready", &format!("handled {signal}, from the parent: yes, SI_USER: yes, spin value kept: yes")],
         );
     }
 }
 
 #[test]
 fn host_signal_default_kills() {
-    for signal in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGUSR1,
-        Signal::SIGHUP,
-    ] {
-        let out = Case::new("hostsig", &["default", signal.as_str()])
-            .signal_when_ready(signal)
-            .check(128 + signal as i32);
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGHUP] {
+        let out =
+            Case::new("hostsig", &["default", signal.as_str()]).signal_when_ready(signal).check(128 + signal as i32);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
     }
 }
@@ -975,18 +861,14 @@ fn go_gc() {
 
 #[test]
 fn go_signal_notify() {
-    let out = Case::new("go-signal", &["notify"])
-        .signal_when_ready(Signal::SIGUSR1)
-        .check(0);
+    let out = Case::new("go-signal", &["notify"]).signal_when_ready(Signal::SIGUSR1).check(0);
     assert_lines(&out, &["ready", "received: user defined signal 1"]);
 }
 
 /// SIGTERM, not SIGINT: Go keeps SIGINT ignored if it started that way.
 #[test]
 fn go_signal_default_kills() {
-    let out = Case::new("go-signal", &["default"])
-        .signal_when_ready(Signal::SIGTERM)
-        .check(143);
+    let out = Case::new("go-signal", &["default"]).signal_when_ready(Signal::SIGTERM).check(143);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
 }
 
@@ -995,9 +877,8 @@ fn go_signal_default_kills() {
 fn go_panic() {
     let out = Case::new("go-panic", &["main"]).check(2);
     assert!(
-        out.stderr_text().starts_with(
-            "panic: deliberate panic from the Go payload\n\ngoroutine 1 [running]:\nmain.main()\n"
-        ),
+        out.stderr_text()
+            .starts_with("panic: deliberate panic from the Go payload\n\ngoroutine 1 [running]:\nmain.main()\n"),
         "{out}"
     );
 }
@@ -1006,14 +887,8 @@ fn go_panic() {
 /// only the first line is compared.
 #[test]
 fn go_panic_in_goroutine() {
-    let out = Case::new("go-panic", &["goroutine"])
-        .stderr_lines(1)
-        .check(2);
-    assert!(
-        out.stderr_text()
-            .starts_with("panic: deliberate panic in a goroutine\n"),
-        "{out}"
-    );
+    let out = Case::new("go-panic", &["goroutine"]).stderr_lines(1).check(2);
+    assert!(out.stderr_text().starts_with("panic: deliberate panic in a goroutine\n"), "{out}");
 }
 
 // Rust std threads (tests/payloads/rust-threads).
@@ -1035,13 +910,7 @@ fn rust_thread_spawn_join() {
 #[test]
 fn rust_thread_channels() {
     let out = Case::new("rust-threads", &["mpsc"]).check(0);
-    assert_lines(
-        &out,
-        &[
-            "mpsc: 4000 messages, each exactly once: true",
-            "sync_channel: 500 messages in order: true",
-        ],
-    );
+    assert_lines(&out, &["mpsc: 4000 messages, each exactly once: true", "sync_channel: 500 messages in order: true"]);
 }
 
 #[test]
@@ -1060,43 +929,20 @@ fn rust_thread_locks() {
 #[test]
 fn rust_thread_sleep() {
     let out = Case::new("rust-threads", &["sleep"]).check(0);
-    assert_lines(
-        &out,
-        &[
-            "main slept at least 20ms: true",
-            "thread slept at least 15ms: true",
-            "park/unpark: woke",
-        ],
-    );
+    assert_lines(&out, &["main slept at least 20ms: true", "thread slept at least 15ms: true", "park/unpark: woke"]);
 }
 
 #[test]
 fn rust_panic_in_main() {
     let out = Case::new("rust-threads", &["panic-main"]).check(101);
-    assert!(
-        out.stderr_text()
-            .trim_start()
-            .starts_with("thread 'main' (TID) panicked at src/main.rs:"),
-        "{out}"
-    );
+    assert!(out.stderr_text().trim_start().starts_with("thread 'main' (TID) panicked at src/main.rs:"), "{out}");
 }
 
 #[test]
 fn rust_panic_in_thread_caught_by_join() {
     let out = Case::new("rust-threads", &["panic-thread"]).check(0);
-    assert!(
-        out.stderr_text()
-            .trim_start()
-            .starts_with("thread 'doomed' (TID) panicked at src/main.rs:"),
-        "{out}"
-    );
-    assert_lines(
-        &out,
-        &[
-            r#"join: error true, message Some("deliberate panic in a thread")"#,
-            "main continues",
-        ],
-    );
+    assert!(out.stderr_text().trim_start().starts_with("thread 'doomed' (TID) panicked at src/main.rs:"), "{out}");
+    assert_lines(&out, &[r#"join: error true, message Some("deliberate panic in a thread")"#, "main continues"]);
 }
 
 #[test]
@@ -1104,11 +950,7 @@ fn missing_device_is_one_line() {
     if native_only() {
         return;
     }
-    let out = km(&[
-        "--device",
-        "/nonexistent",
-        payload("hello").to_str().unwrap(),
-    ]);
+    let out = km(&["--device", "/nonexistent", payload("hello").to_str().unwrap()]);
     assert_eq!(out.status, 1, "{out}");
     expect_error_line(&out, &["/nonexistent"]);
 }

@@ -8,7 +8,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use kkm_uapi as uapi;
-use kvm_bindings::{kvm_device_attr, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xcrs, CpuId, Msrs};
+use kvm_bindings::{
+    kvm_device_attr, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xcrs, CpuId, Msrs,
+};
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
 use super::{DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu};
@@ -160,7 +162,8 @@ impl KvmVcpu {
         let entry = kvm_msr_entry { index: MSR_IA32_TSC, ..Default::default() };
         let mut best = (u64::MAX, 0i64);
         for _ in 0..8 {
-            let mut msrs = Msrs::from_entries(&[entry]).map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
+            let mut msrs =
+                Msrs::from_entries(&[entry]).map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
             let before = host_tsc();
             let read = self.fd.get_msrs(&mut msrs).map_err(ioctl_err("KVM_GET_MSRS"))?;
             let after = host_tsc();
@@ -227,7 +230,6 @@ impl Vcpu for KvmVcpu {
         exit
     }
 
-
     fn regs(&mut self) -> Result<kvm_regs> {
         if self.sync_regs {
             return Ok(self.fd.sync_regs().regs);
@@ -259,8 +261,7 @@ impl Vcpu for KvmVcpu {
     fn set_msrs(&mut self, msrs: &[(u32, u64)]) -> Result<()> {
         let entries: Vec<kvm_msr_entry> =
             msrs.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
-        let list = Msrs::from_entries(&entries)
-            .map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
+        let list = Msrs::from_entries(&entries).map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;
         let set = self.fd.set_msrs(&list).map_err(ioctl_err("KVM_SET_MSRS"))?;
         if set != msrs.len() {
             let (index, _) = msrs[set];

@@ -61,12 +61,10 @@ pub fn open(choice: &DeviceChoice) -> Result<Box<dyn Hypervisor>, OpenError> {
 fn open_path(path: &Path) -> Result<Box<dyn Hypervisor>, OpenError> {
     let c = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| OpenError::Other(path.into(), "path contains a NUL byte".into()))?;
-    KvmDevice::open(&c).map(|d| Box::new(d) as Box<dyn Hypervisor>).map_err(|e| {
-        match e.kind() {
-            ErrorKind::NotFound => OpenError::Missing(path.into()),
-            ErrorKind::PermissionDenied => OpenError::Permission(path.into()),
-            _ => OpenError::Other(path.into(), e.to_string()),
-        }
+    KvmDevice::open(&c).map(|d| Box::new(d) as Box<dyn Hypervisor>).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => OpenError::Missing(path.into()),
+        ErrorKind::PermissionDenied => OpenError::Permission(path.into()),
+        _ => OpenError::Other(path.into(), e.to_string()),
     })
 }
 

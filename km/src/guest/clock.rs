@@ -16,7 +16,6 @@ use std::arch::asm;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-
 use crate::device::{GuestTsc, Vcpu};
 
 /// How often the page is re-based on the host's clocks.
@@ -405,7 +404,8 @@ mod tests {
 
     #[test]
     fn offsets_settle_and_keep_host_relations() {
-        let (real, boot, tai) = (libc::CLOCK_REALTIME as usize, libc::CLOCK_BOOTTIME as usize, libc::CLOCK_TAI as usize);
+        let (real, boot, tai) =
+            (libc::CLOCK_REALTIME as usize, libc::CLOCK_BOOTTIME as usize, libc::CLOCK_TAI as usize);
         let none = [i64::MIN; CLOCKS];
         // No suspend: BOOTTIME's bracket straddles 0, its offset is not
         // allowed below it.

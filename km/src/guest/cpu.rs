@@ -194,7 +194,8 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     let ro = libc::PROT_READ;
     // The pad may run at CPL3 (PVM), so its page is user-accessible.
     space.map_monitor(monitor::CODE, monitor::CODE + monitor::CODE_SIZE, ro | libc::PROT_EXEC, true)?;
-    let scratch_end = monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
+    let scratch_end =
+        monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
     space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, libc::PROT_READ | libc::PROT_WRITE, true)?;
     space.map_monitor(monitor::GDT, monitor::IST, ro, false)?;
     let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;

@@ -79,7 +79,8 @@ pub mod monitor {
     const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);
     const _: () = assert!(IST + MAX_VCPUS * IST_STACK_SIZE <= VVAR);
     const _: () = assert!(VDSO + VDSO_SIZE <= SIGNAL_SCRATCH);
-    const _: () = assert!(SIGNAL_SCRATCH + (MAX_VCPUS * SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE) <= PAGE_TABLES);
+    const _: () =
+        assert!(SIGNAL_SCRATCH + (MAX_VCPUS * SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE) <= PAGE_TABLES);
 }
 
 pub const fn page_down(a: u64) -> u64 {

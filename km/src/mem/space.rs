@@ -14,8 +14,7 @@ use nix::errno::Errno;
 use super::vma::{Vma, Vmas};
 use crate::device::{DeviceError, Hypervisor};
 use crate::guest::layout::{
-    monitor, page_down, page_up, GIB, MONITOR_START, PAGE_SIZE, PAYLOAD_END, SLOT_CHUNK, WINDOW_END,
-    WINDOW_START,
+    monitor, page_down, page_up, GIB, MONITOR_START, PAGE_SIZE, PAYLOAD_END, SLOT_CHUNK, WINDOW_END, WINDOW_START,
 };
 use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
 
@@ -304,7 +303,8 @@ impl AddressSpace {
                 }
             }
         }
-        let (low, high) = if low32 { (WINDOW_START, 2 * GIB) } else { (page_up(self.brk).unwrap_or(self.brk), self.mmap_top) };
+        let (low, high) =
+            if low32 { (WINDOW_START, 2 * GIB) } else { (page_up(self.brk).unwrap_or(self.brk), self.mmap_top) };
         self.vmas.find_free_below(len, low, high).ok_or(Errno::ENOMEM)
     }
 
@@ -323,7 +323,8 @@ impl AddressSpace {
 
     /// mprotect(2).
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
-        if !addr.is_multiple_of(PAGE_SIZE) || prot & !(PROT_RWX | PROT_SEM | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || prot & !(PROT_RWX | PROT_SEM | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0
         {
             return Err(Errno::EINVAL);
         }

@@ -12,8 +12,10 @@ use crate::process::Process;
 /// mistaken for the payload's), the kick, glibc's two internal ones, and
 /// the two that cannot be caught.
 fn kept_by_km(sig: i32) -> bool {
-    matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGKILL | libc::SIGSTOP)
-        || sig == kick_signal()
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGKILL | libc::SIGSTOP
+    ) || sig == kick_signal()
         || (32..libc::SIGRTMIN()).contains(&sig)
 }
 

@@ -96,22 +96,15 @@ fn get(b: &[u8], at: usize) -> u64 {
 /// The general registers in sigcontext order.
 fn gregs(r: &kvm_regs) -> [u64; 18] {
     [
-        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx,
-        r.rsp, r.rip, r.rflags,
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp,
+        r.rip, r.rflags,
     ]
 }
 
 /// Lays out the frame for delivering `info` to `act` from state `regs`,
 /// with `mask` the mask to restore afterwards. The fxsave area is left
 /// zero for the guest to fill.
-pub fn build(
-    regs: &kvm_regs,
-    info: &SigInfo,
-    act: &KSigaction,
-    mask: u64,
-    altstack: &StackT,
-    trap: Trap,
-) -> Frame {
+pub fn build(regs: &kvm_regs, info: &SigInfo, act: &KSigaction, mask: u64, altstack: &StackT, trap: Trap) -> Frame {
     let use_alt = act.flags & SA_ONSTACK != 0 && altstack.flags & SS_DISABLE == 0 && !altstack.on_stack(regs.rsp);
     let top = if use_alt { altstack.sp.wrapping_add(altstack.size) } else { regs.rsp.wrapping_sub(RED_ZONE) };
     let fpstate = (top.wrapping_sub(FXSAVE_SIZE as u64)) & !63;

@@ -4,8 +4,8 @@
 //! coalesce. Whoever posts a signal picks a thread that can take it and
 //! kicks it; the thread delivers at its next return to the payload.
 
-pub mod frame;
 pub mod forward;
+pub mod frame;
 mod info;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,8 +25,12 @@ pub const SA_ONSTACK: u64 = 0x0800_0000;
 /// SIGKILL and SIGSTOP can be neither caught nor blocked.
 pub const UNBLOCKABLE: u64 = bit(libc::SIGKILL) | bit(libc::SIGSTOP);
 /// Signals the CPU raises, delivered before any other pending one.
-const SYNCHRONOUS: u64 =
-    bit(libc::SIGSEGV) | bit(libc::SIGBUS) | bit(libc::SIGILL) | bit(libc::SIGTRAP) | bit(libc::SIGFPE) | bit(libc::SIGSYS);
+const SYNCHRONOUS: u64 = bit(libc::SIGSEGV)
+    | bit(libc::SIGBUS)
+    | bit(libc::SIGILL)
+    | bit(libc::SIGTRAP)
+    | bit(libc::SIGFPE)
+    | bit(libc::SIGSYS);
 
 pub type Tid = i32;
 

@@ -386,10 +386,8 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
             }
             new_fd(host(SYS_fcntl, a))
         }
-        F_GETFD | F_SETFD | F_GETFL | F_SETFL | F_GETOWN | F_SETOWN | F_GETPIPE_SZ | F_SETPIPE_SZ
-        | F_GET_SEALS | F_ADD_SEALS | F_GETLEASE | F_SETLEASE | F_NOTIFY | F_GETSIG | F_SETSIG => {
-            host(SYS_fcntl, a)
-        }
+        F_GETFD | F_SETFD | F_GETFL | F_SETFL | F_GETOWN | F_SETOWN | F_GETPIPE_SZ | F_SETPIPE_SZ | F_GET_SEALS
+        | F_ADD_SEALS | F_GETLEASE | F_SETLEASE | F_NOTIFY | F_GETSIG | F_SETSIG => host(SYS_fcntl, a),
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             obj::<libc::flock>(a[2])?;
             ctx.blocking(SYS_fcntl, a, Restart::IfSaRestart)
@@ -509,8 +507,7 @@ fn poll_common(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     buf(a[0], bytes)?;
     let mut fds = vec![pollfd { fd: 0, events: 0, revents: 0 }; nfds as usize];
     copy::read_slice(a[0], &mut fds)?;
-    let hidden: Vec<usize> =
-        (0..fds.len()).filter(|&i| !crate::fds::payload_may_use(fds[i].fd as i64)).collect();
+    let hidden: Vec<usize> = (0..fds.len()).filter(|&i| !crate::fds::payload_may_use(fds[i].fd as i64)).collect();
     for &i in &hidden {
         fds[i].fd = -1;
     }

@@ -6,12 +6,12 @@ use libc::c_long;
 use nix::errno::Errno;
 
 use super::args::{obj, opt};
+use super::process::TASK_SIZE_MAX;
 use super::{host, Ctx, Restart, Ret};
 use crate::mem::copy;
 use crate::process::ExitStatus;
 use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
 use crate::signal::{KSigaction, SigInfo, NSIG, UNBLOCKABLE};
-use super::process::TASK_SIZE_MAX;
 
 type A = [u64; 6];
 
@@ -229,7 +229,9 @@ pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     let mut image = fx::initial();
     if r.fpstate != 0
         && (!r.fpstate.is_multiple_of(16)
-            || crate::mem::check(r.fpstate, image.len() as u64).and_then(|_| copy::read_bytes(r.fpstate, &mut image)).is_err())
+            || crate::mem::check(r.fpstate, image.len() as u64)
+                .and_then(|_| copy::read_bytes(r.fpstate, &mut image))
+                .is_err())
     {
         return bad_frame(ctx, uc_at);
     }
@@ -349,7 +351,11 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx, a: A) -> Ret {
         let r = match &deadline {
             Some(d) => {
                 let at = d as *const libc::timespec as u64;
-                wait_for_kick(ctx, libc::SYS_clock_nanosleep, [libc::CLOCK_MONOTONIC as u64, libc::TIMER_ABSTIME as u64, at, 0, 0, 0])
+                wait_for_kick(
+                    ctx,
+                    libc::SYS_clock_nanosleep,
+                    [libc::CLOCK_MONOTONIC as u64, libc::TIMER_ABSTIME as u64, at, 0, 0, 0],
+                )
             }
             None => wait_for_kick(ctx, libc::SYS_pause, [0; 6]),
         };

@@ -19,12 +19,8 @@ use nix::unistd::Pid;
 const KM: &str = env!("CARGO_BIN_EXE_km");
 
 /// The whole environment of every run, native or under km.
-const ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/bin:/bin"),
-    ("HOME", "/nonexistent"),
-    ("LANG", "C"),
-    ("KM_PAYLOAD_TEST", "1"),
-];
+const ENV: &[(&str, &str)] =
+    &[("PATH", "/usr/bin:/bin"), ("HOME", "/nonexistent"), ("LANG", "C"), ("KM_PAYLOAD_TEST", "1")];
 
 /// Generous: brk touches 64 Ki pages and a first touch is slow under km.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -47,10 +43,7 @@ pub fn payload(name: &str) -> PathBuf {
 fn build_payloads() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     // target/payloads, next to target/tmp, wherever the target dir is.
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("payloads");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("payloads");
     let result = Command::new(root.join("scripts/build-payloads"))
         .arg(&out)
         .output()
@@ -76,9 +69,7 @@ fn device() -> Option<String> {
 
 /// km's `--device` option for `device()`, if any.
 pub fn device_args() -> Vec<String> {
-    device()
-        .map(|dev| vec!["--device".into(), dev])
-        .unwrap_or_default()
+    device().map(|dev| vec!["--device".into(), dev]).unwrap_or_default()
 }
 
 /// Runs the km half of a test if it can: `None` after a loud warning when
@@ -92,7 +83,9 @@ pub fn km_half<T>(run: impl FnOnce() -> T) -> Option<T> {
     let dev = device().unwrap_or_else(|| "/dev/kvm".into());
     if let Err(e) = OpenOptions::new().read(true).write(true).open(&dev) {
         if env::var("KM_SKIP_KVM_TESTS").as_deref() == Ok("1") {
-            eprintln!("WARNING: {dev} is not usable ({e}); KM_SKIP_KVM_TESTS=1, so the km half of this test was SKIPPED");
+            eprintln!(
+                "WARNING: {dev} is not usable ({e}); KM_SKIP_KVM_TESTS=1, so the km half of this test was SKIPPED"
+            );
             return None;
         }
         panic!(
@@ -110,8 +103,7 @@ impl Dir {
     pub fn new(label: &str) -> Dir {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("payload-{label}-{}-{n}", process::id()));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("payload-{label}-{}-{n}", process::id()));
         // A leftover from a killed run with a recycled pid is stale.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
@@ -186,17 +178,14 @@ impl Case {
     /// payload the same argv[0] the native run gets.
     pub fn run_km(&self, options: &[&str]) -> Outcome {
         let mut cmd = Command::new(KM);
-        cmd.args(device_args())
-            .args(options)
-            .arg(payload(&self.name));
+        cmd.args(device_args()).args(options).arg(payload(&self.name));
         self.run(cmd)
     }
 
     fn run(&self, mut cmd: Command) -> Outcome {
         let dir = Dir::new(&self.name);
         let dir_str = dir.path().to_str().unwrap();
-        cmd.args(self.args.iter().map(|a| a.replace("{dir}", dir_str)))
-            .current_dir(dir.path());
+        cmd.args(self.args.iter().map(|a| a.replace("{dir}", dir_str))).current_dir(dir.path());
         run(cmd, &self.stdin, self.signal)
     }
 
@@ -214,10 +203,7 @@ impl Case {
 
     fn check_with(&self, expect: i32, ignore_km_warnings: bool) -> Outcome {
         let native = self.run_native();
-        assert_eq!(
-            native.status, expect,
-            "native run of {self}, unexpected status:\n{native}"
-        );
+        assert_eq!(native.status, expect, "native run of {self}, unexpected status:\n{native}");
         if let Some(mut km) = km_half(|| self.run_km(&[])) {
             if ignore_km_warnings {
                 km.stderr = km.stderr_split_km_lines().1.into_bytes();
@@ -299,10 +285,7 @@ fn excerpt(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(SHOW_BYTES)];
     let text = String::from_utf8_lossy(head);
     // Binary output (e.g. the 64 MiB pattern) is summarised, not dumped.
-    if text
-        .chars()
-        .any(|c| c == '\u{fffd}' || (c.is_control() && !c.is_whitespace()))
-    {
+    if text.chars().any(|c| c == '\u{fffd}' || (c.is_control() && !c.is_whitespace())) {
         return format!("[binary, fnv1a {:#018x}]", fnv1a(bytes));
     }
     if bytes.len() > SHOW_BYTES {
@@ -315,12 +298,7 @@ fn excerpt(bytes: &[u8]) -> String {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         writeln!(f, "status {}", self.status)?;
-        writeln!(
-            f,
-            "--- stdout ({} bytes) ---\n{}",
-            self.stdout.len(),
-            excerpt(&self.stdout)
-        )?;
+        writeln!(f, "--- stdout ({} bytes) ---\n{}", self.stdout.len(), excerpt(&self.stdout))?;
         write!(f, "--- stderr ---\n{}", self.stderr_text())
     }
 }
@@ -328,17 +306,10 @@ impl fmt::Display for Outcome {
 /// The first line where two outputs differ, for a readable failure.
 fn first_difference(native: &[u8], km: &[u8]) -> String {
     let (a, b) = (String::from_utf8_lossy(native), String::from_utf8_lossy(km));
-    let mut lines = a
-        .split_inclusive('\n')
-        .zip(b.split_inclusive('\n'))
-        .enumerate();
+    let mut lines = a.split_inclusive('\n').zip(b.split_inclusive('\n')).enumerate();
     match lines.find(|(_, (x, y))| x != y) {
         Some((i, (x, y))) => format!("line {}: native {x:?}, km {y:?}", i + 1),
-        None => format!(
-            "lengths differ: native {} bytes, km {} bytes",
-            native.len(),
-            km.len()
-        ),
+        None => format!("lengths differ: native {} bytes, km {} bytes", native.len(), km.len()),
     }
 }
 
@@ -355,23 +326,14 @@ fn without_fault_report(km: &Outcome) -> String {
 fn assert_same(case: &Case, native: &Outcome, km: &Outcome) {
     let mut diffs = Vec::new();
     if native.status != km.status {
-        diffs.push(format!(
-            "status: native {}, km {}",
-            native.status, km.status
-        ));
+        diffs.push(format!("status: native {}, km {}", native.status, km.status));
     }
     if native.stdout != km.stdout {
-        diffs.push(format!(
-            "stdout: {}",
-            first_difference(&native.stdout, &km.stdout)
-        ));
+        diffs.push(format!("stdout: {}", first_difference(&native.stdout, &km.stdout)));
     }
     let (native_err, km_err) = (case.compared_stderr(native), case.compared_stderr(km));
     if native_err != km_err {
-        diffs.push(format!(
-            "stderr: {}",
-            first_difference(native_err.as_bytes(), km_err.as_bytes())
-        ));
+        diffs.push(format!("stderr: {}", first_difference(native_err.as_bytes(), km_err.as_bytes())));
     }
     assert!(
         diffs.is_empty(),
@@ -410,14 +372,8 @@ pub fn expect_error_line(out: &Outcome, reasons: &[&str]) {
 /// child when stdout has the line READY; a child that ends without that
 /// line is left to fail its case by its output.
 fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
-    cmd.env_clear()
-        .envs(ENV.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    cmd.env_clear().envs(ENV.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
 
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -455,18 +411,11 @@ fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
         pause = (pause * 2).min(Duration::from_millis(10));
     };
     writer.join().unwrap();
-    Outcome {
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        status: shell_status(status),
-    }
+    Outcome { stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap(), status: shell_status(status) }
 }
 
 /// Reads `pipe` to its end; tells `ready` once a complete line READY is in.
-fn read_all(
-    mut pipe: impl Read + Send + 'static,
-    mut ready: Option<mpsc::Sender<()>>,
-) -> thread::JoinHandle<Vec<u8>> {
+fn read_all(mut pipe: impl Read + Send + 'static, mut ready: Option<mpsc::Sender<()>>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         let mut chunk = [0; 64 * 1024];
@@ -491,9 +440,7 @@ fn has_line(buf: &[u8], line: &str) -> bool {
     let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
         return false;
     };
-    buf[..end]
-        .split(|&b| b == b'\n')
-        .any(|l| l == line.as_bytes())
+    buf[..end].split(|&b| b == b'\n').any(|l| l == line.as_bytes())
 }
 
 fn shell_status(status: ExitStatus) -> i32 {
@@ -506,7 +453,5 @@ fn shell_status(status: ExitStatus) -> i32 {
 
 /// 64-bit FNV-1a, to compare big outputs without printing them.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }

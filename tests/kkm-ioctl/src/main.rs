@@ -71,10 +71,7 @@ fn unmap(p: *mut u8, len: usize) {
 }
 
 fn refcnt() -> i64 {
-    std::fs::read_to_string("/sys/module/kkm/refcnt")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(-1)
+    std::fs::read_to_string("/sys/module/kkm/refcnt").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(-1)
 }
 
 /// Runs `child` in a forked process and returns its exit status; the child
@@ -146,13 +143,7 @@ fn errno_name(e: i32) -> &'static str {
 }
 
 fn region(slot: u32, gpa: u64, size: u64, uaddr: u64, flags: u32) -> kvm_userspace_memory_region {
-    kvm_userspace_memory_region {
-        slot,
-        flags,
-        guest_phys_addr: gpa,
-        memory_size: size,
-        userspace_addr: uaddr,
-    }
+    kvm_userspace_memory_region { slot, flags, guest_phys_addr: gpa, memory_size: size, userspace_addr: uaddr }
 }
 
 fn set_region(vm: &VmFd, r: kvm_userspace_memory_region) -> Result<(), i32> {
@@ -164,16 +155,8 @@ fn set_region(vm: &VmFd, r: kvm_userspace_memory_region) -> Result<(), i32> {
 
 fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
     let fd = kvm.as_raw_fd();
-    t.check(
-        "KVM_GET_API_VERSION = 12",
-        kvm.get_api_version() == 12,
-        kvm.get_api_version(),
-    );
-    t.errno(
-        "KVM_GET_API_VERSION with an argument",
-        ioctl_val(fd, abi::KVM_GET_API_VERSION, 1),
-        libc::EINVAL,
-    );
+    t.check("KVM_GET_API_VERSION = 12", kvm.get_api_version() == 12, kvm.get_api_version());
+    t.errno("KVM_GET_API_VERSION with an argument", ioctl_val(fd, abi::KVM_GET_API_VERSION, 1), libc::EINVAL);
 
     let mut id = abi::KkmIdentity::default();
     let r = ioctl_ref(fd, abi::KKM_GET_IDENTITY, &mut id);
@@ -184,11 +167,7 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         flags: 0,
     };
     t.check("KKM_GET_IDENTITY", r == Ok(0) && id == want, (r, id));
-    t.errno(
-        "KKM_GET_IDENTITY to a bad address",
-        ioctl_val(fd, abi::KKM_GET_IDENTITY, 8),
-        libc::EFAULT,
-    );
+    t.errno("KKM_GET_IDENTITY to a bad address", ioctl_val(fd, abi::KKM_GET_IDENTITY, 8), libc::EFAULT);
 
     for (cap, want, name) in [
         (abi::KVM_CAP_USER_MEMORY, 1, "USER_MEMORY"),
@@ -202,32 +181,19 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         (0xdead, 0, "unknown"),
     ] {
         let got = kvm.check_extension_raw(cap.into());
-        t.check(
-            &format!("KVM_CHECK_EXTENSION {name} = {want}"),
-            got == want,
-            got,
-        );
+        t.check(&format!("KVM_CHECK_EXTENSION {name} = {want}"), got == want, got);
     }
 
-    t.check(
-        "KVM_GET_VCPU_MMAP_SIZE = 4096",
-        kvm.get_vcpu_mmap_size() == Ok(PAGE),
-        kvm.get_vcpu_mmap_size(),
-    );
-    t.errno(
-        "KVM_GET_VCPU_MMAP_SIZE with an argument",
-        ioctl_val(fd, abi::KVM_GET_VCPU_MMAP_SIZE, 1),
-        libc::EINVAL,
-    );
+    t.check("KVM_GET_VCPU_MMAP_SIZE = 4096", kvm.get_vcpu_mmap_size() == Ok(PAGE), kvm.get_vcpu_mmap_size());
+    t.errno("KVM_GET_VCPU_MMAP_SIZE with an argument", ioctl_val(fd, abi::KVM_GET_VCPU_MMAP_SIZE, 1), libc::EINVAL);
 
     match kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES) {
         Ok(cpuid) => {
             let entries = cpuid.as_slice();
             let host = std::arch::x86_64::__cpuid_count(0, 0);
             let leaf0 = entries.iter().find(|e| e.function == 0);
-            let vendor_ok = leaf0.is_some_and(|e| {
-                (e.eax, e.ebx, e.ecx, e.edx) == (host.eax, host.ebx, host.ecx, host.edx)
-            });
+            let vendor_ok =
+                leaf0.is_some_and(|e| (e.eax, e.ebx, e.ecx, e.edx) == (host.eax, host.ebx, host.ecx, host.edx));
             t.check("KVM_GET_SUPPORTED_CPUID leaf 0 = host's", vendor_ok, leaf0);
             let leaf7 = entries.iter().find(|e| e.function == 7 && e.index == 0);
             let indexed = leaf7.is_some_and(|e| e.flags == abi::KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
@@ -235,132 +201,48 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         }
         Err(e) => t.check("KVM_GET_SUPPORTED_CPUID", false, e),
     }
-    t.errno(
-        "KVM_GET_SUPPORTED_CPUID with room for 1",
-        kvm_err(kvm.get_supported_cpuid(1)),
-        libc::E2BIG,
-    );
-    t.errno(
-        "KVM_GET_SUPPORTED_CPUID to a bad address",
-        ioctl_val(fd, abi::KVM_GET_SUPPORTED_CPUID, 8),
-        libc::EFAULT,
-    );
+    t.errno("KVM_GET_SUPPORTED_CPUID with room for 1", kvm_err(kvm.get_supported_cpuid(1)), libc::E2BIG);
+    t.errno("KVM_GET_SUPPORTED_CPUID to a bad address", ioctl_val(fd, abi::KVM_GET_SUPPORTED_CPUID, 8), libc::EFAULT);
 
-    t.errno(
-        "unknown ioctl on /dev/kkm",
-        ioctl_val(fd, 0xae_ee, 0),
-        libc::ENOTTY,
-    );
-    t.errno(
-        "KVM_CREATE_VCPU on /dev/kkm (wrong fd)",
-        ioctl_val(fd, abi::KVM_CREATE_VCPU, 0),
-        libc::ENOTTY,
-    );
-    t.errno(
-        "KVM_CREATE_VM of type 1",
-        kvm_err(kvm.create_vm_with_type(1)).map(|_| ()),
-        libc::EINVAL,
-    );
+    t.errno("unknown ioctl on /dev/kkm", ioctl_val(fd, 0xae_ee, 0), libc::ENOTTY);
+    t.errno("KVM_CREATE_VCPU on /dev/kkm (wrong fd)", ioctl_val(fd, abi::KVM_CREATE_VCPU, 0), libc::ENOTTY);
+    t.errno("KVM_CREATE_VM of type 1", kvm_err(kvm.create_vm_with_type(1)).map(|_| ()), libc::EINVAL);
 }
 
 fn memory_slots(t: &mut Report, vm: &VmFd, mem: u64, max_memslots: u32) {
     let ok = |t: &mut Report, name: &str, r| t.check(name, r == Ok(()), r);
-    ok(
-        t,
-        "slot 0: 2 MiB at 2 MiB",
-        set_region(vm, region(0, 2 * MIB, 2 * MIB, mem, 0)),
-    );
+    ok(t, "slot 0: 2 MiB at 2 MiB", set_region(vm, region(0, 2 * MIB, 2 * MIB, mem, 0)));
     let r = set_region(vm, region(1, 3 * MIB, MIB, mem + 2 * MIB, 0));
     t.errno("slot 1 overlapping slot 0", r, libc::EEXIST);
-    ok(
-        t,
-        "slot 1: adjacent to slot 0",
-        set_region(vm, region(1, 4 * MIB, 2 * MIB, mem + 2 * MIB, 0)),
-    );
-    t.errno(
-        "slot id = max_memslots",
-        set_region(vm, region(max_memslots, 8 * MIB, MIB, mem, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "slot in address space 1",
-        set_region(vm, region(1 << 16, 8 * MIB, MIB, mem, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "misaligned guest address",
-        set_region(vm, region(2, 8 * MIB + 0x800, MIB, mem, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "misaligned size",
-        set_region(vm, region(2, 8 * MIB, 0x1800, mem, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "misaligned host address",
-        set_region(vm, region(2, 8 * MIB, MIB, mem + 0x10, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "too big (16 TiB)",
-        set_region(vm, region(2, 0, 1 << 44, mem, 0)),
-        libc::EINVAL,
-    );
+    ok(t, "slot 1: adjacent to slot 0", set_region(vm, region(1, 4 * MIB, 2 * MIB, mem + 2 * MIB, 0)));
+    t.errno("slot id = max_memslots", set_region(vm, region(max_memslots, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
+    t.errno("slot in address space 1", set_region(vm, region(1 << 16, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
+    t.errno("misaligned guest address", set_region(vm, region(2, 8 * MIB + 0x800, MIB, mem, 0)), libc::EINVAL);
+    t.errno("misaligned size", set_region(vm, region(2, 8 * MIB, 0x1800, mem, 0)), libc::EINVAL);
+    t.errno("misaligned host address", set_region(vm, region(2, 8 * MIB, MIB, mem + 0x10, 0)), libc::EINVAL);
+    t.errno("too big (16 TiB)", set_region(vm, region(2, 0, 1 << 44, mem, 0)), libc::EINVAL);
     let top = (1u64 << 47) - 0x1000;
-    t.errno(
-        "guest range past user space",
-        set_region(vm, region(2, top, 2 * MIB, mem, 0)),
-        libc::EINVAL,
-    );
+    t.errno("guest range past user space", set_region(vm, region(2, top, 2 * MIB, mem, 0)), libc::EINVAL);
     let kernel_addr = 0xffff_8880_0000_0000;
-    t.errno(
-        "host range in kernel space",
-        set_region(vm, region(2, 8 * MIB, MIB, kernel_addr, 0)),
-        libc::EINVAL,
-    );
+    t.errno("host range in kernel space", set_region(vm, region(2, 8 * MIB, MIB, kernel_addr, 0)), libc::EINVAL);
     let r = set_region(vm, region(2, 8 * MIB, MIB, mem, KVM_MEM_READONLY));
     t.errno("read-only flag (unsupported)", r, libc::EINVAL);
-    t.errno(
-        "resize of slot 0",
-        set_region(vm, region(0, 2 * MIB, MIB, mem, 0)),
-        libc::EINVAL,
-    );
-    ok(
-        t,
-        "move slot 0 to 8 MiB",
-        set_region(vm, region(0, 8 * MIB, 2 * MIB, mem, 0)),
-    );
+    t.errno("resize of slot 0", set_region(vm, region(0, 2 * MIB, MIB, mem, 0)), libc::EINVAL);
+    ok(t, "move slot 0 to 8 MiB", set_region(vm, region(0, 8 * MIB, 2 * MIB, mem, 0)));
     let r = set_region(vm, region(2, 2 * MIB, 2 * MIB, mem + 4 * MIB, 0));
     ok(t, "slot 2 where slot 0 was", r);
     ok(t, "delete slot 2", set_region(vm, region(2, 0, 0, 0, 0)));
-    t.errno(
-        "delete slot 2 again",
-        set_region(vm, region(2, 0, 0, 0, 0)),
-        libc::EINVAL,
-    );
-    t.errno(
-        "delete unused slot 3",
-        set_region(vm, region(3, 0, 0, 0, 0)),
-        libc::EINVAL,
-    );
+    t.errno("delete slot 2 again", set_region(vm, region(2, 0, 0, 0, 0)), libc::EINVAL);
+    t.errno("delete unused slot 3", set_region(vm, region(3, 0, 0, 0, 0)), libc::EINVAL);
     let r = ioctl_val(vm.as_raw_fd(), abi::KVM_SET_USER_MEMORY_REGION, 8);
-    t.errno(
-        "KVM_SET_USER_MEMORY_REGION from a bad address",
-        r,
-        libc::EFAULT,
-    );
+    t.errno("KVM_SET_USER_MEMORY_REGION from a bad address", r, libc::EFAULT);
 }
 
 fn vcpu_mmap(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let fd = vcpu.as_raw_fd();
     let run = vcpu.get_kvm_run();
-    t.check(
-        "kvm_run starts zeroed",
-        run.exit_reason == 0 && run.immediate_exit == 0,
-        run.exit_reason,
-    );
+    t.check("kvm_run starts zeroed", run.exit_reason == 0 && run.immediate_exit == 0, run.exit_reason);
     match map(PAGE, rw, libc::MAP_SHARED, fd, 0) {
         Ok(p) => {
             // Both mappings must show the one kvm_run page of the vCPU.
@@ -374,134 +256,60 @@ fn vcpu_mmap(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
         }
         Err(e) => t.check("second mmap of kvm_run", false, e),
     }
-    t.errno(
-        "mmap of vCPU at offset 4096",
-        map(PAGE, rw, libc::MAP_SHARED, fd, PAGE as i64),
-        libc::EINVAL,
-    );
-    t.errno(
-        "mmap of vCPU, 2 pages",
-        map(2 * PAGE, rw, libc::MAP_SHARED, fd, 0),
-        libc::EINVAL,
-    );
+    t.errno("mmap of vCPU at offset 4096", map(PAGE, rw, libc::MAP_SHARED, fd, PAGE as i64), libc::EINVAL);
+    t.errno("mmap of vCPU, 2 pages", map(2 * PAGE, rw, libc::MAP_SHARED, fd, 0), libc::EINVAL);
     let exec = libc::PROT_READ | libc::PROT_EXEC;
     // The anon-inode mount is noexec: mmap refuses PROT_EXEC and clears
     // VM_MAYEXEC, so the mapping can never become executable.
-    t.errno(
-        "mmap of vCPU, executable",
-        map(PAGE, exec, libc::MAP_SHARED, fd, 0),
-        libc::EPERM,
-    );
+    t.errno("mmap of vCPU, executable", map(PAGE, exec, libc::MAP_SHARED, fd, 0), libc::EPERM);
     let run = std::ptr::from_mut(vcpu.get_kvm_run()).cast::<libc::c_void>();
     // SAFETY: asks to change the protection of kvm-ioctls' own kvm_run
     // mapping, which stays mapped either way.
     let r = sys(unsafe { libc::mprotect(run, PAGE, exec) }.into());
     t.errno("mprotect of kvm_run to executable", r, libc::EACCES);
-    t.errno(
-        "mmap of VM fd",
-        map(PAGE, rw, libc::MAP_SHARED, vm.as_raw_fd(), 0),
-        libc::ENODEV,
-    );
+    t.errno("mmap of VM fd", map(PAGE, rw, libc::MAP_SHARED, vm.as_raw_fd(), 0), libc::ENODEV);
 }
 
 fn vcpu_regs(t: &mut Report, vcpu: &mut VcpuFd) {
     let fd = vcpu.as_raw_fd();
     let regs = kvm_err(vcpu.get_regs());
-    t.check(
-        "initial RFLAGS = 0x2",
-        regs.is_ok_and(|r| r.rflags == 2),
-        regs,
-    );
+    t.check("initial RFLAGS = 0x2", regs.is_ok_and(|r| r.rflags == 2), regs);
 
-    let mut want = kvm_bindings::kvm_regs {
-        rax: 1,
-        rbx: 2,
-        rcx: 3,
-        rdx: 4,
-        rsi: 5,
-        rdi: 6,
-        rsp: 7,
-        rbp: 8,
-        ..Default::default()
-    };
+    let mut want =
+        kvm_bindings::kvm_regs { rax: 1, rbx: 2, rcx: 3, rdx: 4, rsi: 5, rdi: 6, rsp: 7, rbp: 8, ..Default::default() };
     (want.r8, want.r15, want.rip, want.rflags) = (9, 16, 0x40_1000, 0x202);
     let set = kvm_err(vcpu.set_regs(&want));
     let got = kvm_err(vcpu.get_regs());
-    t.check(
-        "KVM_SET_REGS/KVM_GET_REGS round trip",
-        set.is_ok() && got == Ok(want),
-        (set, got),
-    );
+    t.check("KVM_SET_REGS/KVM_GET_REGS round trip", set.is_ok() && got == Ok(want), (set, got));
 
     if let Some(mut sregs) = t.ok("KVM_GET_SREGS", kvm_err(vcpu.get_sregs())) {
         (sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer) = (0x8000_0011, 0x1000, 0x20, 0x500);
-        (
-            sregs.cs.selector,
-            sregs.cs.l,
-            sregs.gdt.base,
-            sregs.gdt.limit,
-        ) = (0x8, 1, 0x2000, 0x17);
+        (sregs.cs.selector, sregs.cs.l, sregs.gdt.base, sregs.gdt.limit) = (0x8, 1, 0x2000, 0x17);
         let set = kvm_err(vcpu.set_sregs(&sregs));
         let got = kvm_err(vcpu.get_sregs());
-        t.check(
-            "KVM_SET_SREGS/KVM_GET_SREGS round trip",
-            set.is_ok() && got == Ok(sregs),
-            (set, got),
-        );
+        t.check("KVM_SET_SREGS/KVM_GET_SREGS round trip", set.is_ok() && got == Ok(sregs), (set, got));
     }
-    t.errno(
-        "KVM_SET_REGS from a bad address",
-        ioctl_val(fd, abi::KVM_SET_REGS, 8),
-        libc::EFAULT,
-    );
-    t.errno(
-        "KVM_GET_SREGS to a bad address",
-        ioctl_val(fd, abi::KVM_GET_SREGS, 8),
-        libc::EFAULT,
-    );
+    t.errno("KVM_SET_REGS from a bad address", ioctl_val(fd, abi::KVM_SET_REGS, 8), libc::EFAULT);
+    t.errno("KVM_GET_SREGS to a bad address", ioctl_val(fd, abi::KVM_GET_SREGS, 8), libc::EFAULT);
 
     let r = kvm_err(vcpu.run()).map(|_| ());
-    t.errno(
-        "KVM_RUN (guest mode not implemented yet)",
-        r,
-        libc::EOPNOTSUPP,
-    );
-    t.errno(
-        "KVM_RUN with an argument",
-        ioctl_val(fd, abi::KVM_RUN, 1),
-        libc::EINVAL,
-    );
+    t.errno("KVM_RUN (guest mode not implemented yet)", r, libc::EOPNOTSUPP);
+    t.errno("KVM_RUN with an argument", ioctl_val(fd, abi::KVM_RUN, 1), libc::EINVAL);
 }
 
 fn wrong_fds(t: &mut Report, vm: &VmFd, vcpu: &VcpuFd) {
     let (vmfd, vcpufd) = (vm.as_raw_fd(), vcpu.as_raw_fd());
-    t.errno(
-        "unknown ioctl on VM fd",
-        ioctl_val(vmfd, 0xae_ee, 0),
-        libc::ENOTTY,
-    );
-    t.errno(
-        "unknown ioctl on vCPU fd",
-        ioctl_val(vcpufd, 0xae_ee, 0),
-        libc::ENOTTY,
-    );
+    t.errno("unknown ioctl on VM fd", ioctl_val(vmfd, 0xae_ee, 0), libc::ENOTTY);
+    t.errno("unknown ioctl on vCPU fd", ioctl_val(vcpufd, 0xae_ee, 0), libc::ENOTTY);
     let mut regs = abi::KvmRegs::default();
-    t.errno(
-        "KVM_GET_REGS on VM fd",
-        ioctl_ref(vmfd, abi::KVM_GET_REGS, &mut regs),
-        libc::ENOTTY,
-    );
+    t.errno("KVM_GET_REGS on VM fd", ioctl_ref(vmfd, abi::KVM_GET_REGS, &mut regs), libc::ENOTTY);
     let mut r = abi::KvmUserspaceMemoryRegion::default();
     t.errno(
         "KVM_SET_USER_MEMORY_REGION on vCPU fd",
         ioctl_ref(vcpufd, abi::KVM_SET_USER_MEMORY_REGION, &mut r),
         libc::ENOTTY,
     );
-    t.errno(
-        "KVM_GET_REGS on fd -1",
-        ioctl_ref(-1, abi::KVM_GET_REGS, &mut regs),
-        libc::EBADF,
-    );
+    t.errno("KVM_GET_REGS on fd -1", ioctl_ref(-1, abi::KVM_GET_REGS, &mut regs), libc::EBADF);
 }
 
 /// A forked child shares the fds but not the address space: KVM answers
@@ -514,15 +322,10 @@ fn forked_child(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
         let regs_eio = ioctl_ref(vcpufd, abi::KVM_GET_REGS, &mut regs) == Err(libc::EIO);
         let vcpu_eio = ioctl_val(vmfd, abi::KVM_CREATE_VCPU, 5) == Err(libc::EIO);
         // SAFETY: msync only inspects the mapping state of the range.
-        let unmapped =
-            unsafe { libc::msync(run, PAGE, libc::MS_ASYNC) } == -1 && errno() == libc::ENOMEM;
+        let unmapped = unsafe { libc::msync(run, PAGE, libc::MS_ASYNC) } == -1 && errno() == libc::ENOMEM;
         regs_eio && vcpu_eio && unmapped
     });
-    t.check(
-        "forked child: EIO on VM and vCPU fds, no kvm_run mapping",
-        status == Some(0),
-        status,
-    );
+    t.check("forked child: EIO on VM and vCPU fds, no kvm_run mapping", status == Some(0), status);
 }
 
 fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
@@ -530,36 +333,19 @@ fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
         return;
     };
     let got = vm.check_extension_raw(abi::KVM_CAP_NR_MEMSLOTS.into());
-    t.check(
-        "KVM_CHECK_EXTENSION on VM fd",
-        got == max_memslots as i32,
-        got,
-    );
+    t.check("KVM_CHECK_EXTENSION on VM fd", got == max_memslots as i32, got);
 
     let mem_len = 6 * MIB as usize;
     let Some(mem) = t.ok(
         "guest memory",
-        map(
-            mem_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        ),
+        map(mem_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0),
     ) else {
         return;
     };
     memory_slots(t, &vm, mem as u64, max_memslots);
 
-    if let Some(mut vcpu) = t.ok(
-        "KVM_CREATE_VCPU 0 (with kvm_run mmap)",
-        kvm_err(vm.create_vcpu(0)),
-    ) {
-        t.errno(
-            "KVM_CREATE_VCPU 0 again",
-            kvm_err(vm.create_vcpu(0)).map(|_| ()),
-            libc::EEXIST,
-        );
+    if let Some(mut vcpu) = t.ok("KVM_CREATE_VCPU 0 (with kvm_run mmap)", kvm_err(vm.create_vcpu(0))) {
+        t.errno("KVM_CREATE_VCPU 0 again", kvm_err(vm.create_vcpu(0)).map(|_| ()), libc::EEXIST);
         let r = kvm_err(vm.create_vcpu(max_vcpus)).map(|_| ());
         t.errno("KVM_CREATE_VCPU id = max_vcpus", r, libc::EINVAL);
         let r = kvm_err(vm.create_vcpu(max_vcpus - 1)).map(|_| ());
@@ -577,35 +363,25 @@ fn module_lifetime(t: &mut Report, kvm: Kvm) {
     let busy = refcnt();
     t.check("module refcount > 0 while /dev/kkm is open", busy > 0, busy);
     // SAFETY: delete_module takes a NUL-terminated name and flags.
-    let r =
-        sys(unsafe { libc::syscall(libc::SYS_delete_module, c"kkm".as_ptr(), libc::O_NONBLOCK) });
+    let r = sys(unsafe { libc::syscall(libc::SYS_delete_module, c"kkm".as_ptr(), libc::O_NONBLOCK) });
     t.errno("rmmod while an fd is open", r, libc::EWOULDBLOCK);
 
     // A kvm_run mapping keeps its vCPU file, hence the module, alive.
     let (rw, shared) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
     let vm = kvm.create_vm().expect("KVM_CREATE_VM");
-    let vcpufd =
-        ioctl_val(vm.as_raw_fd(), abi::KVM_CREATE_VCPU, 0).expect("KVM_CREATE_VCPU") as RawFd;
+    let vcpufd = ioctl_val(vm.as_raw_fd(), abi::KVM_CREATE_VCPU, 0).expect("KVM_CREATE_VCPU") as RawFd;
     let run = map(PAGE, rw, shared, vcpufd, 0);
     // SAFETY: `vcpufd` is ours and closed once.
     unsafe { libc::close(vcpufd) };
     drop(vm);
     drop(kvm);
     let held = refcnt();
-    t.check(
-        "an mmap of kvm_run holds the module after close",
-        run.is_ok() && held > 0,
-        (run, held),
-    );
+    t.check("an mmap of kvm_run holds the module after close", run.is_ok() && held > 0, (run, held));
     if let Ok(p) = run {
         unmap(p, PAGE);
     }
     let idle = refcnt();
-    t.check(
-        "module refcount 0 after every fd and mapping is gone",
-        idle == 0,
-        idle,
-    );
+    t.check("module refcount 0 after every fd and mapping is gone", idle == 0, idle);
 
     // Process exit must free whatever the process left open.
     let status = in_child(|| {
@@ -622,22 +398,13 @@ fn module_lifetime(t: &mut Report, kvm: Kvm) {
         true
     });
     let after = refcnt();
-    t.check(
-        "exit with fds and kvm_run mapped open releases them",
-        status == Some(0) && after == 0,
-        (status, after),
-    );
+    t.check("exit with fds and kvm_run mapped open releases them", status == Some(0) && after == 0, (status, after));
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let [max_vcpus, max_memslots] = args[..] else {
-        eprintln!(
-            "usage: kkm-ioctl MAX_VCPUS MAX_MEMSLOTS (the module parameters it was loaded with)"
-        );
+        eprintln!("usage: kkm-ioctl MAX_VCPUS MAX_MEMSLOTS (the module parameters it was loaded with)");
         std::process::exit(2);
     };
     let mut t = Report::default();
