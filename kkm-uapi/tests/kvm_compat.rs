@@ -56,7 +56,7 @@ fn ioctl_numbers_equal_kvm() {
         (k::KVM_SET_XCRS, SET_XCRS(), "SET_XCRS"),
     ];
     for (ours, kvm, name) in pairs {
-        assert_eq!(ours as u64, kvm as u64, "KVM_{name}");
+        assert_eq!(u64::from(ours), kvm, "KVM_{name}");
     }
 }
 

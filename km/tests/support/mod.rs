@@ -7,6 +7,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{self, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
@@ -373,6 +374,9 @@ pub fn expect_error_line(out: &Outcome, reasons: &[&str]) {
 /// line is left to fail its case by its output.
 fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
     cmd.env_clear().envs(ENV.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: the hook runs in the forked child before exec and makes only
+    // async-signal-safe calls (sigaction, sigprocmask) on the child's state.
+    unsafe { cmd.pre_exec(default_signals) };
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
 
     let mut input = child.stdin.take().unwrap();
@@ -412,6 +416,27 @@ fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
     };
     writer.join().unwrap();
     Outcome { stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap(), status: shell_status(status) }
+}
+
+/// Gives the payload Linux's defaults: every disposition SIG_DFL and an
+/// empty mask, whatever the test runner inherited (`nohup` ignores SIGHUP,
+/// a background job SIGINT and SIGQUIT), so native and km runs start alike.
+fn default_signals() -> std::io::Result<()> {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting a disposition to SIG_DFL in the child before exec;
+        // numbers the kernel refuses (32, 33 under glibc) just fail.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty set, written by sigemptyset, then installed as the mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    Ok(())
 }
 
 /// Reads `pipe` to its end; tells `ready` once a complete line READY is in.
