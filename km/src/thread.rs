@@ -13,10 +13,10 @@ use crate::device::{Exit, Fault, Flavor, Vcpu};
 use crate::guest::cpu::{self, SyscallReturn};
 use crate::guest::layout::{MONITOR_END, MONITOR_START};
 use crate::kick::{self, Attention};
-use crate::mem::copy;
+use crate::mem::{copy, GuestRange};
 use crate::process::{end, ExitStatus, Process};
 use crate::signal::frame::{self, StackT, Trap, SS_AUTODISARM};
-use crate::signal::{bit, Action, KSigaction, Pending, SigInfo, ThreadHandle, ThreadSignals, Tid, SA_NODEFER};
+use crate::signal::{bit, code, Action, KSigaction, Pending, SigInfo, ThreadHandle, ThreadSignals, Tid, SA_NODEFER};
 use crate::syscall::{self, Ctx, Restart};
 
 pub struct Thread {
@@ -314,7 +314,14 @@ impl Thread {
                 Action::Handler(act) => {
                     let trap = fault.map(|f| f.1).unwrap_or_default();
                     if let Err(why) = self.setup_frame(u, &info, &act, trap) {
-                        end(ExitStatus::Signal(libc::SIGSEGV, why));
+                        // Linux's force_sigsegv: SIGSEGV for the thread (its
+                        // handler may run on an altstack); death if it was
+                        // SIGSEGV's own frame that failed.
+                        if sig == libc::SIGSEGV {
+                            end(ExitStatus::Signal(libc::SIGSEGV, why));
+                        }
+                        self.fault = Some((libc::SIGSEGV, Trap::default(), why));
+                        self.proc.signals().force(tid, SigInfo::kernel(libc::SIGSEGV));
                     }
                 }
             }
@@ -333,16 +340,20 @@ impl Thread {
         let mut f = frame::build(u, info, act, restore_mask, &self.altstack, trap);
         // Right after rt_sigreturn the interrupted FPU state is the image
         // km holds, not the vCPU's: it goes into the frame directly.
-        let entry = match self.fpu_restore.take() {
+        let entry = match &self.fpu_restore {
             Some(image) => {
                 let at = f.fpstate.wrapping_sub(f.sp) as usize;
-                f.bytes[at..at + image.len()].copy_from_slice(&image);
+                f.bytes[at..at + image.len()].copy_from_slice(image);
                 cpu::SIGNAL_ENTRY_NO_SAVE
             }
             None => cpu::SIGNAL_ENTRY,
         };
-        copy::write_bytes(f.sp, &f.bytes)
+        // Nothing changes until the frame is written: a failure leaves the
+        // thread as it was for the SIGSEGV that follows.
+        GuestRange::new(f.sp, f.bytes.len() as u64)
+            .and_then(|r| copy::write_bytes(r, &f.bytes))
             .map_err(|_| format!("cannot write the frame for signal {sig} at {:#x}", f.sp))?;
+        self.fpu_restore = None;
         let mut mask = mask_now | act.mask;
         if act.flags & SA_NODEFER == 0 {
             mask |= bit(sig);
@@ -369,7 +380,7 @@ impl Thread {
         let trap = Trap { trapno: 14, err: f.error_code, cr2: f.addr };
         let why = format!("bus error: access at {:#x} past the end of a mapped file at rip {:#x}", f.addr, f.rip);
         self.fault = Some((libc::SIGBUS, trap, why));
-        self.proc.signals().force(self.tid(), SigInfo::fault(libc::SIGBUS, 2, f.addr));
+        self.proc.signals().force(self.tid(), SigInfo::fault(libc::SIGBUS, code::BUS_ADRERR, f.addr));
     }
 
     /// Turns a CPU fault into its signal, forced as Linux forces it.
@@ -390,7 +401,10 @@ impl Thread {
     fn exit(self, code: i32) -> Box<dyn Vcpu> {
         let tid = self.tid();
         crate::syscall::threads::release_robust_list(&self.proc, tid, self.robust_list);
-        if self.clear_child_tid != 0 && copy::write_obj(self.clear_child_tid, &0u32).is_ok() {
+        // A stored pointer is checked again now; one that is not payload
+        // memory is skipped, as Linux skips a failing put_user.
+        let tid_word = GuestRange::of::<u32>(self.clear_child_tid);
+        if self.clear_child_tid != 0 && tid_word.and_then(|r| copy::write_obj(r, &0u32)).is_ok() {
             crate::syscall::threads::wake(self.clear_child_tid, 1);
         }
         let last = {
@@ -432,7 +446,7 @@ fn worker(
                 let tid = handle.tid;
                 for at in start.set_tid.into_iter().filter(|&a| a != 0) {
                     // A bad address is the payload's problem, as on Linux.
-                    let _ = copy::write_obj(at, &tid);
+                    let _ = GuestRange::of::<Tid>(at).and_then(|r| copy::write_obj(r, &tid));
                 }
                 let mut t = Thread::new(proc.clone(), handle, id, vcpu);
                 t.clear_child_tid = start.clear_child_tid;
@@ -460,13 +474,13 @@ fn worker(
 /// The signal, si_code and si_addr Linux gives a user-mode CPU exception;
 /// `mapped` says a page fault's address lies in a payload mapping.
 pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, u64) {
-    const SI_KERNEL: i32 = 0x80;
+    use code::*;
     match f.vector {
-        0 => (libc::SIGFPE, 1, f.rip),  // FPE_INTDIV
-        1 => (libc::SIGTRAP, 2, f.rip), // TRAP_TRACE
+        0 => (libc::SIGFPE, FPE_INTDIV, f.rip),
+        1 => (libc::SIGTRAP, TRAP_TRACE, f.rip),
         3 => (libc::SIGTRAP, SI_KERNEL, 0),
-        6 => (libc::SIGILL, 2, f.rip), // ILL_ILLOPN
-        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 || mapped { 2 } else { 1 }, f.addr), // ACCERR / MAPERR
+        6 => (libc::SIGILL, ILL_ILLOPN, f.rip),
+        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 || mapped { SEGV_ACCERR } else { SEGV_MAPERR }, f.addr),
         16 | 19 => {
             // The unmasked exception flags say which floating-point error.
             let status = match (f.vector, fpu) {
@@ -475,21 +489,21 @@ pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, 
                 _ => 0,
             };
             let code = if status & 1 != 0 {
-                7 // FPE_FLTINV
+                FPE_FLTINV
             } else if status & 4 != 0 {
-                3 // FPE_FLTDIV
+                FPE_FLTDIV
             } else if status & 8 != 0 {
-                4 // FPE_FLTOVF
+                FPE_FLTOVF
             } else if status & 0x12 != 0 {
-                5 // FPE_FLTUND
+                FPE_FLTUND
             } else if status & 0x20 != 0 {
-                6 // FPE_FLTRES
+                FPE_FLTRES
             } else {
                 SI_KERNEL
             };
             (libc::SIGFPE, code, f.rip)
         }
-        17 => (libc::SIGBUS, 1, f.addr), // BUS_ADRALN
+        17 => (libc::SIGBUS, BUS_ADRALN, f.addr),
         11 | 12 => (libc::SIGBUS, SI_KERNEL, 0),
         _ => (libc::SIGSEGV, SI_KERNEL, 0),
     }

@@ -14,7 +14,7 @@ use crate::guest::cpu::{self, CpuModel};
 use crate::guest::layout::{page_up, GIB, MIB, STACK_TOP};
 use crate::guest::{clock, vdso};
 use crate::loader::{elf, stack};
-use crate::mem::{copy, AddressSpace};
+use crate::mem::{copy, AddressSpace, GuestRange};
 use crate::process::Process;
 use crate::thread::Thread;
 
@@ -107,7 +107,9 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     // Linux caps arguments plus environment at a quarter of the stack.
     let initial = stack::build(STACK_TOP, &opts.args, &opts.env, &opts.execfn, random, &aux, (size / 4) as usize)
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.program.display()))?;
-    copy::write_bytes(initial.sp, &initial.bytes).context("writing the initial stack")?;
+    GuestRange::new(initial.sp, initial.bytes.len() as u64)
+        .and_then(|r| copy::write_bytes(r, &initial.bytes))
+        .context("writing the initial stack")?;
     // The mmap area starts a gap below the stack, as Linux leaves one.
     let brk_start = page_up(image.end()).expect("image end checked by the loader");
     space.set_layout(brk_start, stack_base - 128 * MIB);

@@ -17,7 +17,7 @@ use super::{DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu
 use crate::fds;
 use crate::guest::clock::host_tsc;
 use crate::guest::layout::monitor;
-use crate::mem::copy;
+use crate::mem::{copy, GuestRange};
 
 const MSR_IA32_TSC: u32 = 0x10;
 
@@ -130,7 +130,9 @@ impl KvmVcpu {
         let rsp = self.regs()?.rsp;
         let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
         let mut frame = [0u64; 6];
-        if rsp < monitor::IST || rsp + 48 > ist_end || copy::read_u64s(rsp, &mut frame).is_err() {
+        let on_ist = rsp >= monitor::IST && rsp.checked_add(48).is_some_and(|end| end <= ist_end);
+        let read = GuestRange::monitor(rsp, 48).and_then(|r| copy::read_slice(r, &mut frame));
+        if !on_ist || read.is_err() {
             return Ok(Exit::Broken(format!("fault report with a stack outside the IST area ({rsp:#x})")));
         }
         let addr = self.sregs()?.cr2;

@@ -13,7 +13,7 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::LittleEndian as LE;
 
 use crate::guest::layout::{page_down, page_up, PAGE_SIZE, PAYLOAD_END, PIE_BASE, WINDOW_START};
-use crate::mem::{copy, AddressSpace};
+use crate::mem::{copy, AddressSpace, GuestRange};
 
 /// Indexes into e_ident.
 const EI_CLASS: usize = 4;
@@ -238,7 +238,7 @@ fn map_segment(file: &File, s: &Segment, space: &mut AddressSpace) -> Result<(),
         space.map_fixed(start, file_pages_end - start, prot, libc::MAP_PRIVATE, file.as_raw_fd(), off)?;
         if has_bss && file_pages_end > file_end {
             let zeros = vec![0u8; (file_pages_end - file_end) as usize];
-            copy::write_bytes(file_end, &zeros)?;
+            copy::write_bytes(GuestRange::new(file_end, zeros.len() as u64)?, &zeros)?;
         }
         if prot != s.prot {
             space.mprotect(start, file_pages_end - start, s.prot)?;

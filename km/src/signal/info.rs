@@ -2,6 +2,25 @@
 //! number, errno and code first, then a union at offset 16 whose members
 //! km fills are the kill, queue, timer and fault forms.
 
+/// The si_code values km generates for faults and kernel signals (the
+/// user-sent ones, SI_USER, SI_TKILL, SI_QUEUE, SI_TIMER, are libc's).
+pub mod code {
+    pub const SI_KERNEL: i32 = 0x80;
+    pub const ILL_ILLOPN: i32 = 2;
+    pub const FPE_INTDIV: i32 = 1;
+    pub const FPE_FLTDIV: i32 = 3;
+    pub const FPE_FLTOVF: i32 = 4;
+    pub const FPE_FLTUND: i32 = 5;
+    pub const FPE_FLTRES: i32 = 6;
+    pub const FPE_FLTINV: i32 = 7;
+    pub const SEGV_MAPERR: i32 = 1;
+    pub const SEGV_ACCERR: i32 = 2;
+    pub const BUS_ADRALN: i32 = 1;
+    pub const BUS_ADRERR: i32 = 2;
+    pub const TRAP_TRACE: i32 = 2;
+}
+use code::SI_KERNEL;
+
 /// A raw kernel siginfo.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(8))]
@@ -63,6 +82,11 @@ impl SigInfo {
         i
     }
 
+    /// A signal the kernel generates with no details (SI_KERNEL).
+    pub fn kernel(signo: i32) -> SigInfo {
+        SigInfo::with_code(signo, SI_KERNEL)
+    }
+
     pub fn signo(&self) -> i32 {
         self.get_i32(0)
     }
@@ -99,11 +123,6 @@ impl SigInfo {
         let mut i = SigInfo::sent(signo, code, pid, uid);
         i.put_u64(24, value);
         i
-    }
-
-    /// A signal the kernel generates with no details (SI_KERNEL).
-    pub fn kernel(signo: i32) -> SigInfo {
-        SigInfo::with_code(signo, 0x80)
     }
 
     /// sigval of a queued or timer signal.

@@ -11,7 +11,7 @@ mod info;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-pub use info::SigInfo;
+pub use info::{code, SigInfo};
 
 use crate::kick::{self, Attention};
 

@@ -3,7 +3,7 @@
 use nix::errno::Errno;
 
 use crate::fds;
-use crate::mem;
+use crate::mem::GuestRange;
 
 /// Linux never transfers more than this in one read or write
 /// (MAX_RW_COUNT), so a larger count only needs this much checked.
@@ -20,30 +20,30 @@ pub fn fd(v: u64) -> Result<(), Errno> {
 }
 
 /// A pointer to `len` bytes.
-pub fn buf(ptr: u64, len: u64) -> Result<(), Errno> {
-    mem::check(ptr, len)
+pub fn buf(ptr: u64, len: u64) -> Result<GuestRange, Errno> {
+    GuestRange::new(ptr, len)
 }
 
 /// A read/write buffer: only the first MAX_RW_COUNT bytes can be touched.
-pub fn rw_buf(ptr: u64, len: u64) -> Result<(), Errno> {
-    mem::check(ptr, len.min(MAX_RW_COUNT))
+pub fn rw_buf(ptr: u64, len: u64) -> Result<GuestRange, Errno> {
+    GuestRange::new(ptr, len.min(MAX_RW_COUNT))
 }
 
 /// A pointer to a `T` the kernel reads or writes.
-pub fn obj<T>(ptr: u64) -> Result<(), Errno> {
-    mem::check(ptr, std::mem::size_of::<T>() as u64)
+pub fn obj<T>(ptr: u64) -> Result<GuestRange, Errno> {
+    GuestRange::of::<T>(ptr)
 }
 
 /// Like `obj`, where NULL is allowed.
-pub fn opt<T>(ptr: u64) -> Result<(), Errno> {
-    mem::check_opt(ptr, std::mem::size_of::<T>() as u64)
+pub fn opt<T>(ptr: u64) -> Result<Option<GuestRange>, Errno> {
+    GuestRange::opt(ptr, std::mem::size_of::<T>() as u64)
 }
 
 /// A NUL-terminated path. Only its start is checked: the host scans it
 /// upward from there and stops with EFAULT at the unmapped top of the
 /// guest window before it could leave it.
-pub fn path(ptr: u64) -> Result<(), Errno> {
-    mem::check(ptr, 1)
+pub fn path(ptr: u64) -> Result<GuestRange, Errno> {
+    GuestRange::new(ptr, 1)
 }
 
 /// A fd the host just created for the payload. If it landed in km's

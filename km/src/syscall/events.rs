@@ -43,7 +43,7 @@ fn events_buf(a: &A) -> Result<(), Errno> {
     if max <= 0 || max as u64 > EP_MAX_EVENTS {
         return Err(Errno::EINVAL);
     }
-    buf(a[1], max as u64 * EPOLL_EVENT_SIZE)
+    buf(a[1], max as u64 * EPOLL_EVENT_SIZE).map(drop)
 }
 
 pub fn epoll_wait(ctx: &mut Ctx, a: A) -> Ret {
@@ -93,8 +93,7 @@ pub fn pselect6(ctx: &mut Ctx, mut a: A) -> Ret {
     opt::<timespec>(a[4])?;
     // The sixth argument points to { const sigset_t *ss; size_t ss_len; }.
     let mask = if a[5] != 0 {
-        obj::<[u64; 2]>(a[5])?;
-        let [ptr, len]: [u64; 2] = copy::read_obj(a[5])?;
+        let [ptr, len]: [u64; 2] = copy::read_obj(obj::<[u64; 2]>(a[5])?)?;
         sigmask_arg(ptr, len)?
     } else {
         None

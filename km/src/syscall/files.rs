@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
 use super::{host, Ctx, Restart, Ret};
-use crate::mem::copy;
+use crate::mem::{copy, GuestRange};
 
 type A = [u64; 6];
 
@@ -53,8 +53,7 @@ fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     }
     let mut iov = vec![iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; count as usize];
     if count > 0 {
-        buf(a[1], count * std::mem::size_of::<iovec>() as u64)?;
-        copy::read_slice(a[1], &mut iov)?;
+        copy::read_slice(GuestRange::array::<iovec>(a[1], count)?, &mut iov)?;
     }
     for v in &iov {
         rw_buf(v.iov_base as u64, v.iov_len as u64)?;
@@ -190,10 +189,10 @@ fn readlink_common(ctx: &mut Ctx, nr: c_long, a: A, path_arg: usize) -> Ret {
     if size as i64 <= 0 {
         return Err(Errno::EINVAL);
     }
-    buf(out, size)?;
+    let out = buf(out, size)?;
     let want = b"/proc/self/exe\0";
     let mut got = [0u8; 15];
-    if copy::read_bytes(p, &mut got).is_ok() && &got == want {
+    if GuestRange::new(p, got.len() as u64).and_then(|r| copy::read_bytes(r, &mut got)).is_ok() && &got == want {
         let exe = ctx.proc().exe.as_os_str().as_bytes();
         let n = exe.len().min(size as usize);
         copy::write_bytes(out, &exe[..n])?;
@@ -442,7 +441,7 @@ pub fn dup3(_: &mut Ctx, a: A) -> Ret {
 /// pipe/pipe2 into km's memory first, so both fds can be checked before
 /// the payload sees either.
 fn pipe_common(out: u64, flags: u64) -> Ret {
-    obj::<[i32; 2]>(out)?;
+    let out = obj::<[i32; 2]>(out)?;
     let mut fds = [0i32; 2];
     host(SYS_pipe2, [fds.as_mut_ptr() as u64, flags, 0, 0, 0, 0])?;
     let close_both = |fds: &[i32; 2]| {
@@ -503,15 +502,13 @@ fn poll_common(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     if nfds > crate::fds::floor() as u64 {
         return Err(Errno::EINVAL);
     }
-    let bytes = nfds * std::mem::size_of::<pollfd>() as u64;
-    buf(a[0], bytes)?;
+    let user = GuestRange::array::<pollfd>(a[0], nfds)?;
     let mut fds = vec![pollfd { fd: 0, events: 0, revents: 0 }; nfds as usize];
-    copy::read_slice(a[0], &mut fds)?;
+    copy::read_slice(user, &mut fds)?;
     let hidden: Vec<usize> = (0..fds.len()).filter(|&i| !crate::fds::payload_may_use(fds[i].fd as i64)).collect();
     for &i in &hidden {
         fds[i].fd = -1;
     }
-    let user = a[0];
     a[0] = fds.as_mut_ptr() as u64;
     let ready = ctx.blocking(nr, a, Restart::Never)?;
     for &i in &hidden {
@@ -535,8 +532,7 @@ pub(super) fn sigmask_arg(ptr: u64, size: u64) -> Result<Option<u64>, Errno> {
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    obj::<u64>(ptr)?;
-    copy::read_obj(ptr).map(Some)
+    copy::read_obj(obj::<u64>(ptr)?).map(Some)
 }
 
 pub fn ppoll(ctx: &mut Ctx, mut a: A) -> Ret {

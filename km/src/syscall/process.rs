@@ -122,9 +122,7 @@ fn prlimit(ctx: &mut Ctx, pid: i32, resource: u32, new: u64, old: u64) -> Ret {
         return host(SYS_prlimit64, [pid as u64, resource.into(), new, old, 0, 0]);
     };
     let wanted = if new != 0 {
-        obj::<rlimit>(new)?;
-        let mut r = [0u64; 2];
-        copy::read_u64s(new, &mut r)?;
+        let r: [u64; 2] = copy::read_obj(obj::<rlimit>(new)?)?;
         if r[0] > r[1] {
             return Err(Errno::EINVAL);
         }
@@ -136,8 +134,7 @@ fn prlimit(ctx: &mut Ctx, pid: i32, resource: u32, new: u64, old: u64) -> Ret {
         None
     };
     if old != 0 {
-        obj::<rlimit>(old)?;
-        copy::write_obj(old, &[limit.rlim_cur, limit.rlim_max])?;
+        copy::write_obj(obj::<rlimit>(old)?, &[limit.rlim_cur, limit.rlim_max])?;
     }
     if let Some(w) = wanted {
         *limit = w;
@@ -172,8 +169,7 @@ pub fn arch_prctl(ctx: &mut Ctx, a: A) -> Ret {
         }
         ARCH_GET_FS | ARCH_GET_GS => {
             let base = if a[0] == ARCH_GET_FS { sregs.fs.base } else { sregs.gs.base };
-            obj::<u64>(a[1])?;
-            copy::write_obj(a[1], &base)?;
+            copy::write_obj(obj::<u64>(a[1])?, &base)?;
         }
         _ => return Err(Errno::EINVAL),
     }

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use super::args::{obj, opt};
 use super::process::TASK_SIZE_MAX;
 use super::{host, Ctx, Restart, Ret};
-use crate::mem::copy;
+use crate::mem::{copy, GuestRange};
 use crate::process::ExitStatus;
 use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
 use crate::signal::{KSigaction, SigInfo, NSIG, UNBLOCKABLE};
@@ -25,8 +25,7 @@ fn signo(v: u64) -> Result<i32, Errno> {
 }
 
 fn read_set(ptr: u64) -> Result<u64, Errno> {
-    obj::<u64>(ptr)?;
-    copy::read_obj(ptr)
+    copy::read_obj(obj::<u64>(ptr)?)
 }
 
 /// A write that failed with EPIPE sends SIGPIPE to the writing thread.
@@ -42,9 +41,9 @@ pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
         return Err(Errno::EINVAL);
     }
     let sig = signo(a[0])?;
-    opt::<KSigaction>(act)?;
-    opt::<KSigaction>(oact)?;
-    let new = if act != 0 { Some(copy::read_obj::<KSigaction>(act)?) } else { None };
+    let act = opt::<KSigaction>(act)?;
+    let oact = opt::<KSigaction>(oact)?;
+    let new = act.map(copy::read_obj::<KSigaction>).transpose()?;
     if new.is_some() && (sig == libc::SIGKILL || sig == libc::SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -57,7 +56,7 @@ pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
         }
         old
     };
-    if oact != 0 {
+    if let Some(oact) = oact {
         copy::write_obj(oact, &old)?;
     }
     Ok(0)
@@ -68,7 +67,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx, a: A) -> Ret {
     if a[3] != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    opt::<u64>(oset)?;
+    let oset = opt::<u64>(oset)?;
     let new = if set != 0 { Some(read_set(set)?) } else { None };
     let tid = ctx.tid();
     let old = {
@@ -85,7 +84,7 @@ pub fn rt_sigprocmask(ctx: &mut Ctx, a: A) -> Ret {
         }
         old
     };
-    if oset != 0 {
+    if let Some(oset) = oset {
         copy::write_obj(oset, &old)?;
     }
     Ok(0)
@@ -93,15 +92,15 @@ pub fn rt_sigprocmask(ctx: &mut Ctx, a: A) -> Ret {
 
 pub fn sigaltstack(ctx: &mut Ctx, a: A) -> Ret {
     let (ss, old) = (a[0], a[1]);
-    opt::<StackT>(ss)?;
-    opt::<StackT>(old)?;
+    let ss = opt::<StackT>(ss)?;
+    let old = opt::<StackT>(old)?;
     let sp = ctx.regs.rsp;
     let previous = ctx.t.altstack.reported(sp);
-    if ss != 0 {
+    if let Some(ss) = ss {
         let new: StackT = copy::read_obj(ss)?;
         set_altstack(ctx, sp, new)?;
     }
-    if old != 0 {
+    if let Some(old) = old {
         copy::write_obj(old, &previous)?;
     }
     Ok(0)
@@ -187,8 +186,7 @@ pub fn tgkill(ctx: &mut Ctx, a: A) -> Ret {
 
 /// The payload's siginfo for rt_(tg)sigqueueinfo, with si_signo forced.
 fn queued_info(ptr: u64, sig: i32) -> Result<SigInfo, Errno> {
-    obj::<SigInfo>(ptr)?;
-    let mut info: SigInfo = copy::read_obj(ptr)?;
+    let mut info: SigInfo = copy::read_obj(obj::<SigInfo>(ptr)?)?;
     info.0[..4].copy_from_slice(&sig.to_le_bytes());
     Ok(info)
 }
@@ -219,7 +217,7 @@ pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
 pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     let uc_at = ctx.regs.rsp;
     let mut uc = [0u8; frame::UCONTEXT_SIZE];
-    if crate::mem::check(uc_at, uc.len() as u64).and_then(|_| copy::read_bytes(uc_at, &mut uc)).is_err() {
+    if GuestRange::new(uc_at, uc.len() as u64).and_then(|r| copy::read_bytes(r, &mut uc)).is_err() {
         return bad_frame(ctx, uc_at);
     }
     let r = frame::restore(&uc, ctx.regs.rflags);
@@ -229,9 +227,7 @@ pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     let mut image = fx::initial();
     if r.fpstate != 0
         && (!r.fpstate.is_multiple_of(16)
-            || crate::mem::check(r.fpstate, image.len() as u64)
-                .and_then(|_| copy::read_bytes(r.fpstate, &mut image))
-                .is_err())
+            || GuestRange::new(r.fpstate, image.len() as u64).and_then(|at| copy::read_bytes(at, &mut image)).is_err())
     {
         return bad_frame(ctx, uc_at);
     }
@@ -292,13 +288,13 @@ pub fn rt_sigpending(ctx: &mut Ctx, a: A) -> Ret {
     if a[1] > SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
-    crate::mem::check(a[0], a[1])?;
+    let out = GuestRange::new(a[0], a[1])?;
     let tid = ctx.tid();
     let set = {
         let s = ctx.proc().signals();
         s.pending(tid) & s.threads[&tid].mask
     };
-    copy::write_bytes(a[0], &set.to_le_bytes()[..a[1] as usize])?;
+    copy::write_bytes(out, &set.to_le_bytes()[..a[1] as usize])?;
     Ok(0)
 }
 
@@ -315,10 +311,9 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx, a: A) -> Ret {
         return Err(Errno::EINVAL);
     }
     let set = read_set(set)? & !UNBLOCKABLE;
-    opt::<SigInfo>(info_at)?;
+    let info_at = opt::<SigInfo>(info_at)?;
     let deadline = if timeout != 0 {
-        obj::<libc::timespec>(timeout)?;
-        let t: [u64; 2] = copy::read_obj(timeout)?;
+        let t: [u64; 2] = copy::read_obj(obj::<libc::timespec>(timeout)?)?;
         let t = [t[0] as i64, t[1] as i64];
         if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
             return Err(Errno::EINVAL);
@@ -339,7 +334,7 @@ pub fn rt_sigtimedwait(ctx: &mut Ctx, a: A) -> Ret {
             taken
         };
         if let Some(info) = taken {
-            if info_at != 0 {
+            if let Some(info_at) = info_at {
                 copy::write_obj(info_at, &info)?;
             }
             return Ok(info.signo() as u64);

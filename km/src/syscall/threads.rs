@@ -14,7 +14,7 @@ use nix::errno::Errno;
 
 use super::args::{buf, obj, opt};
 use super::{host, Ctx, Restart, Ret};
-use crate::mem::{self, copy};
+use crate::mem::{copy, GuestRange};
 use crate::process::{ExitStatus, Process};
 use crate::signal::Tid;
 use crate::thread::{Start, Thread};
@@ -100,10 +100,10 @@ pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
-    buf(at, size)?;
+    let at = buf(at, size)?;
     let mut v = [0u64; 11];
     let n = (size / 8).min(11) as usize;
-    copy::read_u64s(at, &mut v[..n])?;
+    copy::read_slice(at, &mut v[..n])?;
     let [flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
     if pidfd != 0
         || set_tid != 0
@@ -140,10 +140,9 @@ pub fn get_robust_list(ctx: &mut Ctx, a: A) -> Ret {
     if pid != 0 && pid != ctx.tid() {
         return Err(if ctx.proc().signals().threads.contains_key(&pid) { Errno::EPERM } else { Errno::ESRCH });
     }
-    obj::<u64>(a[1])?;
-    obj::<u64>(a[2])?;
-    copy::write_obj(a[1], &ctx.t.robust_list)?;
-    copy::write_obj(a[2], &ROBUST_HEAD_SIZE)?;
+    let (head, len) = (obj::<u64>(a[1])?, obj::<u64>(a[2])?);
+    copy::write_obj(head, &ctx.t.robust_list)?;
+    copy::write_obj(len, &ROBUST_HEAD_SIZE)?;
     Ok(0)
 }
 
@@ -163,7 +162,7 @@ const FUTEX_LOCK_PI2: i32 = 13;
 
 pub fn futex(ctx: &mut Ctx, a: A) -> Ret {
     let (uaddr, op, timeout, uaddr2) = (a[0], a[1] as i32, a[3], a[4]);
-    mem::check(uaddr, 4)?;
+    GuestRange::new(uaddr, 4)?;
     match op & FUTEX_CMD_MASK {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             opt::<timespec>(timeout)?;
@@ -178,13 +177,13 @@ pub fn futex(ctx: &mut Ctx, a: A) -> Ret {
         }
         FUTEX_WAIT_REQUEUE_PI => {
             opt::<timespec>(timeout)?;
-            mem::check(uaddr2, 4)?;
+            GuestRange::new(uaddr2, 4)?;
             ctx.blocking(SYS_futex, a, Restart::IfSaRestart)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_UNLOCK_PI | FUTEX_TRYLOCK_PI => host(SYS_futex, a),
         // The fourth argument of these is a count, not a pointer.
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP | FUTEX_CMP_REQUEUE_PI => {
-            mem::check(uaddr2, 4)?;
+            GuestRange::new(uaddr2, 4)?;
             host(SYS_futex, a)
         }
         _ => Err(Errno::ENOSYS),
@@ -211,14 +210,14 @@ pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
         return;
     }
     let mut h = [0u64; 3];
-    if mem::check(head, ROBUST_HEAD_SIZE).and_then(|_| copy::read_u64s(head, &mut h)).is_err() {
+    if GuestRange::new(head, ROBUST_HEAD_SIZE).and_then(|r| copy::read_slice(r, &mut h)).is_err() {
         return;
     }
     let [mut entry, offset, pending] = h;
     let futex_of = |e: u64| (e & !1).wrapping_add(offset);
     let mut seen = 0;
     while entry != head && seen < ROBUST_LIST_LIMIT {
-        let Ok(next) = mem::check(entry & !1, 8).and_then(|_| copy::read_obj::<u64>(entry & !1)) else { break };
+        let Ok(next) = GuestRange::of::<u64>(entry & !1).and_then(copy::read_obj::<u64>) else { break };
         if entry != pending {
             owner_died(proc, tid, futex_of(entry));
         }
@@ -231,7 +230,7 @@ pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
 }
 
 fn owner_died(proc: &Process, tid: Tid, addr: u64) {
-    if !addr.is_multiple_of(4) || mem::check(addr, 4).is_err() {
+    if !addr.is_multiple_of(4) || GuestRange::new(addr, 4).is_err() {
         return;
     }
     // The address space lock keeps the page mapped, with the protection

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use super::args::{fd, new_fd, obj, opt};
 use super::{host, Ctx, Restart, Ret};
-use crate::mem::copy;
+use crate::mem::{copy, GuestRange};
 use crate::process::{forwarder_tid, lock, timer_signal, TimerTarget};
 
 type A = [u64; 6];
@@ -72,14 +72,13 @@ const SIGEVENT_SIZE: usize = 64;
 const SIGEV_THREAD_ID: i32 = 4;
 
 pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
-    obj::<i32>(a[2])?;
+    let user_id = obj::<i32>(a[2])?;
     if a[1] == 0 {
         // SIGALRM to the process, as the host does it.
         return host(SYS_timer_create, a);
     }
-    crate::mem::check(a[1], SIGEVENT_SIZE as u64)?;
     let mut ev = [0u8; SIGEVENT_SIZE];
-    copy::read_bytes(a[1], &mut ev)?;
+    copy::read_bytes(GuestRange::new(a[1], SIGEVENT_SIZE as u64)?, &mut ev)?;
     let field = |at: usize| i32::from_le_bytes(ev[at..at + 4].try_into().expect("4 bytes"));
     let (signo, notify) = (field(8), field(12));
     let target = match notify {
@@ -105,7 +104,6 @@ pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
         _ => return Err(Errno::EINVAL),
     };
     let mut id: i32 = 0;
-    let user_id = a[2];
     a[1] = ev.as_ptr() as u64;
     a[2] = &mut id as *mut i32 as u64;
     host(SYS_timer_create, a)?;
