@@ -87,6 +87,17 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     space
         .map_fixed(stack_base, size, libc::PROT_READ | libc::PROT_WRITE | exec, flags, -1, 0)
         .context("mapping the stack")?;
+    // The mmap area starts a gap below the stack, as Linux leaves one.
+    let brk_start = page_up(image.end()).expect("image end checked by the loader");
+    space.set_layout(brk_start, stack_base - 128 * MIB);
+    let interp = match &image.interp {
+        Some(path) => {
+            let i = elf::load_interp(path, &mut space).map_err(|e| StartError::Load(path.clone(), e))?;
+            tracing::debug!(target: "loader", "interpreter {} at {:#x}, entry {:#x}", path.display(), i.bias, i.entry);
+            Some(i)
+        }
+        None => None,
+    };
     let mut random = [0u8; 16];
     getrandom(&mut random).context("AT_RANDOM bytes")?;
     let (uid, euid, gid, egid) = aux_ids();
@@ -95,6 +106,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
         phent: image.phent,
         phnum: image.phnum,
         entry: image.entry,
+        base: interp.as_ref().map_or(0, |i| i.bias),
         hwcap: model.hwcap,
         uid,
         euid,
@@ -110,15 +122,13 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     GuestRange::new(initial.sp, initial.bytes.len() as u64)
         .and_then(|r| copy::write_bytes(r, &initial.bytes))
         .context("writing the initial stack")?;
-    // The mmap area starts a gap below the stack, as Linux leaves one.
-    let brk_start = page_up(image.end()).expect("image end checked by the loader");
-    space.set_layout(brk_start, stack_base - 128 * MIB);
 
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
     let root = space.page_table_root();
     let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
     let (id, mut vcpu) = proc.new_vcpu().context("creating the vCPU")?;
-    let regs = kvm_regs { rip: image.entry, rsp: initial.sp, ..Default::default() };
+    let entry = interp.as_ref().map_or(image.entry, |i| i.entry);
+    let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
     cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)
         .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
         .context("setting up the vCPU")?;

@@ -973,11 +973,6 @@ fn rejects_32bit_elf() {
     reject(&path, &["32-bit"]);
 }
 
-#[test]
-fn rejects_dynamic_elf() {
-    reject(Path::new("/bin/true"), &["interpreter", "dynamic"]);
-}
-
 /// km must refuse `program` with one "km: ..." line naming the reason.
 fn reject(program: &Path, reasons: &[&str]) {
     if native_only() {

@@ -1,12 +1,16 @@
-//! Reading a static x86-64 ELF executable (ET_EXEC, or ET_DYN without an
-//! interpreter: static-pie) and mapping its PT_LOAD segments the way
+//! Reading an x86-64 ELF executable (ET_EXEC, or ET_DYN: static-pie, or a
+//! PIE with its interpreter) and mapping its PT_LOAD segments the way
 //! Linux's binfmt_elf does: file pages mapped privately, the rest of the
 //! last file page zeroed, anonymous pages for what remains of the bss.
+//! A dynamically linked program names its interpreter (PT_INTERP), which
+//! is loaded the same way in the mmap area and started instead.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -33,8 +37,10 @@ pub enum LoadError {
     Arch(u16),
     #[error("not an executable (ELF type {0})")]
     NotExecutable(u16),
-    #[error("dynamically linked (needs the interpreter {0}); km runs static executables only")]
-    Interpreter(String),
+    #[error("malformed PT_INTERP (the interpreter's path)")]
+    BadInterpreter,
+    #[error("the interpreter {0} asks for an interpreter itself")]
+    NestedInterpreter(PathBuf),
     #[error("malformed ELF: {0}")]
     Malformed(String),
     #[error("truncated: segment {0} extends past the end of the file")]
@@ -75,6 +81,13 @@ pub struct Image {
     /// PT_GNU_STACK asks for an executable stack (e.g. GCC's trampolines
     /// for nested functions), which Linux then grants.
     pub exec_stack: bool,
+    /// The dynamic linker a dynamically linked program names (PT_INTERP).
+    pub interp: Option<PathBuf>,
+    /// ET_DYN: position-independent, placed by `place`.
+    pub relocatable: bool,
+    /// What `place` added to the link-time addresses (AT_BASE for an
+    /// interpreter).
+    pub bias: u64,
 }
 
 impl Image {
@@ -82,10 +95,35 @@ impl Image {
     pub fn end(&self) -> u64 {
         self.segments.iter().map(|s| s.vaddr + s.memsz).max().unwrap_or(0)
     }
+
+    /// Bytes from the first segment's page to the end of the last one.
+    pub fn span(&self) -> u64 {
+        let start = page_down(self.segments[0].vaddr);
+        page_up(self.end()).map_or(u64::MAX, |end| end.wrapping_sub(start))
+    }
+
+    /// Relocates an ET_DYN image so its lowest page is at `base` (ET_EXEC
+    /// stays where it was linked) and checks it fits in payload memory.
+    pub fn place(mut self, base: u64) -> Result<Image, LoadError> {
+        let bias = if self.relocatable { base.wrapping_sub(page_down(self.segments[0].vaddr)) } else { 0 };
+        for s in &mut self.segments {
+            s.vaddr = s.vaddr.wrapping_add(bias);
+            let end = s.vaddr.checked_add(s.memsz).and_then(page_up);
+            if s.vaddr < WINDOW_START || end.is_none_or(|e| e > PAYLOAD_END) {
+                return Err(LoadError::OutOfRange(s.index, WINDOW_START, PAYLOAD_END));
+            }
+        }
+        if self.phdr != 0 {
+            self.phdr = self.phdr.wrapping_add(bias);
+        }
+        self.entry = self.entry.wrapping_add(bias);
+        self.bias = bias;
+        Ok(self)
+    }
 }
 
 /// Validates `data` (the start of the file, at least through the program
-/// headers) of a file of `file_len` bytes, and relocates static-pie.
+/// headers) of a file of `file_len` bytes; addresses are as linked.
 pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
     if data.len() < 16 || &data[..4] != b"\x7fELF" {
         return Err(LoadError::NotElf);
@@ -116,15 +154,18 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
     let mut segments = Vec::new();
     let mut phdr_vaddr = None;
     let mut exec_stack = false;
+    let mut interp = None;
     for (index, ph) in phdrs.iter().enumerate() {
         match ph.p_type(LE) {
             elf::PT_INTERP => {
-                let name = ph
-                    .data(LE, data)
-                    .ok()
-                    .map(|b| String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(b)).into_owned())
-                    .unwrap_or_else(|| "an unreadable interpreter path".into());
-                return Err(LoadError::Interpreter(name));
+                // A path ending in its only NUL, as binfmt_elf requires.
+                let bytes = ph.data(LE, data).map_err(|_| LoadError::BadInterpreter)?;
+                match bytes.split_last() {
+                    Some((0, path)) if !path.is_empty() && !path.contains(&0) => {
+                        interp = Some(PathBuf::from(OsStr::from_bytes(path)));
+                    }
+                    _ => return Err(LoadError::BadInterpreter),
+                }
             }
             elf::PT_PHDR => phdr_vaddr = Some(ph.p_vaddr(LE)),
             elf::PT_GNU_STACK => exec_stack = ph.p_flags(LE).0 & elf::PF_X.0 != 0,
@@ -160,18 +201,9 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
             return Err(LoadError::Overlap(w[0].index, w[1].index));
         }
     }
-    // Static-pie: place the lowest page at PIE_BASE.
-    let bias = if kind == elf::ET_DYN { PIE_BASE.wrapping_sub(page_down(segments[0].vaddr)) } else { 0 };
-    for s in &mut segments {
-        s.vaddr = s.vaddr.wrapping_add(bias);
-        let end = s.vaddr.checked_add(s.memsz).and_then(page_up);
-        if s.vaddr < WINDOW_START || end.is_none_or(|e| e > PAYLOAD_END) {
-            return Err(LoadError::OutOfRange(s.index, WINDOW_START, PAYLOAD_END));
-        }
-    }
     // AT_PHDR: PT_PHDR if present, else the loaded bytes holding e_phoff.
     let phdr = match phdr_vaddr {
-        Some(v) => v.wrapping_add(bias),
+        Some(v) => v,
         None => segments
             .iter()
             .find(|s| s.offset <= phoff && phoff < s.offset + s.filesz)
@@ -179,12 +211,15 @@ pub fn parse(data: &[u8], file_len: u64) -> Result<Image, LoadError> {
             .unwrap_or(0),
     };
     Ok(Image {
-        entry: hdr.e_entry(LE).wrapping_add(bias),
+        entry: hdr.e_entry(LE),
         phdr,
         phnum: phdrs.len() as u64,
         phent: u64::from(hdr.e_phentsize(LE)),
         segments,
         exec_stack,
+        interp,
+        relocatable: kind == elf::ET_DYN,
+        bias: 0,
     })
 }
 
@@ -202,8 +237,43 @@ fn prot(flags: u32) -> i32 {
     p
 }
 
-/// Opens `path`, validates it and maps its segments into `space`.
+/// Opens `path`, validates it and maps its segments into `space`, an
+/// ET_DYN program with its lowest page at PIE_BASE.
 pub fn load(path: &Path, space: &mut AddressSpace) -> Result<Image, LoadError> {
+    let (file, image) = read(path)?;
+    let image = image.place(PIE_BASE)?;
+    map(&file, &image, space)?;
+    Ok(image)
+}
+
+/// Loads the interpreter a program named, as Linux's load_elf_interp:
+/// an ET_DYN one goes where the mmap area has room for all of it.
+pub fn load_interp(path: &Path, space: &mut AddressSpace) -> Result<Image, LoadError> {
+    let (file, image) = read(path)?;
+    if image.interp.is_some() {
+        return Err(LoadError::NestedInterpreter(path.to_path_buf()));
+    }
+    let image = if image.relocatable {
+        // A PROT_NONE reservation of the whole span, which the segments
+        // then replace; the holes between them are given back below.
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        let base = space.mmap(0, image.span(), libc::PROT_NONE, flags, -1, 0).map_err(|e| LoadError::Map(0, e))?;
+        image.place(base)?
+    } else {
+        image.place(0)?
+    };
+    map(&file, &image, space)?;
+    for w in image.segments.windows(2) {
+        let (hole, next) = (page_up(w[0].vaddr + w[0].memsz).expect("placed"), page_down(w[1].vaddr));
+        if next > hole {
+            space.munmap(hole, next - hole).map_err(|e| LoadError::Map(w[1].index, e))?;
+        }
+    }
+    Ok(image)
+}
+
+/// Opens and validates `path`; addresses are as linked.
+fn read(path: &Path) -> Result<(File, Image), LoadError> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     // The headers: the first page, or more if the program headers lie beyond.
@@ -219,10 +289,14 @@ pub fn load(path: &Path, space: &mut AddressSpace) -> Result<Image, LoadError> {
         }
     }
     let image = parse(&head, file_len)?;
+    Ok((file, image))
+}
+
+fn map(file: &File, image: &Image, space: &mut AddressSpace) -> Result<(), LoadError> {
     for s in &image.segments {
-        map_segment(&file, s, space).map_err(|e| LoadError::Map(s.index, e))?;
+        map_segment(file, s, space).map_err(|e| LoadError::Map(s.index, e))?;
     }
-    Ok(image)
+    Ok(())
 }
 
 fn map_segment(file: &File, s: &Segment, space: &mut AddressSpace) -> Result<(), nix::errno::Errno> {
@@ -293,7 +367,8 @@ mod tests {
     #[test]
     fn static_exec() {
         let d = elf(2, 62, &[(LOAD, RX, 0, 0x400000, 0x2000, 0x2000), (LOAD, RW, 0x2000, 0x402000, 0x100, 0x5000)]);
-        let img = parse(&d, 0x3000).unwrap();
+        let img = parse(&d, 0x3000).unwrap().place(PIE_BASE).unwrap();
+        assert_eq!(img.bias, 0);
         assert_eq!(img.entry, 0x401000);
         assert_eq!(img.phdr, 0x400040);
         assert_eq!(img.phnum, 2);
@@ -306,7 +381,7 @@ mod tests {
     #[test]
     fn static_pie_is_relocated() {
         let d = elf(3, 62, &[(LOAD, RX, 0, 0, 0x2000, 0x2000), (6, 4, 64, 64, 112, 112)]);
-        let img = parse(&d, 0x2000).unwrap();
+        let img = parse(&d, 0x2000).unwrap().place(PIE_BASE).unwrap();
         assert_eq!(img.segments[0].vaddr, PIE_BASE);
         assert_eq!(img.entry, PIE_BASE + 0x401000);
         assert_eq!(img.phdr, PIE_BASE + 64);
@@ -324,14 +399,32 @@ mod tests {
     }
 
     #[test]
-    fn rejects_an_interpreter() {
-        let mut d = elf(3, 62, &[(3, 4, 200, 200, 12, 12), (LOAD, RX, 0, 0, 0x1000, 0x1000)]);
-        d.resize(200, 0);
-        d.extend_from_slice(b"/lib/ld.so\0\0");
-        match parse(&d, 0x1000) {
-            Err(LoadError::Interpreter(p)) => assert_eq!(p, "/lib/ld.so"),
-            other => panic!("{other:?}"),
+    fn names_its_interpreter() {
+        let with_interp = |path: &[u8]| {
+            let mut d =
+                elf(3, 62, &[(3, 4, 200, 200, path.len() as u64, path.len() as u64), (LOAD, RX, 0, 0, 0x1000, 0x1000)]);
+            d.resize(200, 0);
+            d.extend_from_slice(path);
+            d.resize(0x1000, 0);
+            parse(&d, 0x1000)
+        };
+        let img = with_interp(b"/lib/ld.so\0").unwrap();
+        assert_eq!(img.interp.as_deref(), Some(Path::new("/lib/ld.so")));
+        assert!(img.relocatable);
+        for bad in [&b"/lib/ld.so"[..], b"\0", b"/lib\0ld.so\0", b""] {
+            assert!(matches!(with_interp(bad), Err(LoadError::BadInterpreter)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn places_an_interpreter_anywhere() {
+        let d = elf(3, 62, &[(LOAD, RX, 0, 0, 0x1800, 0x1800), (LOAD, RW, 0x1800, 0x3800, 0x100, 0x2000)]);
+        let img = parse(&d, 0x2000).unwrap();
+        assert_eq!(img.span(), 0x6000);
+        let base = 0x40_0000_0000;
+        let img = img.place(base).unwrap();
+        assert_eq!((img.bias, img.segments[1].vaddr, img.entry), (base, base + 0x3800, base + 0x401000));
+        assert!(matches!(parse(&d, 0x2000).unwrap().place(PAYLOAD_END - 0x1000), Err(LoadError::OutOfRange(..))));
     }
 
     #[test]
@@ -343,7 +436,7 @@ mod tests {
         let misaligned = elf(2, 62, &[(LOAD, RX, 0x10, 0x400000, 0x100, 0x100)]);
         assert!(matches!(parse(&misaligned, 0x3000), Err(LoadError::Misaligned(0))));
         let low = elf(2, 62, &[(LOAD, RX, 0, 0x10000, 0x100, 0x100)]);
-        assert!(matches!(parse(&low, 0x3000), Err(LoadError::OutOfRange(0, ..))));
+        assert!(matches!(parse(&low, 0x3000).unwrap().place(PIE_BASE), Err(LoadError::OutOfRange(0, ..))));
         let bss_lt_file = elf(2, 62, &[(LOAD, RX, 0, 0x400000, 0x200, 0x100)]);
         assert!(matches!(parse(&bss_lt_file, 0x3000), Err(LoadError::Malformed(_))));
     }

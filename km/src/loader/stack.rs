@@ -34,6 +34,8 @@ pub struct AuxValues {
     pub phent: u64,
     pub phnum: u64,
     pub entry: u64,
+    /// Where the interpreter is loaded (0 without one).
+    pub base: u64,
     pub hwcap: u64,
     pub uid: u64,
     pub euid: u64,
@@ -99,7 +101,7 @@ pub fn build(
         (AT_PHDR, aux.phdr),
         (AT_PHENT, aux.phent),
         (AT_PHNUM, aux.phnum),
-        (AT_BASE, 0),
+        (AT_BASE, aux.base),
         (AT_FLAGS, 0),
         (AT_ENTRY, aux.entry),
         (AT_UID, aux.uid),

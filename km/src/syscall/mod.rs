@@ -15,6 +15,7 @@ mod process;
 mod signals;
 pub mod threads;
 mod time;
+mod xattr;
 
 use kvm_bindings::kvm_regs;
 use libc::c_long;
@@ -232,6 +233,19 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_sendfile => files::sendfile,
         SYS_poll => files::poll,
         SYS_ppoll => files::ppoll,
+        // extended attributes
+        SYS_getxattr => xattr::getxattr,
+        SYS_lgetxattr => xattr::lgetxattr,
+        SYS_fgetxattr => xattr::fgetxattr,
+        SYS_setxattr => xattr::setxattr,
+        SYS_lsetxattr => xattr::lsetxattr,
+        SYS_fsetxattr => xattr::fsetxattr,
+        SYS_listxattr => xattr::listxattr,
+        SYS_llistxattr => xattr::llistxattr,
+        SYS_flistxattr => xattr::flistxattr,
+        SYS_removexattr => xattr::removexattr,
+        SYS_lremovexattr => xattr::lremovexattr,
+        SYS_fremovexattr => xattr::fremovexattr,
         // events
         SYS_epoll_create => events::epoll_create,
         SYS_epoll_create1 => events::epoll_create1,
@@ -285,6 +299,7 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_set_tid_address => threads::set_tid_address,
         SYS_set_robust_list => threads::set_robust_list,
         SYS_get_robust_list => threads::get_robust_list,
+        SYS_rseq => threads::rseq,
         SYS_exit => threads::exit,
         SYS_exit_group => threads::exit_group,
         // time

@@ -146,6 +146,13 @@ pub fn get_robust_list(ctx: &mut Ctx, a: A) -> Ret {
     Ok(0)
 }
 
+/// A deliberate ENOSYS, not reported: the host kernel would restart a
+/// payload's critical sections against km's instruction pointer, not the
+/// payload's, so km cannot honour rseq; glibc and tcmalloc fall back.
+pub fn rseq(_: &mut Ctx, _: A) -> Ret {
+    Err(Errno::ENOSYS)
+}
+
 pub fn exit(ctx: &mut Ctx, a: A) -> Ret {
     ctx.thread_exit = Some((a[0] & 0xff) as i32);
     Ok(0)

@@ -126,6 +126,7 @@ impl Drop for Dir {
 /// fresh directory, which is also its working directory.
 pub struct Case {
     name: String,
+    program: PathBuf,
     args: Vec<String>,
     stdin: Vec<u8>,
     signal: Option<Signal>,
@@ -134,8 +135,15 @@ pub struct Case {
 
 impl Case {
     pub fn new(name: &str, args: &[&str]) -> Case {
+        Case::program(payload(name), args)
+    }
+
+    /// A case running `program` (e.g. one of the host's own binaries)
+    /// rather than a payload of tests/payloads.
+    pub fn program(program: PathBuf, args: &[&str]) -> Case {
         Case {
-            name: name.into(),
+            name: program.file_name().map_or("program".into(), |n| n.to_string_lossy().into_owned()),
+            program,
             args: args.iter().map(|a| a.to_string()).collect(),
             stdin: Vec::new(),
             signal: None,
@@ -172,14 +180,14 @@ impl Case {
     }
 
     pub fn run_native(&self) -> Outcome {
-        self.run(Command::new(payload(&self.name)))
+        self.run(Command::new(&self.program))
     }
 
     /// Runs `km [--device D] OPTIONS PAYLOAD ARGS...`; km must give the
     /// payload the same argv[0] the native run gets.
     pub fn run_km(&self, options: &[&str]) -> Outcome {
         let mut cmd = Command::new(KM);
-        cmd.args(device_args()).args(options).arg(payload(&self.name));
+        cmd.args(device_args()).args(options).arg(&self.program);
         self.run(cmd)
     }
 
