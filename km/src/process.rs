@@ -55,7 +55,7 @@ pub struct Process {
     pub strict: bool,
     pub pid: Tid,
     pub uid: u32,
-    reported: Mutex<(HashSet<u64>, HashSet<&'static str>)>,
+    reported: Mutex<(HashSet<u64>, HashSet<String>)>,
     vcpus: Mutex<VcpuPool>,
     syscall_return: OnceLock<SyscallReturn>,
     /// The payload's POSIX timers that signal: on the host each signals
@@ -122,8 +122,9 @@ impl Process {
         lock(&self.reported).0.insert(nr)
     }
 
-    pub fn first_feature_report(&self, what: &'static str) -> bool {
-        lock(&self.reported).1.insert(what)
+    pub fn first_feature_report(&self, what: &str) -> bool {
+        let mut reported = lock(&self.reported);
+        !reported.1.contains(what) && reported.1.insert(what.to_string())
     }
 
     /// How syscalls return on this device, once the first one taught it.

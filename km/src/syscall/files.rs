@@ -397,8 +397,25 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
 
 /// Terminal and generic fd ioctls, each with a known argument size; other
 /// requests are ENOTTY, as on an fd that does not support them.
-pub fn ioctl(_: &mut Ctx, a: A) -> Ret {
+pub fn ioctl(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
+    // struct ifreq: a name and a union without pointers.
+    const IFREQ: u64 = 40;
+    const BLKGETSIZE64: u64 = 0x8008_1272;
+    // linux/sockios.h, not all in the libc crate.
+    const SIOCATMARK: u64 = 0x8905;
+    const SIOCGIFNAME: u64 = 0x8910;
+    const SIOCGIFCONF: u64 = 0x8912;
+    const SIOCGIFFLAGS: u64 = 0x8913;
+    const SIOCGIFADDR: u64 = 0x8915;
+    const SIOCGIFDSTADDR: u64 = 0x8917;
+    const SIOCGIFBRDADDR: u64 = 0x8919;
+    const SIOCGIFNETMASK: u64 = 0x891b;
+    const SIOCGIFMETRIC: u64 = 0x891d;
+    const SIOCGIFMTU: u64 = 0x8921;
+    const SIOCGIFHWADDR: u64 = 0x8927;
+    const SIOCGIFINDEX: u64 = 0x8933;
+    const SIOCGIFTXQLEN: u64 = 0x8942;
     // Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
     const TERMIOS: u64 = 36;
     const TERMIOS2: u64 = 44;
@@ -410,15 +427,34 @@ pub fn ioctl(_: &mut Ctx, a: A) -> Ret {
         TCGETS | TCSETS | TCSETSW | TCSETSF => TERMIOS,
         TCGETS2 | TCSETS2 | TCSETSW2 | TCSETSF2 => TERMIOS2,
         TIOCGWINSZ | TIOCSWINSZ => std::mem::size_of::<winsize>() as u64,
-        TIOCGPGRP | TIOCSPGRP | TIOCGSID | FIONREAD | FIONBIO | TIOCOUTQ | TIOCGPTN => 4,
+        TIOCGPGRP | TIOCSPGRP | TIOCGSID | FIONREAD | FIONBIO | FIOASYNC | TIOCOUTQ | TIOCGPTN | SIOCATMARK => 4,
+        SIOCGIFFLAGS | SIOCGIFADDR | SIOCGIFDSTADDR | SIOCGIFBRDADDR | SIOCGIFNETMASK | SIOCGIFMTU | SIOCGIFHWADDR
+        | SIOCGIFINDEX | SIOCGIFNAME | SIOCGIFMETRIC | SIOCGIFTXQLEN => IFREQ,
+        BLKGETSIZE64 => 8,
+        SIOCGIFCONF => return ifconf(a),
         // The argument is a value, not a pointer.
         FIOCLEX | FIONCLEX | TCSBRK | TCXONC | TCFLSH => 0,
-        _ => return Err(Errno::ENOTTY),
+        request => return super::unsupported(ctx, &format!("ioctl request {request:#x}"), Errno::ENOTTY),
     };
     if arg_size > 0 {
         buf(a[2], arg_size)?;
     }
     host(SYS_ioctl, a)
+}
+
+/// SIOCGIFCONF: struct ifconf holds a pointer to the array the kernel
+/// fills; km passes its own copy of the struct, with that pointer checked.
+fn ifconf(a: A) -> Ret {
+    let at = buf(a[2], 16)?;
+    let [len, array]: [u64; 2] = copy::read_obj(at)?;
+    let len = len as i32;
+    if array != 0 && len > 0 {
+        buf(array, len as u64)?;
+    }
+    let mut conf = [len as u32 as u64, array];
+    host(SYS_ioctl, [a[0], a[1], conf.as_mut_ptr() as u64, 0, 0, 0])?;
+    copy::write_obj(GuestRange::of::<i32>(a[2])?, &(conf[0] as i32))?;
+    Ok(0)
 }
 
 pub fn dup(_: &mut Ctx, a: A) -> Ret {

@@ -11,6 +11,7 @@ mod events;
 mod files;
 mod memory;
 mod names;
+mod net;
 mod process;
 mod signals;
 pub mod threads;
@@ -129,14 +130,20 @@ fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
 
 /// ENOSYS for a call km knows but cannot yet serve in this form, reported
 /// once per feature; fatal in strict mode like an unimplemented call.
-fn unimplemented_feature(ctx: &mut Ctx, what: &'static str) -> Ret {
+fn unimplemented_feature(ctx: &mut Ctx, what: &str) -> Ret {
+    unsupported(ctx, what, Errno::ENOSYS)
+}
+
+/// `errno` for a form of a call km does not serve (an unknown socket
+/// option, say), reported once per form; fatal in strict mode.
+fn unsupported(ctx: &mut Ctx, what: &str, errno: Errno) -> Ret {
     if ctx.proc().first_feature_report(what) {
         crate::diag::line(format_args!("not implemented yet: {what}"));
     }
     if ctx.proc().strict {
         ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("{what} in strict mode")));
     }
-    Err(Errno::ENOSYS)
+    Err(errno)
 }
 
 /// Performs syscall `nr` on the host with the payload's arguments, after
@@ -246,6 +253,25 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_removexattr => xattr::removexattr,
         SYS_lremovexattr => xattr::lremovexattr,
         SYS_fremovexattr => xattr::fremovexattr,
+        // net
+        SYS_socket => net::socket,
+        SYS_socketpair => net::socketpair,
+        SYS_bind => net::bind,
+        SYS_listen => net::listen,
+        SYS_accept => net::accept,
+        SYS_accept4 => net::accept4,
+        SYS_connect => net::connect,
+        SYS_shutdown => net::shutdown,
+        SYS_getsockname => net::getsockname,
+        SYS_getpeername => net::getpeername,
+        SYS_setsockopt => net::setsockopt,
+        SYS_getsockopt => net::getsockopt,
+        SYS_sendto => net::sendto,
+        SYS_recvfrom => net::recvfrom,
+        SYS_sendmsg => net::sendmsg,
+        SYS_recvmsg => net::recvmsg,
+        SYS_sendmmsg => net::sendmmsg,
+        SYS_recvmmsg => net::recvmmsg,
         // events
         SYS_epoll_create => events::epoll_create,
         SYS_epoll_create1 => events::epoll_create1,

@@ -1,0 +1,63 @@
+//! Sockets: loopback exchanges of every family and the ancillary data that
+//! crosses the isolation boundary (SCM_RIGHTS both ways, credentials), run
+//! natively and under km with the same output. Only 127.0.0.1, ::1 and
+//! UNIX sockets in the run's own directory are used.
+
+#[allow(dead_code)]
+mod support;
+
+use support::Case;
+
+fn net(mode: &str) {
+    let out = Case::new("net", &[mode]).check(0);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "done"), "{mode}: no done line");
+}
+
+#[test]
+fn tcp_over_ipv4_and_ipv6() {
+    net("tcp4");
+    net("tcp6");
+}
+
+#[test]
+fn udp_datagrams() {
+    net("udp");
+}
+
+#[test]
+fn unix_sockets_named_and_abstract() {
+    net("unix");
+    net("abstract");
+}
+
+#[test]
+fn scm_rights_and_credentials() {
+    net("rights");
+    net("creds");
+}
+
+#[test]
+fn message_flags_and_nonblocking() {
+    net("flags");
+    net("nonblock");
+    net("mmsg");
+}
+
+#[test]
+fn socket_options() {
+    net("options");
+}
+
+#[test]
+fn wild_pointers_in_socket_calls() {
+    net("hostile");
+}
+
+/// Go's net/http server and client in one program (IPv4 and IPv6), and
+/// net.Interfaces, which reads the interface list over netlink.
+#[test]
+fn go_http_and_netlink() {
+    let out = Case::new("go-http", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tcp6 20 concurrent requests ok: true"), "{text}");
+}

@@ -1,0 +1,463 @@
+/* Sockets over loopback, each mode a self-checking exchange that prints
+ * only what is the same natively and under km (no ports, no addresses).
+ *
+ *   net tcp4 | tcp6 | udp | unix | abstract | rights | creds | flags |
+ *       nonblock | mmsg | options | hostile */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static const char *err(long r)
+{
+	return r < 0 ? errno_name(errno) : "ok";
+}
+
+/* A listening stream socket of `family` on loopback, port chosen by the
+ * kernel; its address goes to `addr`. */
+static int listener(int family, struct sockaddr_storage *addr, socklen_t *len)
+{
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(s >= 0);
+	int one = 1;
+	CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+	memset(addr, 0, sizeof *addr);
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)addr;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		*len = sizeof *a;
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		*len = sizeof *a;
+	}
+	CHECK(bind(s, (struct sockaddr *)addr, *len) == 0);
+	CHECK(listen(s, 8) == 0);
+	CHECK(getsockname(s, (struct sockaddr *)addr, len) == 0);
+	return s;
+}
+
+struct echo {
+	int listen_fd;
+};
+
+/* Accepts one connection and echoes until EOF. */
+static void *echo_server(void *arg)
+{
+	struct echo *e = arg;
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+	int c = accept4(e->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+	CHECK(c >= 0);
+	CHECK(plen > 0 && peer.ss_family != 0);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(c, buf, sizeof buf)) > 0)
+		CHECK(write(c, buf, n) == n);
+	close(c);
+	return NULL;
+}
+
+static void tcp(int family)
+{
+	struct sockaddr_storage addr;
+	socklen_t len;
+	struct echo e = { listener(family, &addr, &len) };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, echo_server, &e) == 0);
+	int c = socket(family, SOCK_STREAM, 0);
+	CHECK(c >= 0);
+	CHECK(connect(c, (struct sockaddr *)&addr, len) == 0);
+	int one = 1;
+	CHECK(setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+	CHECK(getpeername(c, (struct sockaddr *)&peer, &plen) == 0);
+	printf("peer family matches: %s, length %u\n", yes(peer.ss_family == family), plen);
+	static char big[200000];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)(i * 7);
+	size_t sent = 0, got = 0;
+	static char back[sizeof big];
+	while (sent < sizeof big) {
+		ssize_t n = send(c, big + sent, sizeof big - sent < 8192 ? sizeof big - sent : 8192, 0);
+		CHECK(n > 0);
+		sent += n;
+		ssize_t m = recv(c, back + got, sizeof back - got, MSG_DONTWAIT);
+		if (m > 0)
+			got += m;
+	}
+	CHECK(shutdown(c, SHUT_WR) == 0);
+	ssize_t m;
+	while ((m = recv(c, back + got, sizeof back - got, 0)) > 0)
+		got += m;
+	printf("echoed %zu bytes, equal: %s\n", got, yes(got == sizeof big && !memcmp(big, back, got)));
+	close(c);
+	pthread_join(t, NULL);
+	close(e.listen_fd);
+}
+
+static void udp(void)
+{
+	int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK(a >= 0 && b >= 0);
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof addr;
+	CHECK(bind(b, (struct sockaddr *)&addr, len) == 0);
+	CHECK(getsockname(b, (struct sockaddr *)&addr, &len) == 0);
+	CHECK(sendto(a, "datagram-one", 12, 0, (struct sockaddr *)&addr, len) == 12);
+	char buf[64];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof from;
+	ssize_t n = recvfrom(b, buf, 5, MSG_TRUNC, (struct sockaddr *)&from, &flen);
+	printf("udp MSG_TRUNC: %zd (buffer 5), from loopback: %s\n", n,
+	       yes(from.sin_addr.s_addr == htonl(INADDR_LOOPBACK)));
+	/* A short address buffer: the kernel copies what fits and reports
+	 * the full length. */
+	CHECK(sendto(a, "two", 3, 0, (struct sockaddr *)&addr, len) == 3);
+	flen = 4;
+	n = recvfrom(b, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
+	printf("udp short address buffer: %zd bytes, addrlen %u\n", n, flen);
+	close(a);
+	close(b);
+}
+
+static void unix_stream(int abstract)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t len;
+	if (abstract) {
+		snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "km-net-test-%d", getpid());
+		len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr.sun_path + 1);
+	} else {
+		strcpy(addr.sun_path, "sock");
+		len = sizeof addr;
+	}
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(s >= 0);
+	CHECK(bind(s, (struct sockaddr *)&addr, len) == 0);
+	CHECK(listen(s, 1) == 0);
+	struct echo e = { s };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, echo_server, &e) == 0);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&addr, len) == 0);
+	CHECK(write(c, "over unix", 9) == 9);
+	char buf[16] = { 0 };
+	CHECK(read(c, buf, sizeof buf) == 9);
+	struct sockaddr_un peer;
+	socklen_t plen = sizeof peer;
+	CHECK(getpeername(c, (struct sockaddr *)&peer, &plen) == 0);
+	printf("unix%s: %s, peer name length matches: %s\n", abstract ? " abstract" : "", buf, yes(plen == len));
+	struct ucred cred;
+	socklen_t clen = sizeof cred;
+	CHECK(getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0);
+	printf("SO_PEERCRED pid is mine: %s, uid matches: %s\n", yes(cred.pid == getpid()), yes(cred.uid == getuid()));
+	close(c);
+	pthread_join(t, NULL);
+	close(s);
+	if (!abstract)
+		unlink("sock");
+}
+
+/* Sends `fd` over `s` with SCM_RIGHTS; returns sendmsg's result. */
+static long send_fd(int s, int fd)
+{
+	char data = 'x';
+	struct iovec iov = { &data, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	return sendmsg(s, &m, 0);
+}
+
+static int recv_fd(int s, int flags, int *msg_flags)
+{
+	char data;
+	struct iovec iov = { &data, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+	CHECK(recvmsg(s, &m, flags) == 1);
+	*msg_flags = m.msg_flags;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
+}
+
+static void rights(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	int p[2];
+	CHECK(pipe(p) == 0);
+	CHECK(send_fd(sv[0], p[1]) == 1);
+	int flags;
+	int got = recv_fd(sv[1], MSG_CMSG_CLOEXEC, &flags);
+	CHECK(got >= 0);
+	printf("received fd is a new payload fd: %s, cloexec: %s, ctrunc: %s\n", yes(got != p[1] && got < 64),
+	       yes(fcntl(got, F_GETFD) == FD_CLOEXEC), yes(flags & MSG_CTRUNC));
+	CHECK(write(got, "via passed fd", 13) == 13);
+	char buf[16] = { 0 };
+	CHECK(read(p[0], buf, sizeof buf) == 13);
+	printf("pipe through passed fd: %s\n", buf);
+	/* Numbers that are not open fds (km keeps its own fds up there). */
+	int bad[] = { 999, 4000, 30000, 65000, 65535, 66000, 1 << 20, -1 };
+	for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+		printf("SCM_RIGHTS with fd %d: %s\n", bad[i], err(send_fd(sv[0], bad[i])));
+	close(sv[0]);
+	close(sv[1]);
+	close(p[0]);
+	close(p[1]);
+	close(got);
+}
+
+static void creds(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+	int one = 1;
+	CHECK(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0);
+	CHECK(send(sv[0], "c", 1, 0) == 1);
+	char data;
+	struct iovec iov = { &data, 1 };
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	CHECK(recvmsg(sv[1], &m, 0) == 1);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	CHECK(c && c->cmsg_type == SCM_CREDENTIALS);
+	struct ucred cred;
+	memcpy(&cred, CMSG_DATA(c), sizeof cred);
+	printf("SCM_CREDENTIALS pid is mine: %s\n", yes(cred.pid == getpid()));
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void flags(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(write(sv[0], "peekaboo", 8) == 8);
+	char buf[16] = { 0 };
+	CHECK(recv(sv[1], buf, 4, MSG_PEEK) == 4);
+	printf("MSG_PEEK: %s\n", buf);
+	int avail;
+	CHECK(ioctl(sv[1], FIONREAD, &avail) == 0);
+	printf("FIONREAD: %d\n", avail);
+	memset(buf, 0, sizeof buf);
+	CHECK(recv(sv[1], buf, 8, MSG_WAITALL) == 8);
+	printf("MSG_WAITALL: %s\n", buf);
+	printf("empty, MSG_DONTWAIT: %s\n", err(recv(sv[1], buf, 1, MSG_DONTWAIT)));
+	close(sv[0]);
+	signal(SIGPIPE, SIG_IGN);
+	printf("send to a closed peer: %s\n", err(send(sv[1], "x", 1, MSG_NOSIGNAL)));
+	close(sv[1]);
+}
+
+static void nonblock(void)
+{
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int l = listener(AF_INET, &addr, &len);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	long r = connect(c, (struct sockaddr *)&addr, len);
+	printf("non-blocking connect: %s\n", r == 0 ? "ok" : (errno == EINPROGRESS ? "EINPROGRESS" : err(r)));
+	struct pollfd p = { c, POLLOUT, 0 };
+	CHECK(poll(&p, 1, 5000) == 1);
+	int e = -1;
+	socklen_t elen = sizeof e;
+	CHECK(getsockopt(c, SOL_SOCKET, SO_ERROR, &e, &elen) == 0);
+	printf("connected: SO_ERROR %d\n", e);
+	int a = accept(l, NULL, NULL);
+	CHECK(a >= 0);
+	printf("accept without address: ok\n");
+	int nb = 1;
+	CHECK(ioctl(a, FIONBIO, &nb) == 0);
+	char buf[4];
+	printf("FIONBIO then read: %s\n", err(read(a, buf, sizeof buf)));
+	close(a);
+	close(c);
+	close(l);
+}
+
+static void mmsg(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+	struct mmsghdr out[3];
+	struct iovec iov[3];
+	const char *words[] = { "alpha", "beta", "gamma" };
+	memset(out, 0, sizeof out);
+	for (int i = 0; i < 3; i++) {
+		iov[i] = (struct iovec){ (void *)words[i], strlen(words[i]) };
+		out[i].msg_hdr.msg_iov = &iov[i];
+		out[i].msg_hdr.msg_iovlen = 1;
+	}
+	printf("sendmmsg: %d\n", sendmmsg(sv[0], out, 3, 0));
+	struct mmsghdr in[4];
+	char bufs[4][16];
+	struct iovec iin[4];
+	memset(in, 0, sizeof in);
+	memset(bufs, 0, sizeof bufs);
+	for (int i = 0; i < 4; i++) {
+		iin[i] = (struct iovec){ bufs[i], sizeof bufs[i] };
+		in[i].msg_hdr.msg_iov = &iin[i];
+		in[i].msg_hdr.msg_iovlen = 1;
+	}
+	int n = recvmmsg(sv[1], in, 4, MSG_WAITFORONE, NULL);
+	printf("recvmmsg: %d:", n);
+	for (int i = 0; i < n; i++)
+		printf(" %s/%u", bufs[i], in[i].msg_len);
+	printf("\n");
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void options(void)
+{
+	int s = socket(AF_INET6, SOCK_STREAM, 0);
+	CHECK(s >= 0);
+	int v = -1;
+	socklen_t len = sizeof v;
+	CHECK(getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &len) == 0);
+	printf("SO_TYPE %d len %u\n", v, len);
+	int one = 1;
+	CHECK(setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0);
+	len = sizeof v;
+	CHECK(getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0);
+	printf("IPV6_V6ONLY %d\n", v);
+	struct timeval tv = { 1, 500000 }, tv2;
+	CHECK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+	len = sizeof tv2;
+	CHECK(getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv2, &len) == 0);
+	printf("SO_RCVTIMEO %ld.%06ld\n", (long)tv2.tv_sec, (long)tv2.tv_usec);
+	struct linger lg = { 1, 3 };
+	CHECK(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+	/* A 2-byte buffer for an int option: the kernel writes what fits. */
+	char small[2];
+	len = sizeof small;
+	printf("SO_TYPE into 2 bytes: %s, len %u\n", err(getsockopt(s, SOL_SOCKET, SO_TYPE, small, &len)), len);
+	printf("setsockopt with a short value: %s\n", err(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 2)));
+	len = (socklen_t)-1;
+	printf("getsockopt with a negative length: %s\n", err(getsockopt(s, SOL_SOCKET, SO_TYPE, &v, &len)));
+	close(s);
+}
+
+/* Wild pointers everywhere a socket call takes one: EFAULT as natively,
+ * never a crash of km. */
+static void hostile(void)
+{
+	void *wild[] = { (void *)16, (void *)0x7fc0000000ul, (void *)0x7fffffffe000ul, (void *)0xffff800000000000ul };
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(write(sv[0], "data", 4) == 4);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	for (unsigned i = 0; i < sizeof wild / sizeof *wild; i++) {
+		void *w = wild[i];
+		socklen_t len = 16;
+		printf("wild %u:", i);
+		printf(" bind %s", err(bind(l, w, 16)));
+		printf(" getsockname %s", err(getsockname(l, w, &len)));
+		printf(" getsockname-len %s", err(getsockname(l, (void *)&len, w)));
+		printf(" getsockopt %s", err(getsockopt(l, SOL_SOCKET, SO_TYPE, w, &len)));
+		printf(" setsockopt %s", err(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, w, 4)));
+		printf(" sendmsg %s", err(syscall(SYS_sendmsg, sv[0], w, 0)));
+		printf(" recvmsg %s", err(syscall(SYS_recvmsg, sv[1], w, MSG_DONTWAIT)));
+		struct iovec iov = { w, 4 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		printf(" sendmsg-iov %s", err(syscall(SYS_sendmsg, sv[0], &m, 0)));
+		struct iovec ok = { &len, 1 };
+		struct msghdr m2 = { .msg_iov = &ok, .msg_iovlen = 1, .msg_control = w, .msg_controllen = 64 };
+		printf(" sendmsg-control %s", err(syscall(SYS_sendmsg, sv[0], &m2, 0)));
+		printf(" recvmsg-control %s", err(syscall(SYS_recvmsg, sv[1], &m2, MSG_DONTWAIT | MSG_PEEK)));
+		struct msghdr m3 = { .msg_name = w, .msg_namelen = 16, .msg_iov = &ok, .msg_iovlen = 1 };
+		printf(" recvmsg-name %s", err(syscall(SYS_recvmsg, sv[1], &m3, MSG_DONTWAIT | MSG_PEEK)));
+		printf(" sendmmsg %s", err(syscall(SYS_sendmmsg, sv[0], w, 2, 0)));
+		printf(" socketpair %s", err(syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, w)));
+		printf(" ioctl %s\n", err(ioctl(sv[1], FIONREAD, w)));
+	}
+	/* Lengths beyond any address: the kernel refuses them before reading. */
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	printf("bind with length 4096: %s\n", err(bind(l, (struct sockaddr *)&a, 4096)));
+	printf("sendmsg with 2000 iovecs: %s\n", err(({
+		       struct iovec many[2000];
+		       for (int i = 0; i < 2000; i++)
+			       many[i] = (struct iovec){ &a, 1 };
+		       struct msghdr mm = { .msg_iov = many, .msg_iovlen = 2000 };
+		       syscall(SYS_sendmsg, sv[0], &mm, 0);
+	       })));
+	/* Malformed control data. */
+	char cbuf[32] = { 0 };
+	struct cmsghdr *c = (struct cmsghdr *)cbuf;
+	c->cmsg_len = 200;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	struct iovec one = { "x", 1 };
+	struct msghdr bad = { .msg_iov = &one, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	printf("sendmsg with cmsg_len past the buffer: %s\n", err(syscall(SYS_sendmsg, sv[0], &bad, 0)));
+	close(l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	CHECK(argc == 2);
+	const char *m = argv[1];
+	if (!strcmp(m, "tcp4"))
+		tcp(AF_INET);
+	else if (!strcmp(m, "tcp6"))
+		tcp(AF_INET6);
+	else if (!strcmp(m, "udp"))
+		udp();
+	else if (!strcmp(m, "unix"))
+		unix_stream(0);
+	else if (!strcmp(m, "abstract"))
+		unix_stream(1);
+	else if (!strcmp(m, "rights"))
+		rights();
+	else if (!strcmp(m, "creds"))
+		creds();
+	else if (!strcmp(m, "flags"))
+		flags();
+	else if (!strcmp(m, "nonblock"))
+		nonblock();
+	else if (!strcmp(m, "mmsg"))
+		mmsg();
+	else if (!strcmp(m, "options"))
+		options();
+	else if (!strcmp(m, "hostile"))
+		hostile();
+	else
+		CHECK(!"unknown mode");
+	printf("done\n");
+	return 0;
+}
