@@ -45,7 +45,7 @@ pub fn pwrite64(ctx: &mut Ctx, a: A) -> Ret {
 
 /// Copies and checks the payload's iovec array, then runs `nr` with km's
 /// copy in place of the payload's pointer (argument 1).
-fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
+pub(super) fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     fd(a[0])?;
     let count = a[2];
     if count > IOV_MAX {

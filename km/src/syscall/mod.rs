@@ -9,10 +9,12 @@
 mod args;
 mod events;
 mod files;
+mod io;
 mod memory;
 mod names;
 mod net;
 mod process;
+mod sched;
 mod signals;
 pub mod threads;
 mod time;
@@ -240,6 +242,21 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_sendfile => files::sendfile,
         SYS_poll => files::poll,
         SYS_ppoll => files::ppoll,
+        // more I/O
+        SYS_splice => io::splice,
+        SYS_tee => io::tee,
+        SYS_vmsplice => io::vmsplice,
+        SYS_copy_file_range => io::copy_file_range,
+        SYS_sync_file_range => io::sync_file_range,
+        SYS_memfd_create => io::memfd_create,
+        SYS_mknod => io::mknod,
+        SYS_mknodat => io::mknodat,
+        SYS_inotify_init => io::inotify_init,
+        SYS_inotify_init1 => io::inotify_init1,
+        SYS_inotify_add_watch => io::inotify_add_watch,
+        SYS_inotify_rm_watch => io::inotify_rm_watch,
+        SYS_close_range => io::close_range,
+        SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => io::io_uring,
         // extended attributes
         SYS_getxattr => xattr::getxattr,
         SYS_lgetxattr => xattr::lgetxattr,
@@ -313,11 +330,24 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_setrlimit => process::setrlimit,
         SYS_prlimit64 => process::prlimit64,
         SYS_getrusage => process::getrusage,
-        SYS_sched_getaffinity => process::sched_getaffinity,
-        SYS_sched_yield => process::sched_yield,
         SYS_arch_prctl => process::arch_prctl,
         SYS_prctl => process::prctl,
         SYS_getrandom => process::getrandom,
+        // scheduling
+        SYS_sched_getaffinity => sched::sched_getaffinity,
+        SYS_sched_setaffinity => sched::sched_setaffinity,
+        SYS_sched_yield => sched::sched_yield,
+        SYS_sched_getparam => sched::sched_getparam,
+        SYS_sched_setparam => sched::sched_setparam,
+        SYS_sched_getscheduler => sched::sched_getscheduler,
+        SYS_sched_setscheduler => sched::sched_setscheduler,
+        SYS_sched_get_priority_max => sched::sched_get_priority_max,
+        SYS_sched_get_priority_min => sched::sched_get_priority_min,
+        SYS_sched_rr_get_interval => sched::sched_rr_get_interval,
+        SYS_getpriority => sched::getpriority,
+        SYS_setpriority => sched::setpriority,
+        SYS_getcpu => sched::getcpu,
+        SYS_personality => sched::personality,
         // threads
         SYS_clone => threads::clone,
         SYS_clone3 => threads::clone3,

@@ -56,7 +56,6 @@ passthrough! {
     getpgrp => SYS_getpgrp,
     getpgid => SYS_getpgid,
     getsid => SYS_getsid,
-    sched_yield => SYS_sched_yield,
 }
 
 pub fn getresuid(_: &mut Ctx, a: A) -> Ret {
@@ -94,11 +93,6 @@ pub fn sysinfo(_: &mut Ctx, a: A) -> Ret {
 pub fn getrusage(_: &mut Ctx, a: A) -> Ret {
     obj::<rusage>(a[1])?;
     host(SYS_getrusage, a)
-}
-
-pub fn sched_getaffinity(_: &mut Ctx, a: A) -> Ret {
-    buf(a[2], a[1])?;
-    host(SYS_sched_getaffinity, a)
 }
 
 pub fn getrlimit(ctx: &mut Ctx, a: A) -> Ret {

@@ -1,0 +1,25 @@
+//! The rest of the I/O surface (splice, tee, vmsplice, copy_file_range,
+//! memfd with seals, inotify, mknod, close_range) and scheduling calls,
+//! natively and under km, with wild pointers for each.
+
+#[allow(dead_code)]
+mod support;
+
+use support::{km_half, Case};
+
+#[test]
+fn io_and_scheduling_calls() {
+    let out = Case::new("moreio", &[]).check(0);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("done\n"));
+}
+
+/// io_uring is refused by design (its rings carry pointers the host would
+/// follow unchecked): ENOSYS, and no report, since that is the answer.
+#[test]
+fn io_uring_is_enosys() {
+    let case = Case::new("moreio", &["uring"]);
+    let Some(out) = km_half(|| case.run_km(&[])) else { return };
+    assert_eq!(out.status, 0, "{out}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "io_uring_setup: ENOSYS\n");
+    assert!(out.stderr.is_empty(), "{out}");
+}
