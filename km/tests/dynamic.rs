@@ -18,6 +18,16 @@ fn musl_dynamic_hello() {
     }
 }
 
+/// glibc's pthreads (clone3 with glibc's argument layout, its TLS and
+/// robust lists) in every mode of the threads payload.
+#[test]
+fn glibc_threads() {
+    for mode in ["mutex", "condvar", "barrier", "tls", "cancel", "detached", "many", "exit-early", "main-exits"] {
+        Case::new("threads-glibc", &[mode]).check(0);
+    }
+    Case::new("threads-glibc", &["exit-group"]).check(7);
+}
+
 /// Debian's own glibc programs. km may report calls it does not serve yet
 /// (e.g. the socket glibc tries for nscd) on its stderr.
 #[test]

@@ -104,13 +104,9 @@ pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     let mut v = [0u64; 11];
     let n = (size / 8).min(11) as usize;
     copy::read_slice(at, &mut v[..n])?;
-    let [flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
-    if pidfd != 0
-        || set_tid != 0
-        || set_tid_size != 0
-        || cgroup != 0
-        || (flags & CLONE_THREAD as u64 != 0 && exit_signal != 0)
-    {
+    // pidfd is read only with CLONE_PIDFD (glibc fills it in regardless).
+    let [flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
+    if set_tid != 0 || set_tid_size != 0 || cgroup != 0 || (flags & CLONE_THREAD as u64 != 0 && exit_signal != 0) {
         return Err(Errno::EINVAL);
     }
     if (stack == 0) != (stack_size == 0) {
