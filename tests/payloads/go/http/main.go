@@ -1,6 +1,6 @@
 // An HTTP server and client in one program over loopback (IPv4 and IPv6),
 // plus the interface list Go reads through netlink. Prints only what is
-// the same natively and under km.
+// the same natively and under km. With "serve ADDR" it is a plain server.
 package main
 
 import (
@@ -55,6 +55,15 @@ func serve(network, addr string) {
 }
 
 func main() {
+	// "serve ADDR": a plain server until killed, for scripts/bench-servers.
+	if len(os.Args) == 3 && os.Args[1] == "serve" {
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
+		fmt.Println("ready")
+		if err := http.ListenAndServe(os.Args[2], nil); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	}
 	serve("tcp4", "127.0.0.1:0")
 	serve("tcp6", "[::1]:0")
 	ifs, err := net.Interfaces()
