@@ -23,3 +23,10 @@ fn io_uring_is_enosys() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "io_uring_setup: ENOSYS\n");
     assert!(out.stderr.is_empty(), "{out}");
 }
+
+/// System V semaphores and message queues, with wild pointers.
+#[test]
+fn sysv_semaphores_and_queues() {
+    let out = Case::new("sysv", &[]).check(0);
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("done\n"));
+}

@@ -10,6 +10,7 @@ mod args;
 mod events;
 mod files;
 mod io;
+mod ipc;
 mod memory;
 mod names;
 mod net;
@@ -257,6 +258,15 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_inotify_rm_watch => io::inotify_rm_watch,
         SYS_close_range => io::close_range,
         SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => io::io_uring,
+        // System V IPC
+        SYS_semget => ipc::semget,
+        SYS_semop => ipc::semop,
+        SYS_semtimedop => ipc::semtimedop,
+        SYS_semctl => ipc::semctl,
+        SYS_msgget => ipc::msgget,
+        SYS_msgsnd => ipc::msgsnd,
+        SYS_msgrcv => ipc::msgrcv,
+        SYS_msgctl => ipc::msgctl,
         // extended attributes
         SYS_getxattr => xattr::getxattr,
         SYS_lgetxattr => xattr::lgetxattr,
