@@ -68,3 +68,10 @@ fn fuzz_four_threads() {
 fn gettimeofday_timezone_at_the_edge() {
     Case::new("fuzzfound", &["timezone"]).check(0);
 }
+
+/// km added the offset into the first page to mlock's length unchecked:
+/// an overflow panic in km (a hang with threads). Linux wraps.
+#[test]
+fn mlock_length_overflow() {
+    Case::new("fuzzfound", &["mlock"]).check(0);
+}
