@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/ucontext.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -843,6 +844,10 @@ static int fuzzer_signal(long s)
 	case SIGTRAP:
 	case SIGSYS:
 	case SIGABRT:
+	case SIGTERM: /* so that a kill from outside ends it as usual */
+	case SIGINT:
+	case SIGHUP:
+	case SIGQUIT:
 	case 32: /* musl's internal signals */
 	case 33:
 	case 34:
@@ -1091,9 +1096,11 @@ static struct thread *current(void)
 
 /* A signal no fuzzed call should cause: report what was going on, then
  * die of it (the handler was reset to the default on entry). */
-static void fatal(int sig, siginfo_t *info, void *uc)
+static void fatal(int sig, siginfo_t *info, void *context)
 {
-	(void)uc;
+	ucontext_t *uc = context;
+	unsigned long rip = uc->uc_mcontext.gregs[REG_RIP], rsp = uc->uc_mcontext.gregs[REG_RSP],
+		      rdi = uc->uc_mcontext.gregs[REG_RDI];
 	struct thread *t = current();
 	if (t && t->nr >= 0)
 		say(ERR_FD, "fuzz: FATAL signal %d (code %d, addr %#lx) in thread %d at call %lu: "
@@ -1101,8 +1108,8 @@ static void fatal(int sig, siginfo_t *info, void *uc)
 		    sig, info->si_code, (unsigned long)info->si_addr, t->index, t->count, t->nr, t->args[0],
 		    t->args[1], t->args[2], t->args[3], t->args[4], t->args[5], seed);
 	else
-		say(ERR_FD, "fuzz: FATAL signal %d (code %d, addr %#lx) outside a fuzzed call; seed %lu\n", sig,
-		    info->si_code, (unsigned long)info->si_addr, seed);
+		say(ERR_FD, "fuzz: FATAL signal %d (code %d, addr %#lx) at rip %#lx rsp %#lx rdi %#lx in thread %d outside a fuzzed call; seed %lu\n", sig,
+		    info->si_code, (unsigned long)info->si_addr, rip, rsp, rdi, t ? t->index : -1, seed);
 	sys6(SYS_tgkill, getpid(), sys6(SYS_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0);
 }
 
