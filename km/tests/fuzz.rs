@@ -64,6 +64,7 @@ fn fuzz_four_threads() {
 
 /// km checked struct timezone as libc's opaque (empty) type, so the host
 /// wrote it into km's landing pad at 511 GiB and the next syscall faulted.
+/// (The guard page below the monitor area now stops such writes too.)
 #[test]
 fn gettimeofday_timezone_at_the_edge() {
     Case::new("fuzzfound", &["timezone"]).check(0);
@@ -74,4 +75,12 @@ fn gettimeofday_timezone_at_the_edge() {
 #[test]
 fn mlock_length_overflow() {
     Case::new("fuzzfound", &["mlock"]).check(0);
+}
+
+/// A path at the top of payload memory: the host kernel scanned it on into
+/// km's monitor area (ENOENT where Linux gives EFAULT); a guard page now
+/// ends payload memory.
+#[test]
+fn path_running_off_the_top_of_payload_memory() {
+    Case::new("fuzzfound", &["path-edge"]).check(0);
 }
