@@ -86,7 +86,7 @@ struct thread {
 	pid_t tid;
 	uint64_t rng;
 	unsigned char *data; /* DATA_PAGES read-write, PROT_NONE page either side */
-	unsigned char *top;  /* TOP_PAGES just below 511 GiB (thread 0), or NULL */
+	unsigned char *top;  /* TOP_PAGES ending a page below 511 GiB (thread 0), or NULL */
 	unsigned char *arena;
 	/* Crafted objects for the few calls whose arguments must be safe. */
 	uint64_t sigset[2];
@@ -711,15 +711,12 @@ static void scrub_range(unsigned char *p, size_t len)
 	}
 }
 
-/* No path can hold '/' or '.', and none can run past the top buffer into
- * the monitor area (a guard page ends the others). */
+/* No path can hold '/' or '.'. */
 static void scrub(struct thread *t)
 {
 	scrub_range(t->data, DATA_PAGES * PAGE);
-	if (t->top) {
+	if (t->top)
 		scrub_range(t->top, TOP_PAGES * PAGE);
-		top_end(t)[-1] = 0;
-	}
 }
 
 /* ---- arguments ---- */
@@ -1157,8 +1154,9 @@ static void buffers(struct thread *t)
 	for (size_t i = 0; i < DATA_PAGES * PAGE; i++)
 		t->data[i] = next(t);
 	if (t->index == 0) {
-		/* Up against km's monitor area (nothing is there natively). */
-		unsigned char *at = (unsigned char *)(MONITOR - (TOP_PAGES + 1) * PAGE);
+		/* The top of km's payload range, a guard page below its
+		 * monitor area (nothing is there natively). */
+		unsigned char *at = (unsigned char *)(MONITOR - (TOP_PAGES + 2) * PAGE);
 		p = map(at, (TOP_PAGES + 1) * PAGE, PROT_NONE, MAP_FIXED_NOREPLACE);
 		if (p == at && !mprotect(p + PAGE, TOP_PAGES * PAGE, PROT_READ | PROT_WRITE)) {
 			t->top = p + PAGE;
