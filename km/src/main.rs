@@ -69,6 +69,17 @@ fn init_tracing(cli: &Cli) {
         .init();
 }
 
+/// A panic anywhere in km ends km at once (SIGABRT, no core), reported on
+/// km's own stderr. By default it would end only the panicking thread (a
+/// vCPU thread's payload thread would vanish and the payload hang) and be
+/// reported on fd 2, which is the payload's.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        diag::line(format_args!("{info}"));
+        process::end(process::ExitStatus::Signal(libc::SIGABRT, String::new()))
+    }));
+}
+
 fn main() {
     // Before any other thread exists, so that all of them inherit it: host
     // signals for the payload wait for the forwarding thread.
@@ -79,6 +90,7 @@ fn main() {
         std::process::exit(1);
     }
     init_tracing(&cli);
+    report_panics();
     // Writes to a closed pipe come back as EPIPE; km raises the payload's
     // own SIGPIPE (see syscall::dispatch).
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.

@@ -22,8 +22,12 @@ pub const MONITOR_START: u64 = WINDOW_END - GIB;
 /// at an unmapped page before it could leave the window.
 pub const MONITOR_END: u64 = WINDOW_END - 2 * MIB;
 
-/// End (exclusive) of the addresses the payload may use.
-pub const PAYLOAD_END: u64 = MONITOR_START;
+/// End (exclusive) of the addresses the payload may use: one page short of
+/// the monitor area. That page stays PROT_NONE, so a string or object the
+/// host kernel reads or writes upward from payload memory faults there
+/// (EFAULT, as at the end of a native mapping) instead of running into
+/// km's monitor pages.
+pub const PAYLOAD_END: u64 = MONITOR_START - PAGE_SIZE;
 
 /// Memory slots cover payload memory in chunks of this size, registered on
 /// first use, so KVM's per-slot metadata stays proportional to what is used.
@@ -32,7 +36,7 @@ pub const PAYLOAD_END: u64 = MONITOR_START;
 pub const SLOT_CHUNK: u64 = 64 * MIB;
 
 /// Top of the initial stack, one guard megabyte below the monitor area.
-pub const STACK_TOP: u64 = PAYLOAD_END - MIB;
+pub const STACK_TOP: u64 = MONITOR_START - MIB;
 /// Load address of ET_DYN (static-pie) payloads.
 pub const PIE_BASE: u64 = 16 * MIB;
 

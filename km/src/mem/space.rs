@@ -158,7 +158,7 @@ impl AddressSpace {
         // guest-visible data (tables, stubs, stacks).
         unsafe { hv.add_memory(MONITOR_SLOT, MONITOR_START, monitor_len) }?;
         let tables = PageTables::new(PoolTables { next: monitor::PAGE_TABLES })?;
-        let chunks = (PAYLOAD_END / SLOT_CHUNK) as usize;
+        let chunks = PAYLOAD_END.div_ceil(SLOT_CHUNK) as usize;
         Ok(AddressSpace {
             hv,
             vmas: Vmas::default(),

@@ -29,13 +29,16 @@ pub fn rw_buf(ptr: u64, len: u64) -> Result<GuestRange, Errno> {
     GuestRange::new(ptr, len.min(MAX_RW_COUNT))
 }
 
-/// A pointer to a `T` the kernel reads or writes.
+/// A pointer to a `T` the kernel reads or writes. `T` must have the
+/// kernel's size: an opaque libc type (size 0) would check nothing.
 pub fn obj<T>(ptr: u64) -> Result<GuestRange, Errno> {
+    const { assert!(std::mem::size_of::<T>() > 0, "an empty type checks no bytes") };
     GuestRange::of::<T>(ptr)
 }
 
 /// Like `obj`, where NULL is allowed.
 pub fn opt<T>(ptr: u64) -> Result<Option<GuestRange>, Errno> {
+    const { assert!(std::mem::size_of::<T>() > 0, "an empty type checks no bytes") };
     GuestRange::opt(ptr, std::mem::size_of::<T>() as u64)
 }
 

@@ -77,14 +77,28 @@ pub fn mincore(ctx: &mut Ctx, a: A) -> Ret {
     host(SYS_mincore, a)
 }
 
+/// The pages mlock/munlock act on, computed as Linux does: the length
+/// grows by the offset into the first page and is rounded up to pages,
+/// both wrapping (a huge length can wrap to a small one); EINVAL if the
+/// range then wraps past the top of the address space.
+fn lock_range(ctx: &Ctx, addr: u64, len: u64) -> Result<(), Errno> {
+    let start = addr & !(PAGE_SIZE - 1);
+    let len = len.wrapping_add(addr - start).wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    if start.checked_add(len).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    mapped_range(ctx, start, len)
+}
+
 pub fn mlock(ctx: &mut Ctx, a: A) -> Ret {
-    let start = a[0] & !(PAGE_SIZE - 1);
-    mapped_range(ctx, start, a[1] + (a[0] - start))?;
+    lock_range(ctx, a[0], a[1])?;
     host(SYS_mlock, a)
 }
 
 pub fn munlock(ctx: &mut Ctx, a: A) -> Ret {
-    let start = a[0] & !(PAGE_SIZE - 1);
-    mapped_range(ctx, start, a[1] + (a[0] - start))?;
+    lock_range(ctx, a[0], a[1])?;
     host(SYS_munlock, a)
 }

@@ -26,7 +26,8 @@ pub fn clock_getres(_: &mut Ctx, a: A) -> Ret {
 
 pub fn gettimeofday(_: &mut Ctx, a: A) -> Ret {
     opt::<timeval>(a[0])?;
-    opt::<timezone>(a[1])?;
+    // The kernel's struct timezone: two ints (libc's `timezone` is opaque).
+    opt::<[i32; 2]>(a[1])?;
     host(SYS_gettimeofday, a)
 }
 

@@ -1,0 +1,74 @@
+/* fuzzfound MODE: deterministic cases for what the syscall fuzzer (fuzz.c)
+ * found in km, run natively and under km.
+ *   timezone - gettimeofday's struct timezone straddling the end of the
+ *              highest mapping the payload can have below 511 GiB, where
+ *              km's monitor area begins: EFAULT, and the next call works
+ *   path-edge - a path running off that mapping: EFAULT (km's host call
+ *              read on into its monitor area: ENOENT), or ENAMETOOLONG
+ *              when PATH_MAX bytes fit before the end
+ *   mlock    - mlock/munlock lengths that overflow when the offset into
+ *              the first page is added: Linux wraps them (to nothing, or
+ *              to one page) or fails with EINVAL */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* km's monitor area starts at 511 GiB; natively nothing is there. */
+#define MONITOR (511UL << 30)
+
+/* The highest page below MONITOR that can be mapped: the last one
+ * natively, one lower under km, which keeps a guard page. Nothing is
+ * mapped above it, up to MONITOR. */
+static char *edge_page(void)
+{
+	for (unsigned long at = MONITOR - 4096; at >= MONITOR - 2 * 4096; at -= 4096) {
+		char *page = mmap((void *)at, 4096, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (page == (void *)at)
+			return page;
+		CHECK(page == MAP_FAILED && errno == ENOMEM);
+	}
+	CHECK(!"a page below 511 GiB");
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (MODE("timezone")) {
+		char *page = edge_page();
+		SHOW("gettimeofday(NULL, 4 bytes before the edge)", syscall(SYS_gettimeofday, NULL, page + 4092));
+		SHOW("gettimeofday(NULL, 8 bytes before the edge)", syscall(SYS_gettimeofday, NULL, page + 4088));
+		printf("getpid afterwards: %s\n", yes(getpid() > 0));
+		return 0;
+	}
+	if (MODE("path-edge")) {
+		char *page = edge_page();
+		memset(page, 'a', 4096);
+		SHOW("access(96 bytes before the edge)", syscall(SYS_access, page + 4000, F_OK));
+		SHOW("mkdir(1 byte before the edge)", syscall(SYS_mkdir, page + 4095, 0700));
+		SHOW("access(4096 bytes before the edge)", syscall(SYS_access, page, F_OK));
+		return 0;
+	}
+	if (MODE("mlock")) {
+		char *p = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(p != MAP_FAILED);
+		const unsigned long huge[] = {-1UL, -2UL, -4096UL, -4097UL, -8192UL};
+		const unsigned offsets[] = {0, 1, 2, 100, 4095};
+		for (unsigned i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+			for (unsigned j = 0; j < sizeof offsets / sizeof offsets[0]; j++) {
+				char label[64];
+				snprintf(label, sizeof label, "mlock(page+%u, %#lx)", offsets[j], huge[i]);
+				SHOW(label, syscall(SYS_mlock, p + offsets[j], huge[i]));
+				snprintf(label, sizeof label, "munlock(page+%u, %#lx)", offsets[j], huge[i]);
+				SHOW(label, syscall(SYS_munlock, p + offsets[j], huge[i]));
+			}
+		}
+		return 0;
+	}
+	fprintf(stderr, "usage: fuzzfound timezone|path-edge|mlock\n");
+	return 2;
+}
