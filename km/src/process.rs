@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -62,6 +63,9 @@ pub struct Process {
     /// km's forwarding thread with `TIMER_SIGNAL`, and the forwarder posts
     /// the payload's signal to the target recorded here.
     pub timers: Mutex<HashMap<i32, TimerTarget>>,
+    /// Set at the payload's first PI futex call: from then on a payload
+    /// thread's host thread ends with it (see `Thread::exit`).
+    pi_futexes: AtomicBool,
 }
 
 /// Where a payload timer's signal goes: one thread or the process.
@@ -106,6 +110,7 @@ impl Process {
             vcpus: Mutex::new(VcpuPool::default()),
             syscall_return: OnceLock::new(),
             timers: Mutex::new(HashMap::new()),
+            pi_futexes: AtomicBool::new(false),
         }
     }
 
@@ -133,6 +138,15 @@ impl Process {
 
     pub fn learn_syscall_return(&self, how: SyscallReturn) -> SyscallReturn {
         *self.syscall_return.get_or_init(|| how)
+    }
+
+    pub fn uses_pi_futexes(&self) {
+        self.pi_futexes.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the payload made a PI futex call.
+    pub fn pi_futexes_used(&self) -> bool {
+        self.pi_futexes.load(Ordering::Relaxed)
     }
 
     /// A new vCPU, while the descriptor tables have room for one.

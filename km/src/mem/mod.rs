@@ -2,6 +2,7 @@
 //! the guest page tables (guest virtual) and the memory slots (guest
 //! physical), all with the same addresses.
 
+pub mod atomic;
 pub mod copy;
 mod space;
 mod vma;
