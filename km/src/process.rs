@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use crate::device::{self, Hypervisor, Vcpu};
 use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
-use crate::mem::AddressSpace;
+use crate::mem::{AddressSpace, SharedSpace};
 use crate::signal::{Posted, SigInfo, Signals, Tid};
 use crate::syscall::Limits;
 use crate::thread::Start;
@@ -48,7 +48,7 @@ struct VcpuPool {
 pub struct Process {
     pub hv: Arc<dyn Hypervisor>,
     pub model: CpuModel,
-    pub space: Mutex<AddressSpace>,
+    pub space: SharedSpace,
     pub signals: Mutex<Signals>,
     pub limits: Mutex<Limits>,
     /// The executable, for /proc/self/exe.
@@ -98,7 +98,7 @@ impl Process {
         Process {
             hv,
             model,
-            space: Mutex::new(space),
+            space: SharedSpace::new(space),
             signals: Mutex::new(Signals::new(pid)),
             limits: Mutex::new(Limits::new()),
             exe,
@@ -115,7 +115,7 @@ impl Process {
     }
 
     pub fn space(&self) -> MutexGuard<'_, AddressSpace> {
-        lock(&self.space)
+        self.space.lock()
     }
 
     pub fn signals(&self) -> MutexGuard<'_, Signals> {

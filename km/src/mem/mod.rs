@@ -4,9 +4,11 @@
 
 pub mod atomic;
 pub mod copy;
+mod shared;
 mod space;
 mod vma;
 
+pub use shared::SharedSpace;
 pub use space::{AddressSpace, MemError};
 
 use nix::errno::Errno;
