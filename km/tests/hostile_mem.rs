@@ -26,3 +26,19 @@ fn robust_list_past_eof() {
 fn robust_list_unmapped_or_read_only() {
     Case::new("robust", &["unmapped"]).check(0);
 }
+
+/// A failed MAP_FIXED mmap (EBADF, EACCES, ENODEV) left the range unmapped
+/// under km, where Linux keeps the old mapping.
+#[test]
+fn failed_map_fixed_keeps_old_mapping() {
+    Case::new("mmap-fail", &[]).check(0);
+}
+
+/// Mappers, checkers and touchers on one address space: every canary a
+/// checker reads is the current round's (no stale translation after an
+/// munmap and a new mmap at the same place), and every write after
+/// mprotect(PROT_READ) faults.
+#[test]
+fn mmap_race_sees_current_pages() {
+    Case::new("mmap-race", &["8", "40"]).check(0);
+}
