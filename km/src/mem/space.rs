@@ -180,6 +180,13 @@ unsafe fn host_mmap(start: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i
     Ok(())
 }
 
+/// True if every page of [start, end) has a host mapping (payload memory
+/// or the reservation): msync with MS_ASYNC only checks that.
+fn host_mapped(start: u64, end: u64) -> bool {
+    // SAFETY: msync(MS_ASYNC) reads and changes nothing.
+    unsafe { libc::msync(start as *mut libc::c_void, (end - start) as usize, libc::MS_ASYNC) == 0 }
+}
+
 /// Returns [start, start+len) of the window to the PROT_NONE reservation.
 fn reserve(start: u64, len: u64) -> Result<(), Errno> {
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
@@ -372,6 +379,14 @@ impl AddressSpace {
         self.busy.retain(|&r| r != (start, end));
         if let Err(e) = done {
             match change.kind {
+                ChangeKind::Map { .. } if !host_mapped(start, end) => {
+                    // The host could not put the old mapping back (a file's
+                    // mmap hook failed after the old pages were gone) and
+                    // left a hole: the range is unmapped, as for Linux.
+                    self.vmas.remove(start, end);
+                    self.files.remove(start, end);
+                    reserve(start, end - start)?;
+                }
                 // The host kept the old mapping: so does the guest.
                 ChangeKind::Map { .. } | ChangeKind::Protect { .. } => self.restore(&change.old),
                 ChangeKind::Unmap => {}
