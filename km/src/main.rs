@@ -99,6 +99,10 @@ fn main() {
         diag::line(format_args!("cannot install the vCPU kick handler: {e}"));
         std::process::exit(1);
     }
+    if let Err(e) = mem::atomic::install() {
+        diag::line(format_args!("cannot install the payload-memory fault handler: {e}"));
+        std::process::exit(1);
+    }
 
     let name = PathBuf::from(&cli.command[0]);
     let program = vm::find_program(&name);

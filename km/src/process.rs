@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -11,7 +12,7 @@ use nix::errno::Errno;
 use crate::device::{self, Hypervisor, Vcpu};
 use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
-use crate::mem::AddressSpace;
+use crate::mem::{AddressSpace, SharedSpace};
 use crate::signal::{Posted, SigInfo, Signals, Tid};
 use crate::syscall::Limits;
 use crate::thread::Start;
@@ -47,7 +48,7 @@ struct VcpuPool {
 pub struct Process {
     pub hv: Arc<dyn Hypervisor>,
     pub model: CpuModel,
-    pub space: Mutex<AddressSpace>,
+    pub space: SharedSpace,
     pub signals: Mutex<Signals>,
     pub limits: Mutex<Limits>,
     /// The executable, for /proc/self/exe.
@@ -62,6 +63,9 @@ pub struct Process {
     /// km's forwarding thread with `TIMER_SIGNAL`, and the forwarder posts
     /// the payload's signal to the target recorded here.
     pub timers: Mutex<HashMap<i32, TimerTarget>>,
+    /// Set at the payload's first PI futex call: from then on a payload
+    /// thread's host thread ends with it (see `Thread::exit`).
+    pi_futexes: AtomicBool,
 }
 
 /// Where a payload timer's signal goes: one thread or the process.
@@ -94,7 +98,7 @@ impl Process {
         Process {
             hv,
             model,
-            space: Mutex::new(space),
+            space: SharedSpace::new(space),
             signals: Mutex::new(Signals::new(pid)),
             limits: Mutex::new(Limits::new()),
             exe,
@@ -106,11 +110,12 @@ impl Process {
             vcpus: Mutex::new(VcpuPool::default()),
             syscall_return: OnceLock::new(),
             timers: Mutex::new(HashMap::new()),
+            pi_futexes: AtomicBool::new(false),
         }
     }
 
     pub fn space(&self) -> MutexGuard<'_, AddressSpace> {
-        lock(&self.space)
+        self.space.lock()
     }
 
     pub fn signals(&self) -> MutexGuard<'_, Signals> {
@@ -134,6 +139,15 @@ impl Process {
 
     pub fn learn_syscall_return(&self, how: SyscallReturn) -> SyscallReturn {
         *self.syscall_return.get_or_init(|| how)
+    }
+
+    pub fn uses_pi_futexes(&self) {
+        self.pi_futexes.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the payload made a PI futex call.
+    pub fn pi_futexes_used(&self) -> bool {
+        self.pi_futexes.load(Ordering::Relaxed)
     }
 
     /// A new vCPU, while the descriptor tables have room for one.

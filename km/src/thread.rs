@@ -115,7 +115,7 @@ impl Thread {
             return Err(Errno::EAGAIN);
         }
         let p = proc.clone();
-        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || worker(p, id, vcpu, job));
+        let spawned = std::thread::Builder::new().stack_size(256 << 10).spawn(move || worker(p, id, vcpu, Some(job)));
         match spawned {
             Ok(_) => answer.recv().map_err(|_| Errno::EAGAIN)?,
             Err(e) => {
@@ -129,7 +129,7 @@ impl Thread {
     /// the last one.
     pub fn run(mut self) {
         let code = self.run_loop(None);
-        drop(self.exit(code));
+        drop(self.exit(code).0);
     }
 
     /// Runs from `user` if given, else from the vCPU's registers as they
@@ -397,10 +397,16 @@ impl Thread {
 
     /// The thread ends: its tid word is cleared and waiters woken, its
     /// robust futexes released. The last thread ends the process with its
-    /// code; otherwise the vCPU comes back for the host thread to reuse.
-    fn exit(self, code: i32) -> Box<dyn Vcpu> {
+    /// code; otherwise the vCPU comes back for the host thread to reuse,
+    /// with true if the host thread must end first. That is so once the
+    /// payload has used PI futexes: the host kernel may hold PI state owned
+    /// by this host thread (a PI mutex it locked and a waiter blocked on),
+    /// and hands such a lock to its waiter only when the owner exits, as
+    /// Linux does for a dying thread (musl keeps private robust mutexes off
+    /// the kernel's robust list, so no walk of km's would find them).
+    fn exit(self, code: i32) -> (Box<dyn Vcpu>, bool) {
         let tid = self.tid();
-        crate::syscall::threads::release_robust_list(&self.proc, tid, self.robust_list);
+        crate::syscall::threads::release_robust_list(tid, self.robust_list);
         // A stored pointer is checked again now; one that is not payload
         // memory is skipped, as Linux skips a failing put_user.
         let tid_word = GuestRange::of::<u32>(self.clear_child_tid);
@@ -417,26 +423,36 @@ impl Thread {
         }
         if tid == self.proc.pid {
             // km's main thread must not return: that would end km while
-            // other payload threads still run. It waits for the end.
+            // other payload threads still run. It waits for the end (so
+            // PI futexes it owned pass to their waiters only then).
             drop(self);
             loop {
                 std::thread::park();
             }
         }
-        self.vcpu
+        let end_host_thread = self.proc.pi_futexes_used();
+        (self.vcpu, end_host_thread)
     }
 }
 
+type Job = (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>);
+
 /// A host thread running payload threads on vCPU `id`, one after another:
-/// between them it waits, idle, for the next clone.
-fn worker(
-    proc: Arc<Process>,
-    id: u32,
-    mut vcpu: Box<dyn Vcpu>,
-    mut job: (Start, std::sync::mpsc::SyncSender<Result<Tid, Errno>>),
-) {
+/// between them (and first, without a `job`) it waits, idle, for the next
+/// clone.
+fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: Option<Job>) {
     loop {
-        let (start, reply) = job;
+        let (start, reply) = match job.take() {
+            Some(job) => job,
+            None => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(0);
+                proc.add_idle_worker(tx);
+                match rx.recv() {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            }
+        };
         // A reused vCPU keeps its tables, MSRs and CPUID; only the thread's
         // own state is new (its FPU is reset at the first entry, below).
         let ready = cpu::set_thread_state(&mut *vcpu, &start.regs, start.fs_base, start.gs_base);
@@ -455,18 +471,24 @@ fn worker(
                 t.fpu_restore = Some(frame::fx::initial());
                 let _ = reply.send(Ok(tid));
                 let code = t.run_loop(Some(start.regs));
-                vcpu = t.exit(code);
+                let (v, end_host_thread) = t.exit(code);
+                if end_host_thread {
+                    // The vCPU waits for the next thread in a new host
+                    // thread; this one ends, and its PI futexes with it.
+                    let p = proc.clone();
+                    let spawned =
+                        std::thread::Builder::new().stack_size(256 << 10).spawn(move || worker(p, id, v, None));
+                    if let Err(e) = spawned {
+                        tracing::warn!(target: "thread", "cannot start a host thread for vCPU {id}: {e}");
+                    }
+                    return;
+                }
+                vcpu = v;
             }
             Err(e) => {
                 tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
                 let _ = reply.send(Err(Errno::EAGAIN));
             }
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(0);
-        proc.add_idle_worker(tx);
-        match rx.recv() {
-            Ok(next) => job = next,
-            Err(_) => return,
         }
     }
 }

@@ -2,10 +2,13 @@
 //! the guest page tables (guest virtual) and the memory slots (guest
 //! physical), all with the same addresses.
 
+pub mod atomic;
 pub mod copy;
 mod range;
+mod shared;
 mod space;
 mod vma;
 
 pub use range::GuestRange;
+pub use shared::SharedSpace;
 pub use space::{AddressSpace, MemError};

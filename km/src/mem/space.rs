@@ -90,6 +90,69 @@ pub struct AddressSpace {
     files: Vmas,
     /// True while the file mappings are out of the guest tables.
     files_hidden: bool,
+    /// Ranges whose host mapping a thread is changing right now, outside
+    /// the lock (see `mem::shared`): nobody else touches them meanwhile.
+    busy: Vec<(u64, u64)>,
+    /// Threads waiting for `busy` to empty (brk, mremap); new host
+    /// changes wait for them, so they cannot starve.
+    pub(super) exclusive_waiters: usize,
+}
+
+/// A host mapping change prepared under the lock, to be made without it:
+/// `AddressSpace::finish` then records the outcome.
+pub struct Change {
+    pub start: u64,
+    pub end: u64,
+    kind: ChangeKind,
+    /// The mappings the range had, to put back in the guest tables if the
+    /// host refuses the change (Linux then leaves them intact).
+    old: Vec<(u64, Vma)>,
+}
+
+/// What a `begin_*` call found.
+pub enum Begin {
+    /// A change to make, then `finish`.
+    Now(Change),
+    /// The range is busy: wait for a change to finish, then ask again.
+    Wait,
+    /// Nothing to change.
+    Nothing,
+}
+
+impl Change {
+    /// Makes the host change; called without the lock.
+    pub fn apply(&self) -> Result<(), Errno> {
+        let (start, len) = (self.start, self.end - self.start);
+        match self.kind {
+            // SAFETY: the range lies inside the payload part of the window,
+            // and is busy: no other thread of km changes it meanwhile.
+            ChangeKind::Map { prot, flags, fd, off, .. } => unsafe { host_mmap(start, len, prot, flags, fd, off) },
+            ChangeKind::Unmap => reserve(start, len),
+            ChangeKind::Protect { prot } => {
+                // SAFETY: as above; mprotect changes only payload memory.
+                if unsafe { libc::mprotect(start as *mut libc::c_void, len as usize, prot) } != 0 {
+                    return Err(Errno::last());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+enum ChangeKind {
+    /// `record_file`: whether km's record of file mappings follows (mmap),
+    /// or is left alone (the loader's segments, brk).
+    Map {
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        off: i64,
+        record_file: bool,
+    },
+    Unmap,
+    Protect {
+        prot: i32,
+    },
 }
 
 fn access(prot: i32, user: bool) -> Access {
@@ -115,6 +178,13 @@ unsafe fn host_mmap(start: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// True if every page of [start, end) has a host mapping (payload memory
+/// or the reservation): msync with MS_ASYNC only checks that.
+fn host_mapped(start: u64, end: u64) -> bool {
+    // SAFETY: msync(MS_ASYNC) reads and changes nothing.
+    unsafe { libc::msync(start as *mut libc::c_void, (end - start) as usize, libc::MS_ASYNC) == 0 }
 }
 
 /// Returns [start, start+len) of the window to the PROT_NONE reservation.
@@ -170,6 +240,8 @@ impl AddressSpace {
             mmap_top: PAYLOAD_END,
             files: Vmas::default(),
             files_hidden: false,
+            busy: Vec::new(),
+            exclusive_waiters: 0,
         })
     }
 
@@ -237,26 +309,120 @@ impl AddressSpace {
     }
 
     /// Maps [start, start+len) at a fixed place with host `flags` (plus
-    /// MAP_FIXED) and records it. On failure the range is left unmapped:
-    /// the host may already have dropped what was there.
+    /// MAP_FIXED) and records it, all under the caller's lock (start-up,
+    /// brk). On failure what was there stays, as on Linux.
     pub fn map_fixed(&mut self, start: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i64) -> Result<(), Errno> {
-        let end = start + len;
-        debug_assert!(start.is_multiple_of(PAGE_SIZE) && start >= WINDOW_START && end <= PAYLOAD_END);
-        // SAFETY: the range lies inside the payload part of the window.
-        if let Err(e) = unsafe { host_mmap(start, len, prot & PROT_RWX, flags, fd, off) } {
-            self.release(start, end)?;
+        debug_assert!(start.is_multiple_of(PAGE_SIZE) && start >= WINDOW_START && start + len <= PAYLOAD_END);
+        let kind = ChangeKind::Map { prot: prot & PROT_RWX, flags, fd, off, record_file: false };
+        let change = self.begin(start, start + len, kind)?;
+        let done = change.apply();
+        self.finish(change, done)
+    }
+
+    /// True if a host change in flight overlaps [start, end).
+    pub fn busy(&self, start: u64, end: u64) -> bool {
+        self.busy.iter().any(|&(s, e)| s < end && start < e)
+    }
+
+    pub fn idle(&self) -> bool {
+        self.busy.is_empty()
+    }
+
+    /// Prepares a host change of [start, end): access the change may take
+    /// away leaves the guest tables now (before the host change, whose
+    /// MMU-notifier flush reaches every vCPU, so no guest walk can grant
+    /// it again afterwards); access it grants enters them in `finish`,
+    /// once the host allows it. Table pages and memory slots the range
+    /// needs are allocated here, so `finish` cannot fail after the host
+    /// changed. The range is busy until `finish`.
+    fn begin(&mut self, start: u64, end: u64, kind: ChangeKind) -> Result<Change, Errno> {
+        debug_assert!(!self.busy(start, end));
+        let old: Vec<(u64, Vma)> = self
+            .vmas
+            .overlapping(start, end)
+            .map(|(s, v)| (s.max(start), Vma { end: v.end.min(end), prot: v.prot }))
+            .collect();
+        let prepared = match kind {
+            ChangeKind::Map { .. } => self
+                .ensure_slots(start, end)
+                .and_then(|_| self.tables.map(start, end, Access::default()).map_err(MemError::from)),
+            ChangeKind::Unmap => {
+                self.tables.unmap(start, end);
+                Ok(())
+            }
+            ChangeKind::Protect { prot } => old
+                .iter()
+                .filter(|(_, v)| v.prot & !prot != 0)
+                .try_for_each(|&(s, v)| self.tables.map(s, v.end, access(v.prot & prot, true)))
+                .map_err(MemError::from),
+        };
+        if let Err(e) = prepared {
+            tracing::warn!(target: "mem", "cannot map {start:#x}..{end:#x} into the guest: {e}");
+            self.restore(&old);
+            return Err(e.into());
+        }
+        self.busy.push((start, end));
+        Ok(Change { start, end, kind, old })
+    }
+
+    /// Puts `old` mappings back into the guest tables. Entries that existed
+    /// a moment ago need no new table page, so this cannot fail.
+    fn restore(&mut self, old: &[(u64, Vma)]) {
+        for &(s, v) in old {
+            let _ = self.tables.map(s, v.end, access(v.prot, true));
+        }
+    }
+
+    /// Records the outcome `done` of `change`'s host call.
+    pub fn finish(&mut self, change: Change, done: Result<(), Errno>) -> Result<(), Errno> {
+        let (start, end) = (change.start, change.end);
+        self.busy.retain(|&r| r != (start, end));
+        if let Err(e) = done {
+            match change.kind {
+                ChangeKind::Map { .. } if !host_mapped(start, end) => {
+                    // The host could not put the old mapping back (a file's
+                    // mmap hook failed after the old pages were gone) and
+                    // left a hole: the range is unmapped, as for Linux.
+                    self.vmas.remove(start, end);
+                    self.files.remove(start, end);
+                    reserve(start, end - start)?;
+                }
+                // The host kept the old mapping: so does the guest.
+                ChangeKind::Map { .. } | ChangeKind::Protect { .. } => self.restore(&change.old),
+                ChangeKind::Unmap => {}
+            }
             return Err(e);
         }
-        if let Err(e) = self.commit(start, end, prot & PROT_RWX) {
-            tracing::warn!(target: "mem", "cannot map {start:#x}..{end:#x} into the guest: {e}");
-            self.release(start, end)?;
-            return Err(e.into());
+        match change.kind {
+            ChangeKind::Map { prot, fd, record_file, .. } => {
+                // Tables exist since `begin`: this cannot fail.
+                let _ = self.tables.map(start, end, access(prot, true));
+                self.vmas.insert(start, end, prot);
+                if record_file && fd >= 0 {
+                    self.files.insert(start, end, 0);
+                } else if record_file {
+                    self.files.remove(start, end);
+                }
+            }
+            ChangeKind::Unmap => {}
+            ChangeKind::Protect { prot } => {
+                let _ = self.tables.map(start, end, access(prot, true));
+                self.vmas.protect(start, end, prot);
+            }
         }
         Ok(())
     }
 
-    /// mmap(2).
-    pub fn mmap(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i64) -> Result<u64, Errno> {
+    /// Validates mmap(2) arguments and prepares the host mapping.
+    pub fn begin_mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        off: i64,
+    ) -> Result<Begin, Errno> {
         if len == 0 || !(off as u64).is_multiple_of(PAGE_SIZE) || prot & !(PROT_RWX | PROT_SEM) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -273,6 +439,9 @@ impl AddressSpace {
             if addr < WINDOW_START || end > PAYLOAD_END {
                 return Err(Errno::ENOMEM);
             }
+            if self.busy(addr, end) {
+                return Ok(Begin::Wait);
+            }
             if flags & libc::MAP_FIXED == 0 && !self.vmas.is_free(addr, end) {
                 return Err(Errno::EEXIST);
             }
@@ -282,15 +451,10 @@ impl AddressSpace {
         };
         // Placement is km's business; the host must not grow the mapping
         // into the reservation either.
-        let host_flags = flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN);
+        let flags = flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN);
         let fd = if flags & libc::MAP_ANONYMOUS != 0 { -1 } else { fd };
-        self.map_fixed(start, len, prot, host_flags, fd, off)?;
-        if fd >= 0 {
-            self.files.insert(start, start + len, 0);
-        } else {
-            self.files.remove(start, start + len);
-        }
-        Ok(start)
+        let kind = ChangeKind::Map { prot: prot & PROT_RWX, flags, fd, off, record_file: true };
+        self.begin(start, start + len, kind).map(Begin::Now)
     }
 
     /// Where a non-fixed mapping of `len` bytes goes: the hint if free,
@@ -298,18 +462,25 @@ impl AddressSpace {
     fn place(&self, hint: u64, len: u64, low32: bool) -> Result<u64, Errno> {
         if hint >= WINDOW_START {
             if let Some(end) = hint.checked_add(len) {
-                if end <= PAYLOAD_END && self.vmas.is_free(hint, end) {
+                if end <= PAYLOAD_END && self.vmas.is_free(hint, end) && !self.busy(hint, end) {
                     return Ok(hint);
                 }
             }
         }
-        let (low, high) =
+        let (low, mut high) =
             if low32 { (WINDOW_START, 2 * GIB) } else { (page_up(self.brk).unwrap_or(self.brk), self.mmap_top) };
-        self.vmas.find_free_below(len, low, high).ok_or(Errno::ENOMEM)
+        // A busy range may be about to be mapped: look below it.
+        loop {
+            let at = self.vmas.find_free_below(len, low, high).ok_or(Errno::ENOMEM)?;
+            match self.busy.iter().filter(|&&(s, e)| s < at + len && at < e).map(|&(s, _)| s).min() {
+                Some(s) => high = s,
+                None => return Ok(at),
+            }
+        }
     }
 
-    /// munmap(2).
-    pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+    /// Validates munmap(2) arguments and prepares the unmapping.
+    pub fn begin_munmap(&mut self, addr: u64, len: u64) -> Result<Begin, Errno> {
         if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -318,11 +489,54 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         // Outside payload memory nothing of the payload's is mapped.
-        self.release(addr.max(WINDOW_START), end.min(PAYLOAD_END))
+        let (start, end) = (addr.max(WINDOW_START), end.min(PAYLOAD_END));
+        if start >= end {
+            return Ok(Begin::Nothing);
+        }
+        if self.busy(start, end) {
+            return Ok(Begin::Wait);
+        }
+        let change = self.begin(start, end, ChangeKind::Unmap)?;
+        self.vmas.remove(start, end);
+        self.files.remove(start, end);
+        Ok(Begin::Now(change))
     }
 
-    /// mprotect(2).
+    /// Makes a change prepared by `begin` at once, under the caller's lock
+    /// (the loader, before any thread runs): the start of the range changed.
+    fn change_now(&mut self, begin: Result<Begin, Errno>) -> Result<Option<u64>, Errno> {
+        match begin? {
+            Begin::Now(change) => {
+                let done = change.apply();
+                let start = change.start;
+                self.finish(change, done).map(|_| Some(start))
+            }
+            Begin::Nothing => Ok(None),
+            // Only while another thread's change is in flight, never at load.
+            Begin::Wait => Err(Errno::EBUSY),
+        }
+    }
+
+    /// mprotect(2) made under the caller's lock (the loader).
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
+        let begin = self.begin_mprotect(addr, len, prot);
+        self.change_now(begin).map(drop)
+    }
+
+    /// mmap(2) made under the caller's lock (the loader): the address.
+    pub fn mmap(&mut self, addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: i64) -> Result<u64, Errno> {
+        let begin = self.begin_mmap(addr, len, prot, flags, fd, off);
+        self.change_now(begin)?.ok_or(Errno::EINVAL)
+    }
+
+    /// munmap(2) made under the caller's lock (the loader).
+    pub fn munmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
+        let begin = self.begin_munmap(addr, len);
+        self.change_now(begin).map(drop)
+    }
+
+    /// Validates mprotect(2) arguments and prepares the change.
+    pub fn begin_mprotect(&mut self, addr: u64, len: u64, prot: i32) -> Result<Begin, Errno> {
         if !addr.is_multiple_of(PAGE_SIZE)
             || prot & !(PROT_RWX | PROT_SEM | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP) != 0
         {
@@ -330,33 +544,18 @@ impl AddressSpace {
         }
         let end = addr.checked_add(len).and_then(page_up).ok_or(Errno::ENOMEM)?;
         if len == 0 {
-            return Ok(());
+            return Ok(Begin::Nothing);
         }
-        if addr < WINDOW_START || end > PAYLOAD_END || !self.vmas.is_covered(addr, end) {
+        if addr < WINDOW_START || end > PAYLOAD_END {
             return Err(Errno::ENOMEM);
         }
-        let prot = prot & PROT_RWX;
-        // Other vCPUs run meanwhile. Access taken away leaves the guest
-        // tables first, so the host change (whose MMU-notifier flush reaches
-        // every vCPU) cannot be followed by a guest walk granting it again;
-        // access granted enters them last, once the host allows it.
-        let pieces: Vec<(u64, u64, i32)> =
-            self.vmas.overlapping(addr, end).map(|(s, v)| (s.max(addr), v.end.min(end), v.prot)).collect();
-        for &(s, e, old) in pieces.iter().filter(|p| p.2 & !prot != 0) {
-            self.tables.map(s, e, access(old & prot, true)).map_err(|_| Errno::ENOMEM)?;
+        if self.busy(addr, end) {
+            return Ok(Begin::Wait);
         }
-        // SAFETY: [addr, end) is payload memory inside the window (checked).
-        if unsafe { libc::mprotect(addr as *mut libc::c_void, (end - addr) as usize, prot) } != 0 {
-            let err = Errno::last();
-            for &(s, e, old) in &pieces {
-                // Entries that existed a moment ago need no new table page.
-                let _ = self.tables.map(s, e, access(old, true));
-            }
-            return Err(err);
+        if !self.vmas.is_covered(addr, end) {
+            return Err(Errno::ENOMEM);
         }
-        self.tables.map(addr, end, access(prot, true)).map_err(|_| Errno::ENOMEM)?;
-        self.vmas.protect(addr, end, prot);
-        Ok(())
+        self.begin(addr, end, ChangeKind::Protect { prot: prot & PROT_RWX }).map(Begin::Now)
     }
 
     /// mremap(2), without MREMAP_DONTUNMAP.
@@ -466,9 +665,14 @@ impl AddressSpace {
         for (s, e) in ranges {
             let parts: Vec<(u64, Vma)> = self.vmas.overlapping(s, e).collect();
             for (ps, v) in parts {
+                let (ps, pe) = (ps.max(s), v.end.min(e));
+                // A change in flight sets its range's entries as it ends.
+                if self.busy(ps, pe) {
+                    continue;
+                }
                 // Re-creating entries that existed cannot need a new table
                 // page, so this cannot fail.
-                let _ = self.tables.map(ps.max(s), v.end.min(e), access(v.prot, true));
+                let _ = self.tables.map(ps, pe, access(v.prot, true));
             }
         }
     }

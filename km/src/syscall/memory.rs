@@ -11,7 +11,7 @@ use crate::guest::layout::{page_up, PAGE_SIZE};
 type A = [u64; 6];
 
 pub fn brk(ctx: &mut Ctx, a: A) -> Ret {
-    Ok(ctx.proc().space().brk(a[0]))
+    Ok(ctx.proc().space.exclusive().brk(a[0]))
 }
 
 pub fn mmap(ctx: &mut Ctx, a: A) -> Ret {
@@ -19,19 +19,19 @@ pub fn mmap(ctx: &mut Ctx, a: A) -> Ret {
     if flags & MAP_ANONYMOUS == 0 {
         fd(a[4])?;
     }
-    ctx.proc().space().mmap(a[0], a[1], a[2] as i32, flags, a[4] as i32, a[5] as i64)
+    ctx.proc().space.mmap(a[0], a[1], a[2] as i32, flags, a[4] as i32, a[5] as i64)
 }
 
 pub fn munmap(ctx: &mut Ctx, a: A) -> Ret {
-    ctx.proc().space().munmap(a[0], a[1]).map(|_| 0)
+    ctx.proc().space.munmap(a[0], a[1]).map(|_| 0)
 }
 
 pub fn mprotect(ctx: &mut Ctx, a: A) -> Ret {
-    ctx.proc().space().mprotect(a[0], a[1], a[2] as i32).map(|_| 0)
+    ctx.proc().space.mprotect(a[0], a[1], a[2] as i32).map(|_| 0)
 }
 
 pub fn mremap(ctx: &mut Ctx, a: A) -> Ret {
-    ctx.proc().space().mremap(a[0], a[1], a[2], a[3] as i32, a[4])
+    ctx.proc().space.exclusive().mremap(a[0], a[1], a[2], a[3] as i32, a[4])
 }
 
 /// A page-aligned range of payload memory, as madvise/msync/mincore/mlock

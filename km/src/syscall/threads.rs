@@ -7,15 +7,13 @@
 //! payload wait on and wake each other through the host kernel directly
 //! (tids are host tids, so PI futexes work too).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use libc::*;
 use nix::errno::Errno;
 
 use super::args::{buf, obj, opt};
 use super::{host, Ctx, Restart, Ret};
-use crate::mem::{copy, GuestRange};
-use crate::process::{ExitStatus, Process};
+use crate::mem::{atomic, copy, GuestRange};
+use crate::process::ExitStatus;
 use crate::signal::Tid;
 use crate::thread::{Start, Thread};
 
@@ -166,7 +164,12 @@ const FUTEX_LOCK_PI2: i32 = 13;
 pub fn futex(ctx: &mut Ctx, a: A) -> Ret {
     let (uaddr, op, timeout, uaddr2) = (a[0], a[1] as i32, a[3], a[4]);
     GuestRange::new(uaddr, 4)?;
-    match op & FUTEX_CMD_MASK {
+    let cmd = op & FUTEX_CMD_MASK;
+    if matches!(cmd, FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI | FUTEX_WAIT_REQUEUE_PI | FUTEX_CMP_REQUEUE_PI) {
+        // These can give the host kernel PI state owned by a host thread.
+        ctx.proc().uses_pi_futexes();
+    }
+    match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             opt::<timespec>(timeout)?;
             // Without a timeout Linux restarts per SA_RESTART; with one it
@@ -206,9 +209,12 @@ const FUTEX_WAITERS: u32 = 0x8000_0000;
 const ROBUST_LIST_LIMIT: usize = 2048;
 
 /// Marks the robust futexes a dying thread holds as owner-died and wakes
-/// a waiter of each, as the kernel does at thread exit. The list is the
-/// payload's, so every pointer is checked and read through `copy`.
-pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
+/// a waiter of each, as the kernel's exit_robust_list does at thread exit.
+/// The list is the payload's, so every pointer is checked and read through
+/// `copy`, and the words are updated with `atomic::cmpxchg_u32`, which
+/// fails instead of faulting. As in Linux, a list that cannot be read, or
+/// an entry whose word is misaligned or cannot be updated, ends the walk.
+pub fn release_robust_list(tid: Tid, head: u64) {
     if head == 0 {
         return;
     }
@@ -217,48 +223,55 @@ pub fn release_robust_list(proc: &Process, tid: Tid, head: u64) {
         return;
     }
     let [mut entry, offset, pending] = h;
+    // Bit 0 of a list pointer marks a PI futex.
     let futex_of = |e: u64| (e & !1).wrapping_add(offset);
     let mut seen = 0;
-    while entry != head && seen < ROBUST_LIST_LIMIT {
-        let Ok(next) = GuestRange::of::<u64>(entry & !1).and_then(copy::read_obj::<u64>) else { break };
-        if entry != pending {
-            owner_died(proc, tid, futex_of(entry));
+    while entry & !1 != head {
+        let next = GuestRange::of::<u64>(entry & !1).and_then(copy::read_obj::<u64>);
+        if entry & !1 != pending & !1 && owner_died(tid, futex_of(entry), entry & 1 != 0, false).is_err() {
+            return;
         }
+        let Ok(next) = next else { return };
         entry = next;
         seen += 1;
+        if seen == ROBUST_LIST_LIMIT {
+            break;
+        }
     }
     if pending != 0 {
-        owner_died(proc, tid, futex_of(pending));
+        let _ = owner_died(tid, futex_of(pending), pending & 1 != 0, true);
     }
 }
 
-fn owner_died(proc: &Process, tid: Tid, addr: u64) {
-    if !addr.is_multiple_of(4) || GuestRange::new(addr, 4).is_err() {
-        return;
+/// Linux's handle_futex_death for the word at `addr`: if `tid` owns it,
+/// keep only its waiters bit, add FUTEX_OWNER_DIED and wake one waiter
+/// (PI waiters get the lock when the owner's host thread ends).
+fn owner_died(tid: Tid, addr: u64, pi: bool, pending: bool) -> Result<(), Errno> {
+    if !addr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
     }
-    // The address space lock keeps the page mapped, with the protection
-    // read here, while km updates the word in place.
-    let space = proc.space();
-    if space.prot_at(addr).is_none_or(|p| p & (PROT_READ | PROT_WRITE) != PROT_READ | PROT_WRITE) {
-        return;
-    }
-    // SAFETY: `addr` is 4-aligned payload memory, mapped read-write in km
-    // (checked under the lock that guards every mapping change), so an
-    // atomic access cannot fault; other threads use the word atomically.
-    let word = unsafe { &*(addr as *const AtomicU32) };
-    let mut v = word.load(Ordering::SeqCst);
+    // Read first, as Linux does: a word the thread does not own is left
+    // alone even where it could not be written.
+    let word = GuestRange::of::<u32>(addr)?;
+    let mut v = copy::read_obj::<u32>(word)?;
     loop {
+        // An unlock (or a woken waiter) interrupted after releasing the
+        // word: wake someone rather than leave waiters blocked forever.
+        if pending && !pi && v == 0 {
+            wake(addr, 1);
+            return Ok(());
+        }
         if v & FUTEX_TID_MASK != tid as u32 {
-            return;
+            return Ok(());
         }
         let new = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-        match word.compare_exchange(v, new, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => break,
-            Err(now) => v = now,
+        match atomic::cmpxchg_u32(word, v, new)? {
+            found if found == v => break,
+            found => v = found,
         }
     }
-    drop(space);
-    if v & FUTEX_WAITERS != 0 {
+    if !pi && v & FUTEX_WAITERS != 0 {
         wake(addr, 1);
     }
+    Ok(())
 }
