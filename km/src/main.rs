@@ -5,6 +5,7 @@ mod diag;
 mod fds;
 mod guest;
 mod kick;
+mod limits;
 mod loader;
 mod mem;
 mod process;

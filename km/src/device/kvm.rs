@@ -106,7 +106,8 @@ impl Hypervisor for KvmDevice {
         let fd = ioctl_new_fd(self.vm.as_raw_fd(), uapi::KVM_CREATE_VCPU, id.into())
             .map_err(|source| DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source })?;
         // SAFETY: `fd` was just returned by KVM_CREATE_VCPU on this VM and is
-        // owned by nobody else.
+        // owned by nobody else. The call owns it at once, so a failed mmap
+        // of kvm_run closes it.
         let mut fd = unsafe { self.vm.create_vcpu_from_rawfd(fd) }.map_err(ioctl_err("mmap kvm_run"))?;
         if self.sync_regs {
             fd.set_sync_valid_reg(SyncReg::Register);

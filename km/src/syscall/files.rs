@@ -381,7 +381,9 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     match a[1] as i32 {
         F_DUPFD | F_DUPFD_CLOEXEC => {
-            if a[2] as i32 as i64 >= crate::fds::floor() as i64 {
+            // Linux takes the lowest number as unsigned and refuses one at
+            // or past the soft RLIMIT_NOFILE (which ends below km's fds).
+            if u64::from(a[2] as u32) >= crate::fds::open_limit() {
                 return Err(Errno::EINVAL);
             }
             new_fd(host(SYS_fcntl, a))
@@ -427,15 +429,32 @@ pub fn dup(_: &mut Ctx, a: A) -> Ret {
     new_fd(host(SYS_dup, a))
 }
 
+/// A dup2/dup3 target at or past the soft RLIMIT_NOFILE is EBADF, as
+/// Linux's ksys_dup3 says (it reads the number as unsigned).
+fn dup_target(newfd: u64) -> Result<(), Errno> {
+    if u64::from(newfd as u32) >= crate::fds::open_limit() {
+        return Err(Errno::EBADF);
+    }
+    Ok(())
+}
+
 pub fn dup2(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
+    // dup2 onto itself only checks the fd, whatever the limit.
+    if a[0] as i32 != a[1] as i32 {
+        dup_target(a[1])?;
+    }
     host(SYS_dup2, a)
 }
 
 pub fn dup3(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
+    // Bad flags and equal fds are EINVAL first; the host says so.
+    if a[2] as i32 & !O_CLOEXEC == 0 && a[0] as i32 != a[1] as i32 {
+        dup_target(a[1])?;
+    }
     host(SYS_dup3, a)
 }
 
@@ -451,7 +470,7 @@ fn pipe_common(out: u64, flags: u64) -> Ret {
             unsafe { libc::close(f) };
         }
     };
-    if fds.iter().any(|&f| !crate::fds::payload_may_use(f as i64)) {
+    if fds.iter().any(|&f| !crate::fds::within_open_limit(f as i64)) {
         close_both(&fds);
         return Err(Errno::EMFILE);
     }
@@ -500,7 +519,9 @@ pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
 /// hidden from the host call and reported POLLNVAL, as unopened fds are.
 fn poll_common(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     let nfds = a[1];
-    if nfds > crate::fds::floor() as u64 {
+    // As Linux: no more entries than the soft RLIMIT_NOFILE, which ends
+    // below km's fds.
+    if nfds > crate::fds::open_limit() {
         return Err(Errno::EINVAL);
     }
     let bytes = nfds * std::mem::size_of::<pollfd>() as u64;
