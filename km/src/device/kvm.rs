@@ -24,6 +24,33 @@ const MSR_IA32_TSC: u32 = 0x10;
 // kvm-ioctls has no KVM_GET_DEVICE_ATTR for vCPU fds.
 vmm_sys_util::ioctl_iow_nr!(KVM_GET_DEVICE_ATTR, kvm_bindings::KVMIO, 0xe2, kvm_device_attr);
 
+/// KVM_GET_TSC_KHZ, _IO(KVMIO, 0xa3), which kvm-ioctls makes for us.
+const KVM_GET_TSC_KHZ: u32 = 0xaea3;
+
+/// Every ioctl request this backend makes once the VM exists (vCPUs,
+/// memory slots, running and state), for km's seccomp filter; the device
+/// and VM set-up before it needs no others later.
+pub fn ioctls() -> Vec<u32> {
+    vec![
+        // First: the filter tries them in order, and this one is hot.
+        uapi::KVM_RUN,
+        uapi::KVM_GET_REGS,
+        uapi::KVM_SET_REGS,
+        uapi::KVM_GET_SREGS,
+        uapi::KVM_SET_SREGS,
+        uapi::KVM_GET_FPU,
+        uapi::KVM_SET_FPU,
+        uapi::KVM_GET_MSRS,
+        uapi::KVM_SET_MSRS,
+        uapi::KVM_SET_CPUID2,
+        uapi::KVM_SET_XCRS,
+        uapi::KVM_CREATE_VCPU,
+        uapi::KVM_SET_USER_MEMORY_REGION,
+        KVM_GET_TSC_KHZ,
+        KVM_GET_DEVICE_ATTR() as u32,
+    ]
+}
+
 /// Enough for every leaf KVM reports on current CPUs.
 const MAX_CPUID_ENTRIES: usize = 256;
 

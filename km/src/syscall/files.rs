@@ -398,25 +398,49 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
     }
 }
 
-/// Terminal and generic fd ioctls, each with a known argument size; other
-/// requests are ENOTTY, as on an fd that does not support them.
+// Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
+const TERMIOS: u64 = 36;
+const TERMIOS2: u64 = 44;
+const TCGETS2: u64 = 0x802c_542a;
+const TCSETS2: u64 = 0x402c_542b;
+const TCSETSW2: u64 = 0x402c_542c;
+const TCSETSF2: u64 = 0x402c_542d;
+const WINSIZE: u64 = std::mem::size_of::<winsize>() as u64;
+
+/// The terminal and generic fd ioctls km forwards, with the size of the
+/// struct each points to (0: the argument is a value, not a pointer).
+/// km's seccomp filter allows the host these requests and no others.
+pub const IOCTLS: [(u64, u64); 22] = [
+    (TCGETS, TERMIOS),
+    (TCSETS, TERMIOS),
+    (TCSETSW, TERMIOS),
+    (TCSETSF, TERMIOS),
+    (TCGETS2, TERMIOS2),
+    (TCSETS2, TERMIOS2),
+    (TCSETSW2, TERMIOS2),
+    (TCSETSF2, TERMIOS2),
+    (TIOCGWINSZ, WINSIZE),
+    (TIOCSWINSZ, WINSIZE),
+    (TIOCGPGRP, 4),
+    (TIOCSPGRP, 4),
+    (TIOCGSID, 4),
+    (FIONREAD, 4),
+    (FIONBIO, 4),
+    (TIOCOUTQ, 4),
+    (TIOCGPTN, 4),
+    (FIOCLEX, 0),
+    (FIONCLEX, 0),
+    (TCSBRK, 0),
+    (TCXONC, 0),
+    (TCFLSH, 0),
+];
+
+/// The ioctls of `IOCTLS`; other requests are ENOTTY, as on an fd that
+/// does not support them.
 pub fn ioctl(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    // Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
-    const TERMIOS: u64 = 36;
-    const TERMIOS2: u64 = 44;
-    const TCGETS2: u64 = 0x802c_542a;
-    const TCSETS2: u64 = 0x402c_542b;
-    const TCSETSW2: u64 = 0x402c_542c;
-    const TCSETSF2: u64 = 0x402c_542d;
-    let arg_size = match a[1] {
-        TCGETS | TCSETS | TCSETSW | TCSETSF => TERMIOS,
-        TCGETS2 | TCSETS2 | TCSETSW2 | TCSETSF2 => TERMIOS2,
-        TIOCGWINSZ | TIOCSWINSZ => std::mem::size_of::<winsize>() as u64,
-        TIOCGPGRP | TIOCSPGRP | TIOCGSID | FIONREAD | FIONBIO | TIOCOUTQ | TIOCGPTN => 4,
-        // The argument is a value, not a pointer.
-        FIOCLEX | FIONCLEX | TCSBRK | TCXONC | TCFLSH => 0,
-        _ => return Err(Errno::ENOTTY),
+    let Some(&(_, arg_size)) = IOCTLS.iter().find(|(request, _)| *request == a[1]) else {
+        return Err(Errno::ENOTTY);
     };
     if arg_size > 0 {
         buf(a[2], arg_size)?;

@@ -8,9 +8,9 @@
 
 mod args;
 mod events;
-mod files;
+pub mod files;
 mod memory;
-mod names;
+pub mod names;
 mod process;
 mod signals;
 pub mod threads;
