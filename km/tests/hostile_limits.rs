@@ -151,3 +151,55 @@ fn prlimit_on_every_km_thread_leaves_km_alone() {
         assert_eq!(km, native, "km differs from native");
     });
 }
+
+/// The Seccomp and Seccomp_filters fields of every thread of km, read while
+/// the payload (with a second thread, so a vCPU thread started after the
+/// filter) waits; then the payload's output.
+fn seccomp_of_km_threads(options: &[&str]) -> (Vec<String>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_km"));
+    cmd.args(device_args()).args(options).arg(payload("hostile-limits")).arg("wait");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("start km");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let mut fields = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let seccomp: Vec<&str> = status.lines().filter(|l| l.starts_with("Seccomp")).collect();
+        fields.push(seccomp.join(" "));
+    }
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    (fields, rest)
+}
+
+#[test]
+fn seccomp_filter_confines_every_km_thread() {
+    km_half(|| {
+        let (fields, rest) = seccomp_of_km_threads(&[]);
+        // main, signal forwarding, clock, and the payload's second thread
+        assert!(fields.len() >= 4, "{fields:?}");
+        for f in &fields {
+            assert_eq!(f, "Seccomp:\t2 Seccomp_filters:\t2", "every thread is filtered: {fields:?}");
+        }
+        assert_eq!(rest, "done\n");
+    });
+}
+
+#[test]
+fn no_seccomp_runs_unconfined() {
+    km_half(|| {
+        let (fields, rest) = seccomp_of_km_threads(&["--no-seccomp"]);
+        for f in &fields {
+            assert_eq!(f, "Seccomp:\t0 Seccomp_filters:\t0", "{fields:?}");
+        }
+        assert_eq!(rest, "done\n");
+        let case = Case::new("hostile-limits", &["pointers"]);
+        let (native, km) = (case.run_native(), case.run_km(&["--no-seccomp"]));
+        assert_eq!((native.status, &native.stdout), (km.status, &km.stdout), "--no-seccomp changes nothing else");
+    });
+}

@@ -8,7 +8,8 @@
  *   nofile N     open until EMFILE at soft limit N; dup2/dup3/F_DUPFD/pipe/poll at the edge
  *   as           RLIMIT_AS against mmap, mremap, brk and MAP_FIXED
  *   pointers     NULL and bad pointers to getrlimit/setrlimit/prlimit64
- *   tids         reads tids from stdin, prlimit(NOFILE) on each, then new threads and the fd scan */
+ *   tids         reads tids from stdin, prlimit(NOFILE) on each, then new threads and the fd scan
+ *   wait         prints "ready" and a thread's tid, waits for stdin to close */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -258,7 +259,8 @@ static void tids(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
-	close_inherited();
+	if (MODE("tid-nofile") || MODE("tid-as") || MODE("nofile") || MODE("tids"))
+		close_inherited();
 	if (MODE("tid-nofile"))
 		through_tid(RLIMIT_NOFILE, 10);
 	else if (MODE("tid-as"))
@@ -272,8 +274,20 @@ int main(int argc, char **argv)
 	else if (MODE("tids")) {
 		printf("ready\n");
 		tids();
+	} else if (MODE("wait")) {
+		CHECK(pipe(wake) == 0);
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, parked, NULL) == 0);
+		while (!other_tid)
+			sched_yield();
+		printf("ready\n");
+		while (getchar() != EOF)
+			;
+		CHECK(write(wake[1], "x", 1) == 1);
+		CHECK(pthread_join(t, NULL) == 0);
+		printf("done\n");
 	} else {
-		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids\n");
+		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids|wait\n");
 		return 2;
 	}
 	return 0;
