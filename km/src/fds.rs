@@ -93,3 +93,39 @@ pub fn privatize(fd: RawFd) -> std::io::Result<RawFd> {
     unsafe { libc::close(fd) };
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When an fd cannot be moved above the floor (here: km's own soft
+    /// limit lowered to the floor, the trick the payload once had), it is
+    /// closed, not left in the payload's range. In a child, which may
+    /// change its limits.
+    #[test]
+    fn privatize_never_leaves_an_fd_below_the_floor() {
+        // SAFETY: the child makes only raw calls and plain Rust on its own
+        // stack before _exit; the parent only waits for it.
+        unsafe {
+            let child = libc::fork();
+            assert!(child >= 0);
+            if child == 0 {
+                let ok = init().is_ok()
+                    && {
+                        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                        lim.rlim_cur = floor() as u64;
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+                    }
+                    && {
+                        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                        fd >= 0 && privatize(fd).is_err() && libc::fcntl(fd, libc::F_GETFD) < 0
+                    };
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(child, &mut status, 0), child);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+        }
+    }
+}
