@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use support::{device_args, km_half, payload, Case, Outcome};
+use support::{device_args, km_half, payload, Case, Outcome, Signal};
 
 fn assert_lines(out: &Outcome, lines: &[&str]) {
     let text = String::from_utf8_lossy(&out.stdout);
@@ -188,6 +188,13 @@ fn seccomp_filter_confines_every_km_thread() {
         }
         assert_eq!(rest, "done\n");
     });
+}
+
+/// km keeps SIGSYS open for its filter's reports; one sent from outside
+/// still reaches the payload, whose default action ends it.
+#[test]
+fn sigsys_from_outside_is_the_payloads() {
+    Case::new("hostile-limits", &["pause"]).signal_when_ready(Signal::SIGSYS).check(128 + libc::SIGSYS);
 }
 
 #[test]

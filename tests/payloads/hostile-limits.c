@@ -9,7 +9,8 @@
  *   as           RLIMIT_AS against mmap, mremap, brk and MAP_FIXED
  *   pointers     NULL and bad pointers to getrlimit/setrlimit/prlimit64
  *   tids         reads tids from stdin, prlimit(NOFILE) on each, then new threads and the fd scan
- *   wait         prints "ready" and a thread's tid, waits for stdin to close */
+ *   wait         starts a thread, prints "ready", waits for stdin to close
+ *   pause        prints "ready" and waits for a signal to end it */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -274,6 +275,10 @@ int main(int argc, char **argv)
 	else if (MODE("tids")) {
 		printf("ready\n");
 		tids();
+	} else if (MODE("pause")) {
+		printf("ready\n");
+		for (;;)
+			pause();
 	} else if (MODE("wait")) {
 		CHECK(pipe(wake) == 0);
 		pthread_t t;
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
 		CHECK(pthread_join(t, NULL) == 0);
 		printf("done\n");
 	} else {
-		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids|wait\n");
+		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids|wait|pause\n");
 		return 2;
 	}
 	return 0;
