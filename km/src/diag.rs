@@ -4,10 +4,13 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 static STREAM: OnceLock<Mutex<File>> = OnceLock::new();
+/// The stream's fd, for reports written from a signal handler.
+static RAW: AtomicI32 = AtomicI32::new(2);
 
 /// Takes the private copy of fd 2. Call after `fds::init`.
 pub fn init() -> std::io::Result<()> {
@@ -16,9 +19,16 @@ pub fn init() -> std::io::Result<()> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    RAW.store(fd, Ordering::Relaxed);
     // SAFETY: `fd` is new and owned only by this File.
     STREAM.set(Mutex::new(unsafe { File::from_raw_fd(fd) })).ok();
     Ok(())
+}
+
+/// The fd of km's private stderr (fd 2 before `init`), for writers that
+/// cannot take the lock.
+pub fn raw_fd() -> RawFd {
+    RAW.load(Ordering::Relaxed)
 }
 
 /// A writer for tracing's output.

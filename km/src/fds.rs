@@ -4,9 +4,11 @@
 //! km moves its private fds (device, VM, vCPUs, its diagnostics stream) to
 //! the top of the fd range, and every fd the payload names or receives is
 //! checked to lie below `floor()`. The payload sees RLIMIT_NOFILE ending
-//! at the floor.
+//! at the floor, and every fd created for it is checked against its soft
+//! limit (`open_limit`), as the kernel allocates fds below RLIMIT_NOFILE.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Fds set aside for km: device, VM, one per vCPU, stderr copy.
@@ -17,6 +19,8 @@ const MAX_FLOOR: u64 = 65536;
 static FLOOR: OnceLock<i32> = OnceLock::new();
 /// The soft limit km was started with.
 static ORIGINAL_SOFT: OnceLock<u64> = OnceLock::new();
+/// The payload's soft RLIMIT_NOFILE (see `crate::limits`).
+static OPEN_LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// Computes the floor and raises km's soft RLIMIT_NOFILE so its own fds fit
 /// above it. Call once, first thing.
@@ -42,6 +46,7 @@ pub fn init() -> anyhow::Result<()> {
     }
     FLOOR.set((top - KM_FDS) as i32).ok();
     ORIGINAL_SOFT.set(lim.rlim_cur).ok();
+    OPEN_LIMIT.store(payload_nofile().0, Ordering::Relaxed);
     Ok(())
 }
 
@@ -56,6 +61,20 @@ pub fn payload_nofile() -> (u64, u64) {
     (ORIGINAL_SOFT.get().copied().unwrap_or(floor).min(floor), floor)
 }
 
+/// The payload's soft RLIMIT_NOFILE: new fds must be below it.
+pub fn open_limit() -> u64 {
+    OPEN_LIMIT.load(Ordering::Relaxed)
+}
+
+pub fn set_open_limit(soft: u64) {
+    OPEN_LIMIT.store(soft, Ordering::Relaxed);
+}
+
+/// True if a new fd numbered `fd` is within the payload's soft limit.
+pub fn within_open_limit(fd: i64) -> bool {
+    (0..open_limit().min(floor() as u64) as i64).contains(&fd)
+}
+
 /// True if `fd` is one the payload may name (negative values and AT_FDCWD
 /// pass through: the host kernel rejects or interprets them).
 pub fn payload_may_use(fd: i64) -> bool {
@@ -63,16 +82,50 @@ pub fn payload_may_use(fd: i64) -> bool {
 }
 
 /// Moves `fd` into km's private range (close-on-exec) and closes the
-/// original; returns the new number.
+/// original, also on failure; returns the new number.
 pub fn privatize(fd: RawFd) -> std::io::Result<RawFd> {
     // SAFETY: F_DUPFD_CLOEXEC only creates a new fd; `fd` is owned by the
     // caller, who hands it over to us here.
     let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor()) };
-    if high < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was the caller's and is replaced by `high`; nothing else
-    // refers to it.
+    let result = if high < 0 { Err(std::io::Error::last_os_error()) } else { Ok(high) };
+    // SAFETY: `fd` was the caller's and is replaced by `high` (or given up);
+    // nothing else refers to it. A km fd never stays below the floor.
     unsafe { libc::close(fd) };
-    Ok(high)
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When an fd cannot be moved above the floor (here: km's own soft
+    /// limit lowered to the floor, the trick the payload once had), it is
+    /// closed, not left in the payload's range. In a child, which may
+    /// change its limits.
+    #[test]
+    fn privatize_never_leaves_an_fd_below_the_floor() {
+        // SAFETY: the child makes only raw calls and plain Rust on its own
+        // stack before _exit; the parent only waits for it.
+        unsafe {
+            let child = libc::fork();
+            assert!(child >= 0);
+            if child == 0 {
+                let ok = init().is_ok()
+                    && {
+                        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                        lim.rlim_cur = floor() as u64;
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+                    }
+                    && {
+                        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                        fd >= 0 && privatize(fd).is_err() && libc::fcntl(fd, libc::F_GETFD) < 0
+                    };
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(child, &mut status, 0), child);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+        }
+    }
 }

@@ -5,9 +5,11 @@ mod diag;
 mod fds;
 mod guest;
 mod kick;
+mod limits;
 mod loader;
 mod mem;
 mod process;
+mod seccomp;
 mod signal;
 mod syscall;
 mod thread;
@@ -37,6 +39,11 @@ struct Cli {
     /// More diagnostics on stderr: -V info, -VV debug, -VVV trace
     #[arg(short = 'V', long, action = ArgAction::Count)]
     verbose: u8,
+
+    /// Run without km's seccomp filter (for debugging km only: the filter
+    /// keeps a km that the payload subverted from making other host calls)
+    #[arg(long)]
+    no_seccomp: bool,
 
     /// Diagnostics per subsystem, e.g. "syscall=trace,mem=debug"
     /// (subsystems: device, loader, mem, syscall, thread); overrides -V
@@ -95,8 +102,8 @@ fn main() {
     // own SIGPIPE (see syscall::dispatch).
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    if let Err(e) = kick::install() {
-        diag::line(format_args!("cannot install the vCPU kick handler: {e}"));
+    if let Err(e) = kick::install().and_then(|_| seccomp::install_handler()) {
+        diag::line(format_args!("cannot install km's signal handlers: {e}"));
         std::process::exit(1);
     }
     if let Err(e) = mem::atomic::install() {
@@ -131,6 +138,13 @@ fn main() {
     if let Err(e) = signal::forward::start(first.proc.clone()) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
+    }
+    // Every km thread exists now but the vCPU threads, which inherit it.
+    if !cli.no_seccomp {
+        if let Err(e) = seccomp::install() {
+            diag::line(format_args!("cannot install the seccomp filter: {e}"));
+            std::process::exit(1);
+        }
     }
     first.run();
 }

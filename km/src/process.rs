@@ -12,9 +12,9 @@ use nix::errno::Errno;
 use crate::device::{self, Hypervisor, Vcpu};
 use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
+use crate::limits::Limits;
 use crate::mem::{AddressSpace, SharedSpace};
 use crate::signal::{Posted, SigInfo, Signals, Tid};
-use crate::syscall::Limits;
 use crate::thread::Start;
 
 /// How the payload ended.
@@ -93,14 +93,22 @@ pub fn forwarder_tid() -> Option<Tid> {
 }
 
 impl Process {
-    pub fn new(hv: Arc<dyn Hypervisor>, model: CpuModel, space: AddressSpace, exe: PathBuf, strict: bool) -> Process {
+    pub fn new(
+        hv: Arc<dyn Hypervisor>,
+        model: CpuModel,
+        mut space: AddressSpace,
+        exe: PathBuf,
+        strict: bool,
+    ) -> Process {
         let pid = std::process::id() as Tid;
+        let limits = Limits::new();
+        space.set_limit(limits.get(libc::RLIMIT_AS).rlim_cur);
         Process {
             hv,
             model,
             space: SharedSpace::new(space),
             signals: Mutex::new(Signals::new(pid)),
-            limits: Mutex::new(Limits::new()),
+            limits: Mutex::new(limits),
             exe,
             strict,
             pid,
@@ -150,16 +158,18 @@ impl Process {
         self.pi_futexes.load(Ordering::Relaxed)
     }
 
-    /// A new vCPU, while the descriptor tables have room for one.
+    /// A new vCPU, while the descriptor tables have room for one. A
+    /// failed attempt closed whatever it opened, but still uses up its id:
+    /// KVM may have made the vCPU before a later step failed, and cannot
+    /// make one with that id again.
     pub fn new_vcpu(&self) -> Result<(u32, Box<dyn Vcpu>), device::DeviceError> {
         let mut pool = lock(&self.vcpus);
         if u64::from(pool.next_id) >= monitor::MAX_VCPUS {
             return Err(device::DeviceError::Unsupported("no vCPU slot left".into()));
         }
         let id = pool.next_id;
-        let v = self.hv.create_vcpu(id)?;
         pool.next_id += 1;
-        Ok((id, v))
+        Ok((id, self.hv.create_vcpu(id)?))
     }
 
     pub fn idle_worker(&self) -> Option<Worker> {

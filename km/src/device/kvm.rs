@@ -24,6 +24,33 @@ const MSR_IA32_TSC: u32 = 0x10;
 // kvm-ioctls has no KVM_GET_DEVICE_ATTR for vCPU fds.
 vmm_sys_util::ioctl_iow_nr!(KVM_GET_DEVICE_ATTR, kvm_bindings::KVMIO, 0xe2, kvm_device_attr);
 
+/// KVM_GET_TSC_KHZ, _IO(KVMIO, 0xa3), which kvm-ioctls makes for us.
+const KVM_GET_TSC_KHZ: u32 = 0xaea3;
+
+/// Every ioctl request this backend makes once the VM exists (vCPUs,
+/// memory slots, running and state), for km's seccomp filter; the device
+/// and VM set-up before it needs no others later.
+pub fn ioctls() -> Vec<u32> {
+    vec![
+        // First: the filter tries them in order, and this one is hot.
+        uapi::KVM_RUN,
+        uapi::KVM_GET_REGS,
+        uapi::KVM_SET_REGS,
+        uapi::KVM_GET_SREGS,
+        uapi::KVM_SET_SREGS,
+        uapi::KVM_GET_FPU,
+        uapi::KVM_SET_FPU,
+        uapi::KVM_GET_MSRS,
+        uapi::KVM_SET_MSRS,
+        uapi::KVM_SET_CPUID2,
+        uapi::KVM_SET_XCRS,
+        uapi::KVM_CREATE_VCPU,
+        uapi::KVM_SET_USER_MEMORY_REGION,
+        KVM_GET_TSC_KHZ,
+        KVM_GET_DEVICE_ATTR() as u32,
+    ]
+}
+
 /// Enough for every leaf KVM reports on current CPUs.
 const MAX_CPUID_ENTRIES: usize = 256;
 
@@ -106,7 +133,8 @@ impl Hypervisor for KvmDevice {
         let fd = ioctl_new_fd(self.vm.as_raw_fd(), uapi::KVM_CREATE_VCPU, id.into())
             .map_err(|source| DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source })?;
         // SAFETY: `fd` was just returned by KVM_CREATE_VCPU on this VM and is
-        // owned by nobody else.
+        // owned by nobody else. The call owns it at once, so a failed mmap
+        // of kvm_run closes it.
         let mut fd = unsafe { self.vm.create_vcpu_from_rawfd(fd) }.map_err(ioctl_err("mmap kvm_run"))?;
         if self.sync_regs {
             fd.set_sync_valid_reg(SyncReg::Register);

@@ -4,6 +4,7 @@
 //! exit enum; what differs between the devices is decoded in the backend.
 
 mod kvm;
+pub use kvm::ioctls;
 pub mod select;
 
 pub use kvm::KvmDevice;

@@ -90,6 +90,8 @@ pub struct AddressSpace {
     files: Vmas,
     /// True while the file mappings are out of the guest tables.
     files_hidden: bool,
+    /// The payload's RLIMIT_AS in bytes (RLIM_INFINITY for none).
+    limit: u64,
     /// Ranges whose host mapping a thread is changing right now, outside
     /// the lock (see `mem::shared`): nobody else touches them meanwhile.
     busy: Vec<(u64, u64)>,
@@ -242,6 +244,7 @@ impl AddressSpace {
             files_hidden: false,
             busy: Vec::new(),
             exclusive_waiters: 0,
+            limit: libc::RLIM_INFINITY,
         })
     }
 
@@ -262,6 +265,28 @@ impl AddressSpace {
         // SAFETY: the destination lies inside the monitor mapping (asserted),
         // which is km's read-write memory for the life of `self`.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+    }
+
+    /// Sets the payload's RLIMIT_AS, which mmap, mremap and brk enforce.
+    pub fn set_limit(&mut self, bytes: u64) {
+        self.limit = bytes;
+    }
+
+    /// Linux's may_expand_vm for RLIMIT_AS: ENOMEM if mapping `extra` more
+    /// bytes, after [replaced.0, replaced.1) is unmapped, would take the
+    /// payload's mappings past the limit. Counted from km's record, in
+    /// pages as Linux counts them.
+    fn may_grow(&self, extra: u64, replaced: (u64, u64)) -> Result<(), Errno> {
+        if self.limit == libc::RLIM_INFINITY {
+            return Ok(());
+        }
+        let total: u64 = self.vmas.iter().map(|(s, v)| v.end - s).sum();
+        let (start, end) = replaced;
+        let gone: u64 = self.vmas.overlapping(start, end).map(|(s, v)| v.end.min(end) - s.max(start)).sum();
+        if (total - gone).saturating_add(extra) / PAGE_SIZE > self.limit / PAGE_SIZE {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
     }
 
     /// Sets where brk starts (just past the loaded image) and where the
@@ -451,6 +476,8 @@ impl AddressSpace {
         };
         // Placement is km's business; the host must not grow the mapping
         // into the reservation either.
+        let replaced = if flags & libc::MAP_FIXED != 0 { (start, start + len) } else { (0, 0) };
+        self.may_grow(len, replaced)?;
         let flags = flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN);
         let fd = if flags & libc::MAP_ANONYMOUS != 0 { -1 } else { fd };
         let kind = ChangeKind::Map { prot: prot & PROT_RWX, flags, fd, off, record_file: true };
@@ -586,6 +613,7 @@ impl AddressSpace {
             if new_addr < old_end && old < dest_end {
                 return Err(Errno::EINVAL);
             }
+            self.may_grow(new_len.saturating_sub(old_len), (new_addr, dest_end))?;
             self.move_mapping(old, old_len, new_addr, new_len, prot)?;
             return Ok(new_addr);
         }
@@ -593,6 +621,7 @@ impl AddressSpace {
             self.release(old + new_len, old_end)?;
             return Ok(old);
         }
+        self.may_grow(new_len - old_len, (0, 0))?;
         let grown_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
         if grown_end <= PAYLOAD_END && self.vmas.is_free(old_end, grown_end) {
             // Grow in place by moving out to a free spot and straight back:
@@ -701,7 +730,7 @@ impl AddressSpace {
             return self.brk;
         };
         if new_top > old_top {
-            if !self.vmas.is_free(old_top, new_top) {
+            if !self.vmas.is_free(old_top, new_top) || self.may_grow(new_top - old_top, (0, 0)).is_err() {
                 return self.brk;
             }
             let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;

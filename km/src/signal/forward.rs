@@ -34,21 +34,28 @@ fn forwarded() -> libc::sigset_t {
 
 /// Blocks the forwarded signals in the calling thread, and so in every
 /// thread it creates afterwards. Call first thing in main.
+///
+/// SIGSYS stays open: the seccomp filter raises it in the thread whose
+/// call it refused, and a blocked one would kill km without its report
+/// (`crate::seccomp` passes any other SIGSYS on to the forwarding thread).
 pub fn block_in_this_thread() {
-    let set = forwarded();
-    // SAFETY: pthread_sigmask reads the set we pass.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let mut set = forwarded();
+    // SAFETY: sigdelset edits our local set; pthread_sigmask reads it.
+    unsafe {
+        libc::sigdelset(&mut set, libc::SIGSYS);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
-/// Blocks every signal but km's own faults in the calling (service)
-/// thread, so neither payload signals nor kicks ever land in it.
+/// Blocks every signal but km's own faults and SIGSYS in the calling
+/// (service) thread, so neither payload signals nor kicks land in it.
 pub fn block_all_in_this_thread() {
     // SAFETY: sigfillset/sigdelset initialise a local set; pthread_sigmask
     // reads it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP] {
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGSYS] {
             libc::sigdelset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -60,6 +67,15 @@ pub fn start(proc: Arc<Process>) -> std::io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name("km-signals".into()).stack_size(256 << 10).spawn(move || {
         block_all_in_this_thread();
+        // Taken by sigwaitinfo here, so blocked (a refused call of this
+        // thread's then kills km without the report).
+        // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask reads it.
+        unsafe {
+            let mut sys: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut sys);
+            libc::sigaddset(&mut sys, libc::SIGSYS);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &sys, std::ptr::null_mut());
+        }
         // SAFETY: gettid has no arguments.
         let _ = ready_tx.send(unsafe { libc::gettid() });
         let set = forwarded();

@@ -49,12 +49,13 @@ pub fn path(ptr: u64) -> Result<GuestRange, Errno> {
     GuestRange::new(ptr, 1)
 }
 
-/// A fd the host just created for the payload. If it landed in km's
-/// range (every lower one in use), it is closed and the payload gets
-/// EMFILE, as at its own limit.
+/// A fd the host just created for the payload: the lowest free number,
+/// as the payload's own kernel would pick. At or above the payload's soft
+/// RLIMIT_NOFILE (every lower one in use) it is closed and the payload
+/// gets EMFILE, as Linux refuses it; km's range lies above that limit.
 pub fn new_fd(r: Result<u64, Errno>) -> Result<u64, Errno> {
     let v = r?;
-    if fds::payload_may_use(v as i64) {
+    if fds::within_open_limit(v as i64) {
         return Ok(v);
     }
     // SAFETY: the fd was created by the call just made on the payload's

@@ -380,7 +380,9 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     match a[1] as i32 {
         F_DUPFD | F_DUPFD_CLOEXEC => {
-            if a[2] as i32 as i64 >= crate::fds::floor() as i64 {
+            // Linux takes the lowest number as unsigned and refuses one at
+            // or past the soft RLIMIT_NOFILE (which ends below km's fds).
+            if u64::from(a[2] as u32) >= crate::fds::open_limit() {
                 return Err(Errno::EINVAL);
             }
             new_fd(host(SYS_fcntl, a))
@@ -395,46 +397,84 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
     }
 }
 
-/// Terminal and generic fd ioctls, each with a known argument size; other
-/// requests are ENOTTY, as on an fd that does not support them.
+// Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
+const TERMIOS: u64 = 36;
+const TERMIOS2: u64 = 44;
+const TCGETS2: u64 = 0x802c_542a;
+const TCSETS2: u64 = 0x402c_542b;
+const TCSETSW2: u64 = 0x402c_542c;
+const TCSETSF2: u64 = 0x402c_542d;
+const WINSIZE: u64 = std::mem::size_of::<winsize>() as u64;
+/// struct ifreq: a name and a union without pointers.
+const IFREQ: u64 = 40;
+const BLKGETSIZE64: u64 = 0x8008_1272;
+// linux/sockios.h, not all in the libc crate.
+const SIOCATMARK: u64 = 0x8905;
+const SIOCGIFNAME: u64 = 0x8910;
+pub const SIOCGIFCONF: u64 = 0x8912;
+const SIOCGIFFLAGS: u64 = 0x8913;
+const SIOCGIFADDR: u64 = 0x8915;
+const SIOCGIFDSTADDR: u64 = 0x8917;
+const SIOCGIFBRDADDR: u64 = 0x8919;
+const SIOCGIFNETMASK: u64 = 0x891b;
+const SIOCGIFMETRIC: u64 = 0x891d;
+const SIOCGIFMTU: u64 = 0x8921;
+const SIOCGIFHWADDR: u64 = 0x8927;
+const SIOCGIFINDEX: u64 = 0x8933;
+const SIOCGIFTXQLEN: u64 = 0x8942;
+
+/// The terminal, socket and generic fd ioctls km forwards, with the size of
+/// the struct each points to (0: the argument is a value, not a pointer);
+/// SIOCGIFCONF, whose struct holds a pointer, is served by `ifconf`.
+/// km's seccomp filter allows the host these requests and no others.
+pub const IOCTLS: [(u64, u64); 36] = [
+    (TCGETS, TERMIOS),
+    (TCSETS, TERMIOS),
+    (TCSETSW, TERMIOS),
+    (TCSETSF, TERMIOS),
+    (TCGETS2, TERMIOS2),
+    (TCSETS2, TERMIOS2),
+    (TCSETSW2, TERMIOS2),
+    (TCSETSF2, TERMIOS2),
+    (TIOCGWINSZ, WINSIZE),
+    (TIOCSWINSZ, WINSIZE),
+    (TIOCGPGRP, 4),
+    (TIOCSPGRP, 4),
+    (TIOCGSID, 4),
+    (FIONREAD, 4),
+    (FIONBIO, 4),
+    (FIOASYNC, 4),
+    (TIOCOUTQ, 4),
+    (TIOCGPTN, 4),
+    (SIOCATMARK, 4),
+    (SIOCGIFFLAGS, IFREQ),
+    (SIOCGIFADDR, IFREQ),
+    (SIOCGIFDSTADDR, IFREQ),
+    (SIOCGIFBRDADDR, IFREQ),
+    (SIOCGIFNETMASK, IFREQ),
+    (SIOCGIFMTU, IFREQ),
+    (SIOCGIFHWADDR, IFREQ),
+    (SIOCGIFINDEX, IFREQ),
+    (SIOCGIFNAME, IFREQ),
+    (SIOCGIFMETRIC, IFREQ),
+    (SIOCGIFTXQLEN, IFREQ),
+    (BLKGETSIZE64, 8),
+    (FIOCLEX, 0),
+    (FIONCLEX, 0),
+    (TCSBRK, 0),
+    (TCXONC, 0),
+    (TCFLSH, 0),
+];
+
+/// The ioctls of `IOCTLS` and SIOCGIFCONF; other requests are ENOTTY, as
+/// on an fd that does not support them, reported once by number.
 pub fn ioctl(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    // struct ifreq: a name and a union without pointers.
-    const IFREQ: u64 = 40;
-    const BLKGETSIZE64: u64 = 0x8008_1272;
-    // linux/sockios.h, not all in the libc crate.
-    const SIOCATMARK: u64 = 0x8905;
-    const SIOCGIFNAME: u64 = 0x8910;
-    const SIOCGIFCONF: u64 = 0x8912;
-    const SIOCGIFFLAGS: u64 = 0x8913;
-    const SIOCGIFADDR: u64 = 0x8915;
-    const SIOCGIFDSTADDR: u64 = 0x8917;
-    const SIOCGIFBRDADDR: u64 = 0x8919;
-    const SIOCGIFNETMASK: u64 = 0x891b;
-    const SIOCGIFMETRIC: u64 = 0x891d;
-    const SIOCGIFMTU: u64 = 0x8921;
-    const SIOCGIFHWADDR: u64 = 0x8927;
-    const SIOCGIFINDEX: u64 = 0x8933;
-    const SIOCGIFTXQLEN: u64 = 0x8942;
-    // Kernel `struct termios` (TCGETS) and `termios2` (TCGETS2) sizes.
-    const TERMIOS: u64 = 36;
-    const TERMIOS2: u64 = 44;
-    const TCGETS2: u64 = 0x802c_542a;
-    const TCSETS2: u64 = 0x402c_542b;
-    const TCSETSW2: u64 = 0x402c_542c;
-    const TCSETSF2: u64 = 0x402c_542d;
-    let arg_size = match a[1] {
-        TCGETS | TCSETS | TCSETSW | TCSETSF => TERMIOS,
-        TCGETS2 | TCSETS2 | TCSETSW2 | TCSETSF2 => TERMIOS2,
-        TIOCGWINSZ | TIOCSWINSZ => std::mem::size_of::<winsize>() as u64,
-        TIOCGPGRP | TIOCSPGRP | TIOCGSID | FIONREAD | FIONBIO | FIOASYNC | TIOCOUTQ | TIOCGPTN | SIOCATMARK => 4,
-        SIOCGIFFLAGS | SIOCGIFADDR | SIOCGIFDSTADDR | SIOCGIFBRDADDR | SIOCGIFNETMASK | SIOCGIFMTU | SIOCGIFHWADDR
-        | SIOCGIFINDEX | SIOCGIFNAME | SIOCGIFMETRIC | SIOCGIFTXQLEN => IFREQ,
-        BLKGETSIZE64 => 8,
-        SIOCGIFCONF => return ifconf(a),
-        // The argument is a value, not a pointer.
-        FIOCLEX | FIONCLEX | TCSBRK | TCXONC | TCFLSH => 0,
-        request => return super::unsupported(ctx, &format!("ioctl request {request:#x}"), Errno::ENOTTY),
+    if a[1] == SIOCGIFCONF {
+        return ifconf(a);
+    }
+    let Some(&(_, arg_size)) = IOCTLS.iter().find(|(request, _)| *request == a[1]) else {
+        return super::unsupported(ctx, &format!("ioctl request {:#x}", a[1]), Errno::ENOTTY);
     };
     if arg_size > 0 {
         buf(a[2], arg_size)?;
@@ -462,15 +502,32 @@ pub fn dup(_: &mut Ctx, a: A) -> Ret {
     new_fd(host(SYS_dup, a))
 }
 
+/// A dup2/dup3 target at or past the soft RLIMIT_NOFILE is EBADF, as
+/// Linux's ksys_dup3 says (it reads the number as unsigned).
+fn dup_target(newfd: u64) -> Result<(), Errno> {
+    if u64::from(newfd as u32) >= crate::fds::open_limit() {
+        return Err(Errno::EBADF);
+    }
+    Ok(())
+}
+
 pub fn dup2(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
+    // dup2 onto itself only checks the fd, whatever the limit.
+    if a[0] as i32 != a[1] as i32 {
+        dup_target(a[1])?;
+    }
     host(SYS_dup2, a)
 }
 
 pub fn dup3(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
+    // Bad flags and equal fds are EINVAL first; the host says so.
+    if a[2] as i32 & !O_CLOEXEC == 0 && a[0] as i32 != a[1] as i32 {
+        dup_target(a[1])?;
+    }
     host(SYS_dup3, a)
 }
 
@@ -486,7 +543,7 @@ fn pipe_common(out: u64, flags: u64) -> Ret {
             unsafe { libc::close(f) };
         }
     };
-    if fds.iter().any(|&f| !crate::fds::payload_may_use(f as i64)) {
+    if fds.iter().any(|&f| !crate::fds::within_open_limit(f as i64)) {
         close_both(&fds);
         return Err(Errno::EMFILE);
     }
@@ -535,7 +592,9 @@ pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
 /// hidden from the host call and reported POLLNVAL, as unopened fds are.
 fn poll_common(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     let nfds = a[1];
-    if nfds > crate::fds::floor() as u64 {
+    // As Linux: no more entries than the soft RLIMIT_NOFILE, which ends
+    // below km's fds.
+    if nfds > crate::fds::open_limit() {
         return Err(Errno::EINVAL);
     }
     let user = GuestRange::array::<pollfd>(a[0], nfds)?;

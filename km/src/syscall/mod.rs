@@ -8,11 +8,11 @@
 
 mod args;
 mod events;
-mod files;
+pub mod files;
 mod io;
 mod ipc;
 mod memory;
-mod names;
+pub mod names;
 mod net;
 mod process;
 mod sched;
@@ -27,7 +27,6 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
-pub use process::Limits;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;

@@ -1,41 +1,15 @@
-//! Process information, limits, thread-area setup, exit, entropy.
+//! Process information, resource limits, thread-area setup, entropy.
 
 use libc::*;
 use nix::errno::Errno;
 
-use super::args::{buf, obj, rw_buf};
+use super::args::{buf, obj, opt, rw_buf};
 use super::{host, Ctx, Ret};
-use crate::fds;
+use crate::limits;
 use crate::mem::copy;
+use crate::process::lock;
 
 type A = [u64; 6];
-
-/// Limits km keeps for the payload instead of applying them to itself:
-/// RLIMIT_NOFILE ends below km's own fds, and RLIMIT_AS would count km's
-/// reservation of the whole guest window.
-#[derive(Debug)]
-pub struct Limits {
-    nofile: rlimit,
-    address_space: rlimit,
-}
-
-impl Limits {
-    pub fn new() -> Limits {
-        let (cur, max) = fds::payload_nofile();
-        let mut address_space = rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
-        // SAFETY: getrlimit writes one rlimit into the struct we own.
-        unsafe { libc::getrlimit(RLIMIT_AS, &mut address_space) };
-        Limits { nofile: rlimit { rlim_cur: cur, rlim_max: max }, address_space }
-    }
-
-    fn emulated(&mut self, resource: u32) -> Option<&mut rlimit> {
-        match resource {
-            RLIMIT_NOFILE => Some(&mut self.nofile),
-            RLIMIT_AS => Some(&mut self.address_space),
-            _ => None,
-        }
-    }
-}
 
 macro_rules! passthrough {
     ($($name:ident => $nr:ident),* $(,)?) => {$(
@@ -96,42 +70,76 @@ pub fn getrusage(_: &mut Ctx, a: A) -> Ret {
 }
 
 pub fn getrlimit(ctx: &mut Ctx, a: A) -> Ret {
-    prlimit(ctx, 0, a[0] as u32, 0, a[1])
+    // Linux: the resource is checked before the pointer.
+    if a[0] as u32 >= limits::COUNT {
+        return Err(Errno::EINVAL);
+    }
+    obj::<rlimit>(a[1])?;
+    own_limit(ctx, a[0] as u32, None, a[1])
 }
 
 pub fn setrlimit(ctx: &mut Ctx, a: A) -> Ret {
-    prlimit(ctx, 0, a[0] as u32, a[1], 0)
+    let new = read_rlimit(a[1])?;
+    own_limit(ctx, a[0] as u32, new, 0)
 }
 
 pub fn prlimit64(ctx: &mut Ctx, a: A) -> Ret {
-    prlimit(ctx, a[0] as i32, a[1] as u32, a[2], a[3])
+    let (pid, resource, new, old) = (a[0] as i32, a[1] as u32, a[2], a[3]);
+    // Linux copies the new value in before it looks for the process.
+    let wanted = if new != 0 { read_rlimit(new)? } else { None };
+    if pid == 0 || pid == ctx.proc().pid || ctx.proc().signals().threads.contains_key(&pid) {
+        return own_limit(ctx, resource, wanted, old);
+    }
+    if pid > 0 && is_km_thread(pid) {
+        // One of km's own threads (the signal or clock thread, an idle
+        // vCPU thread): no process the payload can see.
+        return Err(Errno::ESRCH);
+    }
+    opt::<rlimit>(old)?;
+    let new = wanted.as_ref().map_or(0, |w| w as *const [u64; 2] as u64);
+    host(SYS_prlimit64, [pid as u64, resource.into(), new, old, 0, 0])
 }
 
-fn prlimit(ctx: &mut Ctx, pid: i32, resource: u32, new: u64, old: u64) -> Ret {
-    let own = pid == 0 || pid == std::process::id() as i32;
-    let mut limits = crate::process::lock(&ctx.proc().limits);
-    let Some(limit) = limits.emulated(resource).filter(|_| own) else {
-        super::args::opt::<rlimit>(new)?;
-        super::args::opt::<rlimit>(old)?;
-        return host(SYS_prlimit64, [pid as u64, resource.into(), new, old, 0, 0]);
-    };
-    let wanted = if new != 0 {
-        let r: [u64; 2] = copy::read_obj(obj::<rlimit>(new)?)?;
-        if r[0] > r[1] {
-            return Err(Errno::EINVAL);
+/// The payload's struct rlimit at `ptr`, copied into km.
+fn read_rlimit(ptr: u64) -> Result<Option<[u64; 2]>, Errno> {
+    copy::read_obj(obj::<rlimit>(ptr)?).map(Some)
+}
+
+/// True if `tid` is a thread of km's own host process.
+fn is_km_thread(tid: i32) -> bool {
+    // SAFETY: signal 0 to a thread of km's own process only checks that it
+    // exists.
+    unsafe { libc::syscall(SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+}
+
+/// Linux's do_prlimit on the payload's own process: emulated resources
+/// from km's record, the others on km's host process (see
+/// `crate::limits`). The old value is stored last, so a bad `old` pointer
+/// is EFAULT after the new limit took effect, as on Linux.
+fn own_limit(ctx: &mut Ctx, resource: u32, new: Option<[u64; 2]>, old: u64) -> Ret {
+    if resource >= limits::COUNT || new.is_some_and(|[cur, max]| cur > max) {
+        return Err(Errno::EINVAL);
+    }
+    let previous = if limits::emulated(resource) {
+        let mut lim = lock(&ctx.proc().limits);
+        let previous = match new {
+            Some([rlim_cur, rlim_max]) => lim.set(resource, rlimit { rlim_cur, rlim_max })?,
+            None => lim.get(resource),
+        };
+        if resource == RLIMIT_AS {
+            ctx.proc().space().set_limit(lim.get(RLIMIT_AS).rlim_cur);
         }
-        if r[1] > limit.rlim_max {
-            return Err(Errno::EPERM);
-        }
-        Some(rlimit { rlim_cur: r[0], rlim_max: r[1] })
+        [previous.rlim_cur, previous.rlim_max]
     } else {
-        None
+        // km's own copies of both values, so the payload cannot change
+        // them under the host call.
+        let mut previous = [0u64; 2];
+        let new = new.as_ref().map_or(0, |n| n as *const [u64; 2] as u64);
+        host(SYS_prlimit64, [0, resource.into(), new, previous.as_mut_ptr() as u64, 0, 0])?;
+        previous
     };
     if old != 0 {
-        copy::write_obj(obj::<rlimit>(old)?, &[limit.rlim_cur, limit.rlim_max])?;
-    }
-    if let Some(w) = wanted {
-        *limit = w;
+        copy::write_obj(obj::<rlimit>(old)?, &previous)?;
     }
     Ok(0)
 }
