@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use crate::device::{Exit, Fault, Flavor, Vcpu};
 use crate::guest::cpu::{self, SyscallReturn};
 use crate::guest::layout::{MONITOR_END, MONITOR_START};
+use crate::guest::selectors::{USER_CS, USER_DS};
 use crate::kick::{self, Attention};
 use crate::mem::{copy, GuestRange};
 use crate::process::{end, ExitStatus, Process};
@@ -273,7 +274,7 @@ impl Thread {
         if let Some(image) = self.fpu_restore.take() {
             // The return stub loads the image, then iretq's to the state.
             let scratch = cpu::signal_scratch(self.vcpu_id);
-            let iret = [u.rip, cpu::USER_CS, u.rflags, u.rsp, cpu::USER_SS];
+            let iret = [u.rip, USER_CS.into(), u.rflags, u.rsp, USER_DS.into()];
             let mut staged = image.to_vec();
             staged.extend(iret.iter().flat_map(|v| v.to_le_bytes()));
             self.proc.space().write_monitor(scratch, &staged);
@@ -320,8 +321,7 @@ impl Thread {
                         if sig == libc::SIGSEGV {
                             end(ExitStatus::Signal(libc::SIGSEGV, why));
                         }
-                        self.fault = Some((libc::SIGSEGV, Trap::default(), why));
-                        self.proc.signals().force(tid, SigInfo::kernel(libc::SIGSEGV));
+                        self.force_sigsegv(why);
                     }
                 }
             }
@@ -364,6 +364,14 @@ impl Thread {
         }
         *u = kvm_regs { rip: entry, rax: f.fpstate, r11: f.regs.rip, ..f.regs };
         Ok(())
+    }
+
+    /// SIGSEGV for this thread, as Linux's force_sig(SIGSEGV) (si_code
+    /// SI_KERNEL): a handler runs if there is one, blocked or ignored it
+    /// kills; `why` is km's report if it kills.
+    pub fn force_sigsegv(&mut self, why: String) {
+        self.fault = Some((libc::SIGSEGV, Trap::default(), why));
+        self.proc.signals().force(self.tid(), SigInfo::kernel(libc::SIGSEGV));
     }
 
     /// Puts hidden file mappings back; true if this thread was probing.

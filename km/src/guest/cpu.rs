@@ -14,16 +14,9 @@ use kkm_uapi::{KM_FAULT_PORT, KM_SYSCALL_PORT};
 use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs, CpuId};
 
 use super::layout::{monitor, PAGE_SIZE};
+use super::selectors::{FIRST_TSS, KERNEL_CS, SYSRET_BASE, USER_CS, USER_DS};
 use crate::device::{self, Vcpu};
 use crate::mem::{AddressSpace, MemError};
-
-// GDT layout: STAR's sysret base (0x10) + 8 is the user data selector,
-// + 16 the user code selector, as `sysretq` requires.
-const CODE_SEL: u16 = 0x08;
-const SYSRET_BASE: u16 = 0x10;
-const USER_DATA_SEL: u16 = 0x18 | 3;
-const USER_CODE_SEL: u16 = 0x20 | 3;
-const FIRST_TSS_SEL: u16 = 0x28;
 
 /// The LSTAR target: `out %al,$port; sysretq; ud2`. Neither path through
 /// it touches the payload's stack (and its red zone): where `syscall` did
@@ -61,9 +54,6 @@ pub fn signal_scratch(id: u32) -> u64 {
     monitor::SIGNAL_SCRATCH + u64::from(id) * monitor::SIGNAL_SCRATCH_STRIDE
 }
 
-/// The user code and stack selectors, for the iretq frame.
-pub const USER_CS: u64 = USER_CODE_SEL as u64;
-pub const USER_SS: u64 = USER_DATA_SEL as u64;
 const STUB_SIZE: u64 = 16;
 const STUBS: u64 = monitor::CODE + PAGE_SIZE;
 
@@ -90,7 +80,7 @@ const EFER_NXE: u64 = 1 << 11;
 /// RFLAGS bits the payload may carry across a syscall (like sysret):
 /// arithmetic flags, TF, DF, OF, AC, ID. IF stays clear: nothing
 /// interrupts the guest, and the bit 1 is reserved-one.
-pub const USER_RFLAGS: u64 = 0x0004_0dd5 | (1 << 21);
+const USER_RFLAGS: u64 = 0x0004_0dd5 | (1 << 21);
 const RFLAGS_RESERVED: u64 = 1 << 1;
 /// Flags `syscall` clears in the pad: TF, IF, DF, NT, AC (as Linux).
 const SFMASK: u64 = 0x0004_4700;
@@ -116,7 +106,7 @@ fn stub(vector: u8) -> [u8; STUB_SIZE as usize] {
 fn idt_gate(handler: u64, ist: u8, dpl: u8) -> [u8; 16] {
     let mut g = [0u8; 16];
     g[0..2].copy_from_slice(&(handler as u16).to_le_bytes());
-    g[2..4].copy_from_slice(&CODE_SEL.to_le_bytes());
+    g[2..4].copy_from_slice(&KERNEL_CS.to_le_bytes());
     g[4] = ist;
     g[5] = 0x80 | (dpl << 5) | 0x0e; // present, 64-bit interrupt gate
     g[6..8].copy_from_slice(&((handler >> 16) as u16).to_le_bytes());
@@ -181,9 +171,12 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     }
     space.write_monitor(monitor::IDT, &idt);
     let mut gdt = Vec::with_capacity(monitor::GDT_SIZE as usize);
+    // In selector order (see `selectors`); empty slots are not present.
+    gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0x00af_9b00_0000_ffffu64.to_le_bytes()); // 64-bit code, accessed
     gdt.extend_from_slice(&0x00cf_9300_0000_ffffu64.to_le_bytes()); // data, accessed
+    gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0x00cf_f300_0000_ffffu64.to_le_bytes()); // user data, accessed
     gdt.extend_from_slice(&0x00af_fb00_0000_ffffu64.to_le_bytes()); // user 64-bit code, accessed
     for i in 0..monitor::MAX_VCPUS as u32 {
@@ -269,8 +262,8 @@ impl CpuModel {
 pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> device::Result<()> {
     vcpu.set_cpuid(&model.cpuid)?;
     let mut sregs: kvm_sregs = vcpu.sregs()?;
-    let code = user_segment(USER_CODE_SEL, true);
-    let data = user_segment(USER_DATA_SEL, false);
+    let code = user_segment(USER_CS, true);
+    let data = user_segment(USER_DS, false);
     sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
@@ -280,7 +273,7 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
     sregs.tr = kvm_segment {
         base: tss_addr(id),
         limit: TSS_SIZE as u32 - 1,
-        selector: FIRST_TSS_SEL + 16 * id as u16,
+        selector: FIRST_TSS + 16 * id as u16,
         type_: 0xb,
         present: 1,
         ..Default::default()
@@ -294,7 +287,7 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
     vcpu.set_sregs(&sregs)?;
     vcpu.set_msrs(&[
-        (MSR_STAR, ((SYSRET_BASE as u64) << 48) | ((CODE_SEL as u64) << 32)),
+        (MSR_STAR, ((SYSRET_BASE as u64) << 48) | ((KERNEL_CS as u64) << 32)),
         (MSR_LSTAR, monitor::CODE),
         (MSR_CSTAR, monitor::CODE),
         (MSR_SFMASK, SFMASK),
@@ -306,10 +299,10 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
 /// CPL0) a thread's registers and FS/GS bases, at CPL3.
 pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_base: u64) -> device::Result<()> {
     let mut sregs = vcpu.sregs()?;
-    sregs.cs = user_segment(USER_CODE_SEL, true);
-    sregs.ss = user_segment(USER_DATA_SEL, false);
-    sregs.fs = kvm_segment { base: fs_base, ..user_segment(USER_DATA_SEL, false) };
-    sregs.gs = kvm_segment { base: gs_base, ..user_segment(USER_DATA_SEL, false) };
+    sregs.cs = user_segment(USER_CS, true);
+    sregs.ss = user_segment(USER_DS, false);
+    sregs.fs = kvm_segment { base: fs_base, ..user_segment(USER_DS, false) };
+    sregs.gs = kvm_segment { base: gs_base, ..user_segment(USER_DS, false) };
     vcpu.set_sregs(&sregs)?;
     vcpu.set_regs(&kvm_regs { rflags: regs.rflags | RFLAGS_RESERVED, ..*regs })
 }
@@ -318,8 +311,8 @@ pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_b
 /// fault stub, or the pad at CPL0), so the next entry runs at CPL3.
 pub fn enter_user_mode(vcpu: &mut dyn Vcpu) -> device::Result<()> {
     let mut sregs = vcpu.sregs()?;
-    sregs.cs = user_segment(USER_CODE_SEL, true);
-    sregs.ss = user_segment(USER_DATA_SEL, false);
+    sregs.cs = user_segment(USER_CS, true);
+    sregs.ss = user_segment(USER_DS, false);
     vcpu.set_sregs(&sregs)
 }
 
@@ -366,7 +359,7 @@ mod tests {
     fn gate_encodes_handler_and_ist() {
         let g = idt_gate(0x7f_c000_1234, 1, 0);
         assert_eq!(u16::from_le_bytes([g[0], g[1]]), 0x1234);
-        assert_eq!(u16::from_le_bytes([g[2], g[3]]), CODE_SEL);
+        assert_eq!(u16::from_le_bytes([g[2], g[3]]), KERNEL_CS);
         assert_eq!(g[4], 1);
         assert_eq!(g[5], 0x8e);
         assert_eq!(u16::from_le_bytes([g[6], g[7]]), 0xc000);

@@ -43,7 +43,7 @@ pub mod monitor {
     /// The LSTAR landing pad and the IDT stubs.
     pub const CODE: u64 = MONITOR_START;
     pub const CODE_SIZE: u64 = 2 * PAGE_SIZE;
-    /// GDT: null, code, data, user data, user code, then one 16-byte TSS
+    /// GDT: the fixed descriptors of `selectors`, then one 16-byte TSS
     /// descriptor per vCPU.
     pub const GDT: u64 = CODE + CODE_SIZE;
     pub const GDT_SIZE: u64 = 2 * PAGE_SIZE;
@@ -56,7 +56,7 @@ pub mod monitor {
     pub const IST: u64 = MONITOR_START + 2 * MIB;
     pub const IST_STACK_SIZE: u64 = PAGE_SIZE;
     /// vCPUs the tables above have room for.
-    pub const MAX_VCPUS: u64 = (GDT_SIZE - 5 * 8) / 16;
+    pub const MAX_VCPUS: u64 = (GDT_SIZE - crate::guest::selectors::FIXED_DESCRIPTORS * 8) / 16;
     /// The vDSO's data page (user read-only; km's clock thread writes it),
     /// then the vDSO image (user read-execute), which finds the page at
     /// this fixed distance below itself.
