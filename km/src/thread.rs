@@ -215,15 +215,9 @@ impl Thread {
 
     /// The payload's registers at a syscall exit, as the syscall returns
     /// to them: rip from rcx and rflags from r11, which syscall clobbers.
-    /// Also says how the pad returns, learnt from the first syscall exit.
+    /// Also says how the pad returns.
     fn syscall_entry(&mut self) -> crate::device::Result<(kvm_regs, SyscallReturn)> {
-        let how = match self.proc.syscall_return() {
-            Some(how) => how,
-            None => {
-                let cs = self.vcpu.sregs()?.cs.selector;
-                self.proc.learn_syscall_return(SyscallReturn::from_pad_cs(cs))
-            }
-        };
+        let how = self.proc.syscall_return;
         let regs = self.vcpu.regs()?;
         let mut u = regs;
         u.rip = regs.rcx;
@@ -282,7 +276,7 @@ impl Thread {
             return self.load(&stub, cpl0);
         }
         if cpl0 {
-            let sysret = self.proc.syscall_return() == Some(SyscallReturn::Sysret);
+            let sysret = self.proc.syscall_return == SyscallReturn::Sysret;
             if sysret && u.rcx == u.rip && u.r11 == u.rflags {
                 let mut r = *u;
                 r.rip = cpu::PAD_SYSRET;

@@ -31,9 +31,12 @@
  *   tid             - clone's PARENT_SETTID/CHILD_SETTID/CHILD_CLEARTID,
  *                     set_tid_address and the robust list at wild
  *                     addresses: stores skipped, threads run and exit
- *   ports           - in/out on km's exit ports and others, cli, sti, hlt,
- *                     int $13/$14, iretq to ring 0, popf/iretq with IOPL:
- *                     all SIGSEGV SI_KERNEL at the instruction, no IOPL
+ *   ports [NAME]    - in/out on km's exit ports (also with rsp at km's
+ *                     IST stacks) and others, cli, sti, hlt, int $n,
+ *                     rdmsr, mov from cr3, sysretq, lretq/iretq to ring 0:
+ *                     SIGSEGV SI_KERNEL at the instruction (SIGTRAP for
+ *                     int $3) as natively; popf and a syscall with forged
+ *                     rcx/r11 leave IOPL 0
  *   pad             - a jump into km's landing pad address (natively
  *                     unmapped: SIGSEGV; under km on PVM it is a syscall
  *                     with sanitized flags, see docs/architecture.md) */
@@ -607,6 +610,151 @@ static void tids(void)
 	SHOW("set_robust_list(NULL)", syscall(SYS_set_robust_list, 0, 24));
 }
 
+
+/* ---- privileged instructions and km's exit ports ---- */
+
+static volatile greg_t caught_err, caught_trapno;
+
+static void catch_gp(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	caught_err = uc->uc_mcontext.gregs[REG_ERR];
+	caught_trapno = uc->uc_mcontext.gregs[REG_TRAPNO];
+	catch_segv(sig, si, ucv);
+}
+
+#define KM_SYSCALL_PORT "0xf0"
+#define KM_FAULT_PORT "0xf1"
+
+/* Each snippet starts at label <name>_at; eax is exit_group and edi 42, so
+ * an `out` km took for a syscall would end the payload with status 42. */
+#define SNIPPET(name, code)                                                   \
+	extern char name##_at[];                                              \
+	__attribute__((noinline)) static void name(void)                      \
+	{                                                                     \
+		asm volatile("mov $231, %%eax\n\t"                            \
+			     "mov $42, %%edi\n\t"                             \
+			     "mov $" KM_SYSCALL_PORT ", %%edx\n\t"            \
+			     "lea scratch_byte(%%rip), %%rsi\n\t"             \
+			     ".globl " #name "_at\n" #name "_at:\n\t" code    \
+			     ::: "rax", "rdx", "rdi", "rsi", "rcx", "r11", "memory"); \
+	}
+
+char scratch_byte;
+SNIPPET(out_syscall_port, "outb %%al, $" KM_SYSCALL_PORT)
+SNIPPET(out_fault_port, "outb %%al, $" KM_FAULT_PORT)
+SNIPPET(out_dx_syscall_port, "outb %%al, %%dx")
+SNIPPET(outl_syscall_port, "outl %%eax, $" KM_SYSCALL_PORT)
+SNIPPET(outsb_syscall_port, "outsb")
+SNIPPET(in_syscall_port, "inb $" KM_SYSCALL_PORT ", %%al")
+SNIPPET(in_dx_fault_port, "inc %%edx\n\tinb %%dx, %%al")
+SNIPPET(out_port_80, "outb %%al, $0x80")
+SNIPPET(cli_insn, "cli")
+SNIPPET(sti_insn, "sti")
+SNIPPET(hlt_insn, "hlt")
+SNIPPET(int13_insn, "int $13")
+SNIPPET(int14_insn, "int $14")
+SNIPPET(int_0xff_insn, "int $0xff")
+SNIPPET(int3_long_insn, "int $3")
+SNIPPET(into_long_insn, "int $4")
+SNIPPET(rdmsr_insn, "mov $0xc0000082, %%ecx\n\trdmsr")
+SNIPPET(mov_cr3_insn, "mov %%cr3, %%rax")
+SNIPPET(sysret_insn, "sysretq")
+SNIPPET(lret_kernel_insn, "pushq $0x10\n\tlea 1f(%%rip), %%rcx\n\tpushq %%rcx\n\tlretq\n1:")
+SNIPPET(iret_kernel_insn,
+	"mov %%ss, %%ecx\n\tpushq %%rcx\n\tpushq %%rsp\n\taddq $8, (%%rsp)\n\tpushfq\n\t"
+	"orq $0x3000, (%%rsp)\n\tpushq $0x10\n\tlea 1f(%%rip), %%rcx\n\tpushq %%rcx\n\tiretq\n1:")
+/* The fault port with rsp in km's IST area, where a real fault report is. */
+SNIPPET(out_fault_port_ist, "mov %%rsp, %%r11\n\tmov $0x7fc0200fd0, %%rsp\n\t"
+	"outb %%al, $" KM_FAULT_PORT "\n\tmov %%r11, %%rsp")
+
+static void ports(const char *only)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+		const char *at;
+	} cases[] = {
+#define CASE(n) {#n, n, n##_at}
+		CASE(out_syscall_port), CASE(out_fault_port), CASE(out_dx_syscall_port),
+		CASE(outl_syscall_port), CASE(outsb_syscall_port), CASE(in_syscall_port),
+		CASE(in_dx_fault_port), CASE(out_port_80), CASE(cli_insn), CASE(sti_insn),
+		CASE(hlt_insn), CASE(int13_insn), CASE(int14_insn), CASE(int_0xff_insn), CASE(int3_long_insn),
+		CASE(into_long_insn), CASE(rdmsr_insn),
+		CASE(mov_cr3_insn), CASE(sysret_insn), CASE(lret_kernel_insn),
+		CASE(iret_kernel_insn), CASE(out_fault_port_ist),
+#undef CASE
+	};
+	use_altstack(0);
+	handle(SIGSEGV, catch_gp, SA_ONSTACK);
+	handle(SIGILL, catch_gp, SA_ONSTACK);
+	handle(SIGTRAP, catch_gp, SA_ONSTACK);
+	for (volatile size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		caught_sig = 0;
+		if (only && strcmp(only, cases[i].name) != 0)
+			continue;
+		if (sigsetjmp(recover, 1) == 0) {
+			cases[i].fn();
+			printf("%s: no signal\n", cases[i].name);
+			continue;
+		}
+		printf("%s: %s %s, si_addr %s, rip at the instruction %s, trapno %ld, err %#lx\n",
+		       cases[i].name, signal_name(caught_sig), code_name(caught_code),
+		       caught_addr ? "set" : "0", yes(caught_rip == (uintptr_t)cases[i].at),
+		       (long)caught_trapno, (long)caught_err);
+	}
+	/* IOPL cannot be raised at CPL3: popf and iretq keep it. */
+	uint64_t flags;
+	asm volatile("lea -128(%%rsp), %%rsp\n\t"
+		     "pushfq\n\torq $0x3000, (%%rsp)\n\tpopfq\n\t"
+		     "pushfq\n\tpop %0\n\t"
+		     "lea 128(%%rsp), %%rsp" : "=r"(flags) :: "memory", "cc");
+	printf("IOPL after popf: %lu\n", (unsigned long)(flags & F_IOPL) >> 12);
+	/* syscall overwrites rcx and r11 itself: forged values change nothing. */
+	long pid;
+	asm volatile("lea -128(%%rsp), %%rsp\n\t"
+		     "mov $0x3000 | 0x4000 | 0x200, %%r11\n\t"
+		     "mov $0x7fc0000000, %%rcx\n\t"
+		     "mov %[nr], %%eax\n\t"
+		     "syscall\n\t"
+		     "pushfq\n\tpop %[flags]\n\t"
+		     "lea 128(%%rsp), %%rsp"
+		     : "=a"(pid), [flags] "=r"(flags) : [nr] "i"(SYS_getpid) : "rcx", "r11", "memory", "cc");
+	printf("syscall with forged rcx and r11: returned here %s, IOPL %lu NT %d\n", yes(pid == getpid()),
+	       (unsigned long)(flags & F_IOPL) >> 12, !!(flags & F_NT));
+}
+
+
+/* A jump to km's landing pad address with a syscall's registers: getpid,
+ * return address in rcx, flags with IOPL and NT in r11. Natively nothing
+ * is mapped there. */
+static void pad(void)
+{
+	use_altstack(0);
+	handle(SIGSEGV, catch_segv, SA_ONSTACK);
+	long r;
+	uint64_t flags;
+	if (sigsetjmp(recover, 1) == 0) {
+		asm volatile("lea -128(%%rsp), %%rsp\n\t"
+			     "mov %[nr], %%eax\n\t"
+			     "lea 1f(%%rip), %%rcx\n\t"
+			     "mov $0x7202, %%r11\n\t"
+			     "mov $0x7fc0000000, %%rdx\n\t"
+			     "jmp *%%rdx\n"
+			     "1:\n\t"
+			     "pushfq\n\tpop %[flags]\n\t"
+			     "lea 128(%%rsp), %%rsp"
+			     : "=a"(r), [flags] "=r"(flags)
+			     : [nr] "i"(SYS_getpid)
+			     : "rcx", "rdx", "r11", "memory", "cc");
+		printf("jump into the pad: returned to rcx, getpid %s, IOPL %lu NT %d\n", yes(r == getpid()),
+		       (unsigned long)(flags & F_IOPL) >> 12, !!(flags & F_NT));
+		return;
+	}
+	printf("jump into the pad: %s %s, si_addr is the pad %s\n", signal_name(caught_sig),
+	       code_name(caught_code), yes(caught_addr == 0x7fc0000000UL));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -632,6 +780,10 @@ int main(int argc, char **argv)
 		sigreturn_edits();
 	else if (MODE("tid"))
 		tids();
+	else if (MODE("ports"))
+		ports(argc > 2 ? argv[2] : NULL);
+	else if (MODE("pad"))
+		pad();
 	else {
 		fprintf(stderr, "usage: hostile-signals MODE\n");
 		return 2;

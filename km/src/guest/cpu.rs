@@ -48,6 +48,17 @@ const SIGNAL_RETURN_CODE: [u8; 14] = [0x48, 0x0f, 0xae, 0x0c, 0x24, 0x48, 0x81, 
 /// MXCSR as Linux gives a handler; ldmxcsr above reads it rip-relative.
 const DEFAULT_MXCSR: u64 = monitor::CODE + 0x40;
 const _: () = assert!(SIGNAL_ENTRY + 13 + 0x23 == DEFAULT_MXCSR);
+/// `syscall; ud2`: km's own syscall, run once before the payload to find
+/// out where `syscall` leaves the pad (see `probe_syscall_return`).
+const PROBE: u64 = monitor::CODE + 0x48;
+const PROBE_CODE: [u8; 4] = [0x0f, 0x05, 0x0f, 0x0b];
+
+/// Whether an exit on the syscall port came from the pad's `out`: the
+/// exit's rip is the `out` itself, or just past it where the device
+/// completes port I/O before exiting (PVM here does).
+pub fn is_pad_exit(rip: u64) -> bool {
+    rip == monitor::CODE || rip == PAD_SYSRET
+}
 
 /// vCPU `id`'s signal scratch.
 pub fn signal_scratch(id: u32) -> u64 {
@@ -103,6 +114,11 @@ fn stub(vector: u8) -> [u8; STUB_SIZE as usize] {
     code.try_into().expect("stub fits its slot")
 }
 
+/// The vectors `int $n` may raise from CPL3: #BP and #OF, as on Linux.
+pub fn user_gate(vector: u8) -> bool {
+    vector == 3 || vector == 4
+}
+
 fn idt_gate(handler: u64, ist: u8, dpl: u8) -> [u8; 16] {
     let mut g = [0u8; 16];
     g[0..2].copy_from_slice(&(handler as u16).to_le_bytes());
@@ -124,10 +140,15 @@ fn ist_top(vcpu: u32) -> u64 {
 }
 
 /// The TSS proper (104 bytes), then an I/O permission bitmap for ports
-/// 0..=255 that opens only km's two exit ports to CPL3, then the 0xff
-/// byte that must end a bitmap.
+/// 0..=255, then the 0xff byte that must end a bitmap.
 const TSS_SIZE: usize = 104 + 32 + 1;
+/// The bitmap byte that holds the syscall port's bit.
+const SYSCALL_PORT_BYTE: usize = 104 + KM_SYSCALL_PORT as usize / 8;
 
+/// A vCPU's TSS. Its I/O bitmap opens only the syscall port to CPL3, for
+/// the pad where `syscall` stays at CPL3 (PVM); the fault stubs run at
+/// CPL0, which the bitmap does not restrict. Every other `in`/`out` of
+/// the payload is a #GP, as natively.
 fn tss(vcpu: u32) -> [u8; TSS_SIZE] {
     let mut t = [0u8; TSS_SIZE];
     let top = ist_top(vcpu);
@@ -135,10 +156,30 @@ fn tss(vcpu: u32) -> [u8; TSS_SIZE] {
     t[36..44].copy_from_slice(&top.to_le_bytes()); // ist1
     t[102..104].copy_from_slice(&104u16.to_le_bytes()); // I/O bitmap offset
     t[104..].fill(0xff);
-    for port in [KM_SYSCALL_PORT, KM_FAULT_PORT] {
-        t[104 + port as usize / 8] &= !(1 << (port % 8));
-    }
+    t[SYSCALL_PORT_BYTE] &= !(1 << (KM_SYSCALL_PORT % 8));
     t
+}
+
+/// Runs km's probe on a fresh vCPU (before any payload code) and returns
+/// where `syscall` leaves the pad. Where it enters CPL0 the pad needs no
+/// port access from CPL3, so the syscall port closes too: every `in` and
+/// `out` of the payload is then a #GP raised by the CPU itself. Learning
+/// this from the payload's first exit instead would let a payload whose
+/// first act is a jump into the pad at CPL3 pass for the PVM case.
+pub fn probe_syscall_return(vcpu: &mut dyn Vcpu, space: &mut AddressSpace) -> device::Result<SyscallReturn> {
+    vcpu.set_regs(&kvm_regs { rip: PROBE, rflags: RFLAGS_RESERVED, ..Default::default() })?;
+    match vcpu.run()? {
+        device::Exit::Syscall => {}
+        other => return Err(device::DeviceError::Unsupported(format!("km's syscall probe ended in {other:?}"))),
+    }
+    let how = SyscallReturn::from_pad_cs(vcpu.sregs()?.cs.selector);
+    if how == SyscallReturn::Sysret {
+        for i in 0..monitor::MAX_VCPUS as u32 {
+            let closed = tss(i)[SYSCALL_PORT_BYTE] | (1 << (KM_SYSCALL_PORT % 8));
+            space.write_monitor(tss_addr(i) + SYSCALL_PORT_BYTE as u64, &[closed]);
+        }
+    }
+    Ok(how)
 }
 
 fn tss_descriptor(base: u64) -> [u8; 16] {
@@ -162,12 +203,12 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.write_monitor(SIGNAL_ENTRY, &SIGNAL_ENTRY_CODE);
     space.write_monitor(SIGNAL_RETURN, &SIGNAL_RETURN_CODE);
     space.write_monitor(DEFAULT_MXCSR, &0x1f80u32.to_le_bytes());
+    space.write_monitor(PROBE, &PROBE_CODE);
     let mut idt = Vec::with_capacity(256 * 16);
     for v in 0..=255u8 {
         let handler = STUBS + v as u64 * STUB_SIZE;
         space.write_monitor(handler, &stub(v));
-        // int3 and into are allowed from CPL3 as on Linux (matters on kkm).
-        idt.extend_from_slice(&idt_gate(handler, 1, if v == 3 || v == 4 { 3 } else { 0 }));
+        idt.extend_from_slice(&idt_gate(handler, 1, if user_gate(v) { 3 } else { 0 }));
     }
     space.write_monitor(monitor::IDT, &idt);
     let mut gdt = Vec::with_capacity(monitor::GDT_SIZE as usize);
@@ -367,11 +408,11 @@ mod tests {
     }
 
     #[test]
-    fn tss_opens_only_the_exit_ports() {
+    fn tss_opens_only_the_syscall_port() {
         let t = tss(0);
         let open = |port: usize| t[104 + port / 8] & (1 << (port % 8)) == 0;
-        assert!(open(KM_SYSCALL_PORT as usize) && open(KM_FAULT_PORT as usize));
-        assert_eq!((0..256).filter(|&p| open(p)).count(), 2);
+        assert!(open(KM_SYSCALL_PORT as usize) && !open(KM_FAULT_PORT as usize));
+        assert_eq!((0..256).filter(|&p| open(p)).count(), 1);
         assert_eq!(t[TSS_SIZE - 1], 0xff);
         assert_eq!(u16::from_le_bytes([t[102], t[103]]), 104);
     }
