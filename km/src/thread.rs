@@ -11,7 +11,7 @@ use nix::errno::Errno;
 
 use crate::device::{Exit, Fault, Flavor, Vcpu};
 use crate::guest::cpu::{self, SyscallReturn};
-use crate::guest::layout::{MONITOR_END, MONITOR_START};
+use crate::guest::layout::monitor;
 use crate::guest::selectors::{USER_CS, USER_DS};
 use crate::kick::{self, Attention};
 use crate::mem::{copy, GuestRange};
@@ -143,9 +143,10 @@ impl Thread {
             self.handle.attention.take();
             if user.is_none() && self.proc.signals().deliverable(self.tid()) {
                 // Interrupted: deliver now unless the vCPU is inside km's
-                // pad or a stub, which exit on their own in a moment.
+                // pad or a stub, which exit on their own in a moment (the
+                // vDSO is payload code: it may never exit).
                 match self.vcpu.regs() {
-                    Ok(r) if !(MONITOR_START..MONITOR_END).contains(&r.rip) => user = Some(r),
+                    Ok(r) if !monitor::in_code(r.rip) => user = Some(r),
                     Ok(_) => {}
                     Err(e) => end(broken(&e.to_string())),
                 }

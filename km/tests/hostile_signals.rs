@@ -157,3 +157,11 @@ fn jump_into_the_landing_pad() {
         );
     });
 }
+
+/// A thread that never leaves the payload's own code and the vDSO takes
+/// its signal: the vDSO lives in km's monitor area but is payload code.
+#[test]
+fn signal_reaches_a_thread_spinning_in_the_vdso() {
+    let out = Case::new("hostile-signals", &["vdso-spin"]).check(0);
+    assert_line(&out, "spinners stopped by a signal: 20");
+}

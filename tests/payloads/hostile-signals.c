@@ -37,17 +37,21 @@
  *                     SIGSEGV SI_KERNEL at the instruction (SIGTRAP for
  *                     int $3) as natively; popf and a syscall with forged
  *                     rcx/r11 leave IOPL 0
+ *   vdso-spin       - a thread that only reads the vDSO clock is stopped
+ *                     by a signal, 20 times
  *   pad             - a jump into km's landing pad address (natively
  *                     unmapped: SIGSEGV; under km on PVM it is a syscall
  *                     with sanitized flags, see docs/architecture.md) */
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -755,6 +759,46 @@ static void pad(void)
 	       code_name(caught_code), yes(caught_addr == 0x7fc0000000UL));
 }
 
+
+/* ---- a signal for a thread that only reads the vDSO clock ---- */
+
+static volatile int spin_started, spin_stop;
+
+static void stop_spinning(int sig)
+{
+	(void)sig;
+	spin_stop = 1;
+}
+
+static void *spin_on_clock(void *arg)
+{
+	(void)arg;
+	struct timespec ts;
+	spin_started = 1;
+	while (!spin_stop)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	return NULL;
+}
+
+/* The spinner makes no syscall (the vDSO serves the clock), so only the
+ * kick can make it take the signal, wherever its rip is. */
+static void vdso_spin(void)
+{
+	handle_plain(SIGUSR1, stop_spinning, 0);
+	int rounds = 0;
+	for (int i = 0; i < 20; i++) {
+		pthread_t t;
+		spin_started = spin_stop = 0;
+		CHECK(pthread_create(&t, NULL, spin_on_clock, NULL) == 0);
+		while (!spin_started)
+			sched_yield();
+		CHECK(pthread_kill(t, SIGUSR1) == 0);
+		CHECK(pthread_join(t, NULL) == 0);
+		rounds++;
+	}
+	printf("spinners stopped by a signal: %d\n", rounds);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -784,6 +828,8 @@ int main(int argc, char **argv)
 		ports(argc > 2 ? argv[2] : NULL);
 	else if (MODE("pad"))
 		pad();
+	else if (MODE("vdso-spin"))
+		vdso_spin();
 	else {
 		fprintf(stderr, "usage: hostile-signals MODE\n");
 		return 2;
