@@ -389,9 +389,12 @@ impl Thread {
     /// Turns a CPU fault into its signal, forced as Linux forces it.
     fn fault(&mut self, f: &Fault) {
         let fpu = if matches!(f.vector, 16 | 19) { self.vcpu.fpu().ok() } else { None };
-        // A page the payload mapped PROT_NONE is absent from the guest
-        // tables, yet Linux calls that an access error, not a missing map.
-        let mapped = f.vector == 14 && self.proc.space().prot_at(f.addr & !0xfff).is_some();
+        // Linux says ACCERR where the payload has a mapping (even a
+        // PROT_NONE page, absent from the guest tables) and MAPERR where it
+        // has none, such as km's pages in the monitor area; the vDSO pages
+        // are mappings of the payload's as on Linux.
+        let page = f.addr & !0xfff;
+        let mapped = f.vector == 14 && (monitor::in_vdso(page) || self.proc.space().prot_at(page).is_some());
         let (sig, code, addr) = fault_info(f, fpu.as_ref(), mapped);
         let trap = Trap { trapno: f.vector.into(), err: f.error_code, cr2: f.addr };
         self.fault = Some((sig, trap, describe(f)));
@@ -475,7 +478,7 @@ fn worker(
 }
 
 /// The signal, si_code and si_addr Linux gives a user-mode CPU exception;
-/// `mapped` says a page fault's address lies in a payload mapping.
+/// `mapped` says a page fault's address lies in a mapping of the payload's.
 pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, u64) {
     use code::*;
     match f.vector {
@@ -483,7 +486,7 @@ pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, 
         1 => (libc::SIGTRAP, TRAP_TRACE, f.rip),
         3 => (libc::SIGTRAP, SI_KERNEL, 0),
         6 => (libc::SIGILL, ILL_ILLOPN, f.rip),
-        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 || mapped { SEGV_ACCERR } else { SEGV_MAPERR }, f.addr),
+        14 => (libc::SIGSEGV, if mapped { SEGV_ACCERR } else { SEGV_MAPERR }, f.addr),
         16 | 19 => {
             // The unmasked exception flags say which floating-point error.
             let status = match (f.vector, fpu) {
@@ -554,7 +557,8 @@ mod tests {
         assert_eq!(fault_info(&f(6, 0), None, false), (libc::SIGILL, 2, 0x401000));
         assert_eq!(fault_info(&f(13, 0), None, false), (libc::SIGSEGV, 0x80, 0));
         assert_eq!(fault_info(&f(14, 6), None, false), (libc::SIGSEGV, 1, 0x1000));
-        assert_eq!(fault_info(&f(14, 7), None, false), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None, true), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None, false), (libc::SIGSEGV, 1, 0x1000), "km's page, not the payload's");
         assert_eq!(fault_info(&f(14, 4), None, true), (libc::SIGSEGV, 2, 0x1000), "PROT_NONE page");
         assert_eq!(fault_info(&f(3, 0), None, false), (libc::SIGTRAP, 0x80, 0));
         assert_eq!(fault_info(&f(17, 0), None, false).0, libc::SIGBUS);

@@ -165,3 +165,31 @@ fn signal_reaches_a_thread_spinning_in_the_vdso() {
     let out = Case::new("hostile-signals", &["vdso-spin"]).check(0);
     assert_line(&out, "spinners stopped by a signal: 20");
 }
+
+/// Loads and stores at the wild addresses fault as natively, with Linux's
+/// si_code (MAPERR: nothing of the payload's is there, even where km's
+/// monitor pages are). Two loads are the documented exception: km's code
+/// page and its (read-only) signal scratch are user-readable, because on
+/// PVM the landing pad and the return stub run at CPL3.
+#[test]
+fn loads_and_stores_outside_payload_memory() {
+    const READABLE: [&str; 2] = ["load at monitor pad: ", "load at monitor scratch: "];
+    let case = Case::new("hostile-signals", &["touch"]);
+    let native = case.run_native();
+    assert_eq!(native.status, 0, "{native}");
+    let text = String::from_utf8_lossy(&native.stdout).into_owned();
+    // A non-canonical address is a #GP, not a page fault.
+    assert_eq!(text.lines().filter(|l| l.ends_with(": SIGSEGV SEGV_MAPERR, si_addr exact")).count(), 2 * WILD - 2);
+    assert_line(&native, "store at non-canonical: SIGSEGV SI_KERNEL, si_addr 0");
+    let compared = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| !READABLE.iter().any(|r| l.starts_with(r))).map(String::from).collect()
+    };
+    km_half(|| {
+        let km = case.run_km(&[]);
+        let km_text = String::from_utf8_lossy(&km.stdout).into_owned();
+        assert_eq!((km.status, compared(&km_text)), (0, compared(&text)), "{km}");
+        for r in READABLE {
+            assert!(km_text.lines().any(|l| l == format!("{r}no fault")), "{km}");
+        }
+    });
+}

@@ -799,6 +799,32 @@ static void vdso_spin(void)
 	printf("spinners stopped by a signal: %d\n", rounds);
 }
 
+
+/* ---- loads and stores at the wild addresses ---- */
+
+static void touch(void)
+{
+	use_altstack(0);
+	handle(SIGSEGV, catch_segv, SA_ONSTACK);
+	for (volatile size_t i = 0; i < NWILD; i++) {
+		for (volatile int write = 0; write < 2; write++) {
+			volatile char *p = (volatile char *)wild[i].addr;
+			caught_sig = 0;
+			if (sigsetjmp(recover, 1) == 0) {
+				if (write)
+					*p = 1;
+				else
+					(void)*p;
+				printf("%s at %s: no fault\n", write ? "store" : "load", wild[i].name);
+				continue;
+			}
+			printf("%s at %s: %s %s, si_addr %s\n", write ? "store" : "load", wild[i].name,
+			       signal_name(caught_sig), code_name(caught_code),
+			       caught_addr == wild[i].addr ? "exact" : caught_addr ? "other" : "0");
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -828,6 +854,8 @@ int main(int argc, char **argv)
 		ports(argc > 2 ? argv[2] : NULL);
 	else if (MODE("pad"))
 		pad();
+	else if (MODE("touch"))
+		touch();
 	else if (MODE("vdso-spin"))
 		vdso_spin();
 	else {

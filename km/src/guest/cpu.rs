@@ -230,7 +230,9 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.map_monitor(monitor::CODE, monitor::CODE + monitor::CODE_SIZE, ro | libc::PROT_EXEC, true)?;
     let scratch_end =
         monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
-    space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, libc::PROT_READ | libc::PROT_WRITE, true)?;
+    // The return stub only reads its scratch: no payload thread can change
+    // what km staged for another.
+    space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, ro, true)?;
     space.map_monitor(monitor::GDT, monitor::IST, ro, false)?;
     let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
     space.map_monitor(monitor::IST, ist_end, libc::PROT_READ | libc::PROT_WRITE, false)?;

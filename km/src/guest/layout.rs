@@ -70,8 +70,14 @@ pub mod monitor {
     pub const VVAR_SIZE: u64 = PAGE_SIZE;
     pub const VDSO: u64 = VVAR + VVAR_SIZE;
     pub const VDSO_SIZE: u64 = 4 * PAGE_SIZE;
-    /// Per vCPU, user-writable: where rt_sigreturn stages the FPU image and
-    /// the iretq frame the return stub restores from (see cpu.rs).
+
+    /// Whether `addr` is in the vDSO or its data page: guest-visible
+    /// monitor pages that are, as on Linux, mappings of the payload's.
+    pub fn in_vdso(addr: u64) -> bool {
+        (VVAR..VDSO + VDSO_SIZE).contains(&addr)
+    }
+    /// Per vCPU, user read-only: where km stages the FPU image and the iretq
+    /// frame the return stub restores from (see cpu.rs).
     pub const SIGNAL_SCRATCH: u64 = MONITOR_START + 6 * MIB;
     pub const SIGNAL_SCRATCH_STRIDE: u64 = 1024;
     /// Page-table pages come from here; they are never mapped in the guest's
