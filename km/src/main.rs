@@ -3,6 +3,7 @@
 mod device;
 mod diag;
 mod fds;
+mod futex;
 mod guest;
 mod kick;
 mod loader;
