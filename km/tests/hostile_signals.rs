@@ -31,6 +31,9 @@ fn frame_at_a_wild_rsp_is_a_caught_sigsegv() {
     let caught = ": SIGSEGV SI_KERNEL, si_addr 0, on the altstack yes, frame has the wild rsp yes and rip after the \
                   syscall yes, SIGUSR1 handler ran no";
     assert_eq!(count(&out, caught), WILD, "every wild rsp:\n{}", String::from_utf8_lossy(&out.stdout));
+    for own in ["a read-only page", "a PROT_NONE page", "the code"] {
+        assert_line(&out, &format!("rsp at {own}: SIGSEGV SI_KERNEL, on the altstack yes, SIGUSR1 handler ran no"));
+    }
     assert_line(&out, "after all: SIGUSR1 handler ran yes");
 }
 

@@ -179,6 +179,29 @@ static void wild_rsp(void)
 		       yes(caught_rsp == wild[i].addr),
 		       yes(caught_rip == (uintptr_t)after_wild_kill), yes(usr1_ran));
 	}
+	/* The payload's own pages that a frame cannot go to: read-only,
+	 * PROT_NONE, and its code. */
+	char *m = mmap(NULL, 2 * 65536, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(m != MAP_FAILED);
+	CHECK(mprotect(m + 65536, 65536, PROT_NONE) == 0);
+	const struct {
+		const char *name;
+		uintptr_t addr;
+	} own[] = {
+		{"a read-only page", (uintptr_t)m + 65536 - 256},
+		{"a PROT_NONE page", (uintptr_t)m + 2 * 65536 - 256},
+		{"the code", (uintptr_t)wild_rsp},
+	};
+	for (volatile size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+		usr1_ran = caught_sig = 0;
+		if (sigsetjmp(recover, 1) == 0) {
+			kill_with_rsp(own[i].addr, SIGUSR1);
+			printf("rsp at %s: no signal\n", own[i].name);
+			continue;
+		}
+		printf("rsp at %s: %s %s, on the altstack %s, SIGUSR1 handler ran %s\n", own[i].name,
+		       signal_name(caught_sig), code_name(caught_code), yes(caught_on_alt), yes(usr1_ran));
+	}
 	/* Still alive and well: the ordinary stack and signals work. */
 	raise(SIGUSR1);
 	printf("after all: SIGUSR1 handler ran %s\n", yes(usr1_ran));

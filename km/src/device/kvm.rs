@@ -151,11 +151,9 @@ impl KvmVcpu {
         self.fd.set_kvm_immediate_exit(1);
         let _ = self.fd.run();
         self.set_regs(regs)?;
-        let mut code = [0u8; 4];
-        let at = regs.rip.wrapping_sub(3);
-        if GuestRange::new(at, 4).and_then(|r| copy::read_bytes(r, &mut code)).is_err() {
-            code[3] = 0;
-            let _ = GuestRange::new(at, 3).and_then(|r| copy::read_bytes(r, &mut code[..3]));
+        let mut code = [0u8; 3];
+        if GuestRange::new(regs.rip.wrapping_sub(3), 3).and_then(|r| copy::read_bytes(r, &mut code)).is_err() {
+            code = [0; 3];
         }
         let rip = port_io::insn_start(code, regs.rip, port, size);
         Ok(Fault { vector: 13, error_code: 0, addr: 0, rip, rsp: regs.rsp, rflags: regs.rflags })
