@@ -10,7 +10,9 @@
  *
  *   wild-rsp        - rsp at each wild address, SIGUSR1 raised: the frame
  *                     cannot be written, SIGSEGV (SI_KERNEL) is caught on
- *                     the altstack with the wild rsp in its frame
+ *                     the altstack with the wild rsp in its frame; the
+ *                     same at the payload's read-only, PROT_NONE and code
+ *                     pages
  *   wild-rsp-fatal N- the same for wild address N without a SIGSEGV
  *                     handler: death by SIGSEGV
  *   segv-blocked    - ... with SIGSEGV blocked: forced, death
@@ -37,6 +39,8 @@
  *                     SIGSEGV SI_KERNEL at the instruction (SIGTRAP for
  *                     int $3) as natively; popf and a syscall with forged
  *                     rcx/r11 leave IOPL 0
+ *   touch           - a load and a store at each wild address: SIGSEGV
+ *                     MAPERR (SI_KERNEL where non-canonical)
  *   vdso-spin       - a thread that only reads the vDSO clock is stopped
  *                     by a signal, 20 times
  *   pad             - a jump into km's landing pad address (natively
