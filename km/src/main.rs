@@ -3,7 +3,6 @@
 mod device;
 mod diag;
 mod fds;
-mod futex;
 mod guest;
 mod kick;
 mod loader;
