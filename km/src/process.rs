@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use libc::{rlimit, RLIMIT_AS, RLIMIT_NOFILE, RLIM_INFINITY};
 use nix::errno::Errno;
 
 use crate::device::{self, Hypervisor, Vcpu};
-use crate::fds;
 use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
 use crate::mem::AddressSpace;
 use crate::signal::{Posted, SigInfo, Signals, Tid};
+use crate::syscall::Limits;
 use crate::thread::Start;
 
 /// How the payload ended.
@@ -31,33 +30,6 @@ pub enum ExitStatus {
 /// beats a second panic.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Limits km keeps for the payload instead of applying them to itself:
-/// RLIMIT_NOFILE ends below km's own fds, and RLIMIT_AS would count km's
-/// reservation of the whole guest window.
-#[derive(Debug)]
-pub struct Limits {
-    nofile: rlimit,
-    address_space: rlimit,
-}
-
-impl Limits {
-    pub fn new() -> Limits {
-        let (cur, max) = fds::payload_nofile();
-        let mut address_space = rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
-        // SAFETY: getrlimit writes one rlimit into the struct we own.
-        unsafe { libc::getrlimit(RLIMIT_AS, &mut address_space) };
-        Limits { nofile: rlimit { rlim_cur: cur, rlim_max: max }, address_space }
-    }
-
-    pub fn emulated(&mut self, resource: u32) -> Option<&mut rlimit> {
-        match resource {
-            RLIMIT_NOFILE => Some(&mut self.nofile),
-            RLIMIT_AS => Some(&mut self.address_space),
-            _ => None,
-        }
-    }
 }
 
 /// A host thread whose payload thread ended, waiting with its vCPU for

@@ -22,6 +22,7 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
+pub use process::Limits;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;

@@ -5,9 +5,37 @@ use nix::errno::Errno;
 
 use super::args::{buf, obj, rw_buf};
 use super::{host, Ctx, Ret};
+use crate::fds;
 use crate::mem::copy;
 
 type A = [u64; 6];
+
+/// Limits km keeps for the payload instead of applying them to itself:
+/// RLIMIT_NOFILE ends below km's own fds, and RLIMIT_AS would count km's
+/// reservation of the whole guest window.
+#[derive(Debug)]
+pub struct Limits {
+    nofile: rlimit,
+    address_space: rlimit,
+}
+
+impl Limits {
+    pub fn new() -> Limits {
+        let (cur, max) = fds::payload_nofile();
+        let mut address_space = rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+        // SAFETY: getrlimit writes one rlimit into the struct we own.
+        unsafe { libc::getrlimit(RLIMIT_AS, &mut address_space) };
+        Limits { nofile: rlimit { rlim_cur: cur, rlim_max: max }, address_space }
+    }
+
+    fn emulated(&mut self, resource: u32) -> Option<&mut rlimit> {
+        match resource {
+            RLIMIT_NOFILE => Some(&mut self.nofile),
+            RLIMIT_AS => Some(&mut self.address_space),
+            _ => None,
+        }
+    }
+}
 
 macro_rules! passthrough {
     ($($name:ident => $nr:ident),* $(,)?) => {$(
