@@ -39,7 +39,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// waits for an RCU grace period).
 pub type Worker = SyncSender<(Start, SyncSender<Result<Tid, Errno>>)>;
 
-#[derive(Default)]
 struct VcpuPool {
     idle: Vec<Worker>,
     next_id: u32,
@@ -58,7 +57,9 @@ pub struct Process {
     pub uid: u32,
     reported: Mutex<(HashSet<u64>, HashSet<String>)>,
     vcpus: Mutex<VcpuPool>,
-    syscall_return: OnceLock<SyscallReturn>,
+    /// How syscalls return on this device, found out by km's own probe
+    /// before the payload ran (see `cpu::probe_syscall_return`).
+    pub syscall_return: SyscallReturn,
     /// The payload's POSIX timers that signal: on the host each signals
     /// km's forwarding thread with `TIMER_SIGNAL`, and the forwarder posts
     /// the payload's signal to the target recorded here.
@@ -93,12 +94,14 @@ pub fn forwarder_tid() -> Option<Tid> {
 }
 
 impl Process {
+    /// The process of a VM whose vCPU 0 exists already (the first thread's).
     pub fn new(
         hv: Arc<dyn Hypervisor>,
         model: CpuModel,
         mut space: AddressSpace,
         exe: PathBuf,
         strict: bool,
+        syscall_return: SyscallReturn,
     ) -> Process {
         let pid = std::process::id() as Tid;
         let limits = Limits::new();
@@ -115,8 +118,8 @@ impl Process {
             // SAFETY: getuid cannot fail.
             uid: unsafe { libc::getuid() },
             reported: Mutex::new((HashSet::new(), HashSet::new())),
-            vcpus: Mutex::new(VcpuPool::default()),
-            syscall_return: OnceLock::new(),
+            vcpus: Mutex::new(VcpuPool { idle: Vec::new(), next_id: 1 }),
+            syscall_return,
             timers: Mutex::new(HashMap::new()),
             pi_futexes: AtomicBool::new(false),
         }
@@ -138,15 +141,6 @@ impl Process {
     pub fn first_feature_report(&self, what: &str) -> bool {
         let mut reported = lock(&self.reported);
         !reported.1.contains(what) && reported.1.insert(what.to_string())
-    }
-
-    /// How syscalls return on this device, once the first one taught it.
-    pub fn syscall_return(&self) -> Option<SyscallReturn> {
-        self.syscall_return.get().copied()
-    }
-
-    pub fn learn_syscall_return(&self, how: SyscallReturn) -> SyscallReturn {
-        *self.syscall_return.get_or_init(|| how)
     }
 
     pub fn uses_pi_futexes(&self) {

@@ -11,7 +11,8 @@ use nix::errno::Errno;
 
 use crate::device::{Exit, Fault, Flavor, Vcpu};
 use crate::guest::cpu::{self, SyscallReturn};
-use crate::guest::layout::{MONITOR_END, MONITOR_START};
+use crate::guest::layout::monitor;
+use crate::guest::selectors::{USER_CS, USER_DS};
 use crate::kick::{self, Attention};
 use crate::mem::{copy, GuestRange};
 use crate::process::{end, ExitStatus, Process};
@@ -142,9 +143,10 @@ impl Thread {
             self.handle.attention.take();
             if user.is_none() && self.proc.signals().deliverable(self.tid()) {
                 // Interrupted: deliver now unless the vCPU is inside km's
-                // pad or a stub, which exit on their own in a moment.
+                // pad or a stub, which exit on their own in a moment (the
+                // vDSO is payload code: it may never exit).
                 match self.vcpu.regs() {
-                    Ok(r) if !(MONITOR_START..MONITOR_END).contains(&r.rip) => user = Some(r),
+                    Ok(r) if !monitor::in_code(r.rip) => user = Some(r),
                     Ok(_) => {}
                     Err(e) => end(broken(&e.to_string())),
                 }
@@ -214,15 +216,9 @@ impl Thread {
 
     /// The payload's registers at a syscall exit, as the syscall returns
     /// to them: rip from rcx and rflags from r11, which syscall clobbers.
-    /// Also says how the pad returns, learnt from the first syscall exit.
+    /// Also says how the pad returns.
     fn syscall_entry(&mut self) -> crate::device::Result<(kvm_regs, SyscallReturn)> {
-        let how = match self.proc.syscall_return() {
-            Some(how) => how,
-            None => {
-                let cs = self.vcpu.sregs()?.cs.selector;
-                self.proc.learn_syscall_return(SyscallReturn::from_pad_cs(cs))
-            }
-        };
+        let how = self.proc.syscall_return;
         let regs = self.vcpu.regs()?;
         let mut u = regs;
         u.rip = regs.rcx;
@@ -273,7 +269,7 @@ impl Thread {
         if let Some(image) = self.fpu_restore.take() {
             // The return stub loads the image, then iretq's to the state.
             let scratch = cpu::signal_scratch(self.vcpu_id);
-            let iret = [u.rip, cpu::USER_CS, u.rflags, u.rsp, cpu::USER_SS];
+            let iret = [u.rip, USER_CS.into(), u.rflags, u.rsp, USER_DS.into()];
             let mut staged = image.to_vec();
             staged.extend(iret.iter().flat_map(|v| v.to_le_bytes()));
             self.proc.space().write_monitor(scratch, &staged);
@@ -281,7 +277,7 @@ impl Thread {
             return self.load(&stub, cpl0);
         }
         if cpl0 {
-            let sysret = self.proc.syscall_return() == Some(SyscallReturn::Sysret);
+            let sysret = self.proc.syscall_return == SyscallReturn::Sysret;
             if sysret && u.rcx == u.rip && u.r11 == u.rflags {
                 let mut r = *u;
                 r.rip = cpu::PAD_SYSRET;
@@ -320,8 +316,7 @@ impl Thread {
                         if sig == libc::SIGSEGV {
                             end(ExitStatus::Signal(libc::SIGSEGV, why));
                         }
-                        self.fault = Some((libc::SIGSEGV, Trap::default(), why));
-                        self.proc.signals().force(tid, SigInfo::kernel(libc::SIGSEGV));
+                        self.force_sigsegv(why);
                     }
                 }
             }
@@ -366,6 +361,14 @@ impl Thread {
         Ok(())
     }
 
+    /// SIGSEGV for this thread, as Linux's force_sig(SIGSEGV) (si_code
+    /// SI_KERNEL): a handler runs if there is one, blocked or ignored it
+    /// kills; `why` is km's report if it kills.
+    pub fn force_sigsegv(&mut self, why: String) {
+        self.fault = Some((libc::SIGSEGV, Trap::default(), why));
+        self.proc.signals().force(self.tid(), SigInfo::kernel(libc::SIGSEGV));
+    }
+
     /// Puts hidden file mappings back; true if this thread was probing.
     fn end_probe(&mut self) -> bool {
         if !std::mem::take(&mut self.probing) {
@@ -386,9 +389,12 @@ impl Thread {
     /// Turns a CPU fault into its signal, forced as Linux forces it.
     fn fault(&mut self, f: &Fault) {
         let fpu = if matches!(f.vector, 16 | 19) { self.vcpu.fpu().ok() } else { None };
-        // A page the payload mapped PROT_NONE is absent from the guest
-        // tables, yet Linux calls that an access error, not a missing map.
-        let mapped = f.vector == 14 && self.proc.space().prot_at(f.addr & !0xfff).is_some();
+        // Linux says ACCERR where the payload has a mapping (even a
+        // PROT_NONE page, absent from the guest tables) and MAPERR where it
+        // has none, such as km's pages in the monitor area; the vDSO pages
+        // are mappings of the payload's as on Linux.
+        let page = f.addr & !0xfff;
+        let mapped = f.vector == 14 && (monitor::in_vdso(page) || self.proc.space().prot_at(page).is_some());
         let (sig, code, addr) = fault_info(f, fpu.as_ref(), mapped);
         let trap = Trap { trapno: f.vector.into(), err: f.error_code, cr2: f.addr };
         self.fault = Some((sig, trap, describe(f)));
@@ -494,7 +500,7 @@ fn worker(proc: Arc<Process>, id: u32, mut vcpu: Box<dyn Vcpu>, mut job: Option<
 }
 
 /// The signal, si_code and si_addr Linux gives a user-mode CPU exception;
-/// `mapped` says a page fault's address lies in a payload mapping.
+/// `mapped` says a page fault's address lies in a mapping of the payload's.
 pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, u64) {
     use code::*;
     match f.vector {
@@ -502,7 +508,7 @@ pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, 
         1 => (libc::SIGTRAP, TRAP_TRACE, f.rip),
         3 => (libc::SIGTRAP, SI_KERNEL, 0),
         6 => (libc::SIGILL, ILL_ILLOPN, f.rip),
-        14 => (libc::SIGSEGV, if f.error_code & 1 != 0 || mapped { SEGV_ACCERR } else { SEGV_MAPERR }, f.addr),
+        14 => (libc::SIGSEGV, if mapped { SEGV_ACCERR } else { SEGV_MAPERR }, f.addr),
         16 | 19 => {
             // The unmasked exception flags say which floating-point error.
             let status = match (f.vector, fpu) {
@@ -573,7 +579,8 @@ mod tests {
         assert_eq!(fault_info(&f(6, 0), None, false), (libc::SIGILL, 2, 0x401000));
         assert_eq!(fault_info(&f(13, 0), None, false), (libc::SIGSEGV, 0x80, 0));
         assert_eq!(fault_info(&f(14, 6), None, false), (libc::SIGSEGV, 1, 0x1000));
-        assert_eq!(fault_info(&f(14, 7), None, false), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None, true), (libc::SIGSEGV, 2, 0x1000));
+        assert_eq!(fault_info(&f(14, 7), None, false), (libc::SIGSEGV, 1, 0x1000), "km's page, not the payload's");
         assert_eq!(fault_info(&f(14, 4), None, true), (libc::SIGSEGV, 2, 0x1000), "PROT_NONE page");
         assert_eq!(fault_info(&f(3, 0), None, false), (libc::SIGTRAP, 0x80, 0));
         assert_eq!(fault_info(&f(17, 0), None, false).0, libc::SIGBUS);

@@ -124,16 +124,16 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
         .context("writing the initial stack")?;
 
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
-    let root = space.page_table_root();
-    let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
-    let (id, mut vcpu) = proc.new_vcpu().context("creating the vCPU")?;
+    let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
+    cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root()).context("setting up the vCPU")?;
+    let how = cpu::probe_syscall_return(&mut *vcpu, &mut space).context("probing the syscall path")?;
+    tracing::debug!(target: "device", "syscall returns: {how:?}");
     let entry = interp.as_ref().map_or(image.entry, |i| i.entry);
     let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
-    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)
-        .and_then(|_| cpu::set_thread_state(&mut *vcpu, &regs, 0, 0))
-        .context("setting up the vCPU")?;
+    cpu::set_thread_state(&mut *vcpu, &regs, 0, 0).context("setting up the vCPU")?;
+    let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict, how));
     clock::start(vdso.vvar, &mut *vcpu);
-    Ok(Thread::first(proc, id, vcpu))
+    Ok(Thread::first(proc, 0, vcpu))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {

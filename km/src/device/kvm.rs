@@ -13,9 +13,10 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
-use super::{DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu};
+use super::{port_io, DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu};
 use crate::fds;
 use crate::guest::clock::host_tsc;
+use crate::guest::cpu;
 use crate::guest::layout::monitor;
 use crate::mem::{copy, GuestRange};
 
@@ -151,11 +152,45 @@ struct KvmVcpu {
 }
 
 impl KvmVcpu {
+    /// A port exit. Only two are km's: the pad's `out` on the syscall port
+    /// (told by its rip: a payload can reach that port on PVM) and a fault
+    /// stub's `out` on the fault port (at CPL0, which the payload never
+    /// reaches). Anything else is the payload's own port access.
+    fn port_exit(&mut self, port: u16, size: usize, out: bool) -> Result<Exit> {
+        let regs = self.regs()?;
+        if out && port == uapi::KM_SYSCALL_PORT && (self.flavor == Flavor::Kkm || cpu::is_pad_exit(regs.rip)) {
+            return Ok(Exit::Syscall);
+        }
+        if out && port == uapi::KM_FAULT_PORT && self.flavor == Flavor::Kvm {
+            let sregs = self.sregs()?;
+            if sregs.cs.selector & 3 == 0 {
+                return self.fault_from_stub(regs.rsp, sregs.cr2);
+            }
+        }
+        Ok(Exit::Fault(self.payload_port_access(&regs, port, size)?))
+    }
+
+    /// The #GP a payload's `in` or `out` raises natively. The device still
+    /// holds the access as pending: it would complete it (an `in` writes
+    /// rax, the instruction is skipped) at the next entry, on top of the
+    /// signal km delivers. So it completes now, in a KVM_RUN that leaves
+    /// at once, and the registers go back to what the payload had.
+    fn payload_port_access(&mut self, regs: &kvm_regs, port: u16, size: usize) -> Result<Fault> {
+        self.fd.set_kvm_immediate_exit(1);
+        let _ = self.fd.run();
+        self.set_regs(regs)?;
+        let mut code = [0u8; 3];
+        if GuestRange::new(regs.rip.wrapping_sub(3), 3).and_then(|r| copy::read_bytes(r, &mut code)).is_err() {
+            code = [0; 3];
+        }
+        let rip = port_io::insn_start(code, regs.rip, port, size);
+        Ok(Fault { vector: 13, error_code: 0, addr: 0, rip, rsp: regs.rsp, rflags: regs.rflags })
+    }
+
     /// Decodes the frame an IDT stub left on its IST stack:
     /// [vector, error code, rip, cs, rflags, rsp, ss]. The stack pointer
     /// comes from the guest, so it must point into the IST area first.
-    fn fault_from_stub(&mut self) -> Result<Exit> {
-        let rsp = self.regs()?.rsp;
+    fn fault_from_stub(&mut self, rsp: u64, cr2: u64) -> Result<Exit> {
         let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
         let mut frame = [0u64; 6];
         let on_ist = rsp >= monitor::IST && rsp.checked_add(48).is_some_and(|end| end <= ist_end);
@@ -163,9 +198,9 @@ impl KvmVcpu {
         if !on_ist || read.is_err() {
             return Ok(Exit::Broken(format!("fault report with a stack outside the IST area ({rsp:#x})")));
         }
-        let addr = self.sregs()?.cr2;
         let [vector, error_code, rip, _cs, rflags, rsp] = frame;
-        Ok(Exit::Fault(Fault { vector: vector as u8, error_code, addr, rip, rsp, rflags }))
+        let fault = Fault { vector: vector as u8, error_code, addr: cr2, rip, rsp, rflags };
+        Ok(Exit::Fault(software_interrupt(fault).unwrap_or(fault)))
     }
 
     /// The TSC offset KVM applies (Linux 5.16+), exact.
@@ -210,9 +245,13 @@ impl KvmVcpu {
 
     fn run_once(&mut self) -> Result<Exit> {
         let exit = match self.fd.run() {
-            Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_SYSCALL_PORT => return Ok(Exit::Syscall),
-            Ok(VcpuExit::IoOut(port, _)) if port == uapi::KM_FAULT_PORT && self.flavor == Flavor::Kvm => {
-                return self.fault_from_stub();
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let size = data.len();
+                return self.port_exit(port, size, true);
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                let size = data.len();
+                return self.port_exit(port, size, false);
             }
             Ok(VcpuExit::Exception) if self.flavor == Flavor::Kkm => return self.fault_from_exception(),
             Ok(VcpuExit::Hlt) => Exit::Halt,
@@ -250,6 +289,22 @@ impl KvmVcpu {
             rsp: regs.rsp,
             rflags: regs.rflags,
         }))
+    }
+}
+
+/// `int $n` at CPL3 raises #UD on PVM here; the CPU (and Linux) make it
+/// a #GP with error code n*8+2 for a gate the payload may not use, and the
+/// gate's own trap (rip past the instruction) for a user gate (3 and 4,
+/// as on Linux). None if `f` is not a #UD at an `int $n`.
+fn software_interrupt(f: Fault) -> Option<Fault> {
+    let mut insn = [0u8; 2];
+    if f.vector != 6 || GuestRange::new(f.rip, 2).and_then(|r| copy::read_bytes(r, &mut insn)).is_err() {
+        return None;
+    }
+    match insn {
+        [0xcd, n] if cpu::user_gate(n) => Some(Fault { vector: n, error_code: 0, rip: f.rip + 2, ..f }),
+        [0xcd, n] => Some(Fault { vector: 13, error_code: u64::from(n) * 8 + 2, ..f }),
+        _ => None,
     }
 }
 

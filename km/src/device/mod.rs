@@ -4,6 +4,7 @@
 //! exit enum; what differs between the devices is decoded in the backend.
 
 mod kvm;
+mod port_io;
 pub use kvm::ioctls;
 pub mod select;
 

@@ -14,16 +14,9 @@ use kkm_uapi::{KM_FAULT_PORT, KM_SYSCALL_PORT};
 use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs, CpuId};
 
 use super::layout::{monitor, PAGE_SIZE};
+use super::selectors::{FIRST_TSS, KERNEL_CS, SYSRET_BASE, USER_CS, USER_DS};
 use crate::device::{self, Vcpu};
 use crate::mem::{AddressSpace, MemError};
-
-// GDT layout: STAR's sysret base (0x10) + 8 is the user data selector,
-// + 16 the user code selector, as `sysretq` requires.
-const CODE_SEL: u16 = 0x08;
-const SYSRET_BASE: u16 = 0x10;
-const USER_DATA_SEL: u16 = 0x18 | 3;
-const USER_CODE_SEL: u16 = 0x20 | 3;
-const FIRST_TSS_SEL: u16 = 0x28;
 
 /// The LSTAR target: `out %al,$port; sysretq; ud2`. Neither path through
 /// it touches the payload's stack (and its red zone): where `syscall` did
@@ -55,15 +48,23 @@ const SIGNAL_RETURN_CODE: [u8; 14] = [0x48, 0x0f, 0xae, 0x0c, 0x24, 0x48, 0x81, 
 /// MXCSR as Linux gives a handler; ldmxcsr above reads it rip-relative.
 const DEFAULT_MXCSR: u64 = monitor::CODE + 0x40;
 const _: () = assert!(SIGNAL_ENTRY + 13 + 0x23 == DEFAULT_MXCSR);
+/// `syscall; ud2`: km's own syscall, run once before the payload to find
+/// out where `syscall` leaves the pad (see `probe_syscall_return`).
+const PROBE: u64 = monitor::CODE + 0x48;
+const PROBE_CODE: [u8; 4] = [0x0f, 0x05, 0x0f, 0x0b];
+
+/// Whether an exit on the syscall port came from the pad's `out`: the
+/// exit's rip is the `out` itself, or just past it where the device
+/// completes port I/O before exiting (PVM here does).
+pub fn is_pad_exit(rip: u64) -> bool {
+    rip == monitor::CODE || rip == PAD_SYSRET
+}
 
 /// vCPU `id`'s signal scratch.
 pub fn signal_scratch(id: u32) -> u64 {
     monitor::SIGNAL_SCRATCH + u64::from(id) * monitor::SIGNAL_SCRATCH_STRIDE
 }
 
-/// The user code and stack selectors, for the iretq frame.
-pub const USER_CS: u64 = USER_CODE_SEL as u64;
-pub const USER_SS: u64 = USER_DATA_SEL as u64;
 const STUB_SIZE: u64 = 16;
 const STUBS: u64 = monitor::CODE + PAGE_SIZE;
 
@@ -90,7 +91,7 @@ const EFER_NXE: u64 = 1 << 11;
 /// RFLAGS bits the payload may carry across a syscall (like sysret):
 /// arithmetic flags, TF, DF, OF, AC, ID. IF stays clear: nothing
 /// interrupts the guest, and the bit 1 is reserved-one.
-pub const USER_RFLAGS: u64 = 0x0004_0dd5 | (1 << 21);
+const USER_RFLAGS: u64 = 0x0004_0dd5 | (1 << 21);
 const RFLAGS_RESERVED: u64 = 1 << 1;
 /// Flags `syscall` clears in the pad: TF, IF, DF, NT, AC (as Linux).
 const SFMASK: u64 = 0x0004_4700;
@@ -113,10 +114,15 @@ fn stub(vector: u8) -> [u8; STUB_SIZE as usize] {
     code.try_into().expect("stub fits its slot")
 }
 
+/// The vectors `int $n` may raise from CPL3: #BP and #OF, as on Linux.
+pub fn user_gate(vector: u8) -> bool {
+    vector == 3 || vector == 4
+}
+
 fn idt_gate(handler: u64, ist: u8, dpl: u8) -> [u8; 16] {
     let mut g = [0u8; 16];
     g[0..2].copy_from_slice(&(handler as u16).to_le_bytes());
-    g[2..4].copy_from_slice(&CODE_SEL.to_le_bytes());
+    g[2..4].copy_from_slice(&KERNEL_CS.to_le_bytes());
     g[4] = ist;
     g[5] = 0x80 | (dpl << 5) | 0x0e; // present, 64-bit interrupt gate
     g[6..8].copy_from_slice(&((handler >> 16) as u16).to_le_bytes());
@@ -134,10 +140,15 @@ fn ist_top(vcpu: u32) -> u64 {
 }
 
 /// The TSS proper (104 bytes), then an I/O permission bitmap for ports
-/// 0..=255 that opens only km's two exit ports to CPL3, then the 0xff
-/// byte that must end a bitmap.
+/// 0..=255, then the 0xff byte that must end a bitmap.
 const TSS_SIZE: usize = 104 + 32 + 1;
+/// The bitmap byte that holds the syscall port's bit.
+const SYSCALL_PORT_BYTE: usize = 104 + KM_SYSCALL_PORT as usize / 8;
 
+/// A vCPU's TSS. Its I/O bitmap opens only the syscall port to CPL3, for
+/// the pad where `syscall` stays at CPL3 (PVM); the fault stubs run at
+/// CPL0, which the bitmap does not restrict. Every other `in`/`out` of
+/// the payload is a #GP, as natively.
 fn tss(vcpu: u32) -> [u8; TSS_SIZE] {
     let mut t = [0u8; TSS_SIZE];
     let top = ist_top(vcpu);
@@ -145,10 +156,30 @@ fn tss(vcpu: u32) -> [u8; TSS_SIZE] {
     t[36..44].copy_from_slice(&top.to_le_bytes()); // ist1
     t[102..104].copy_from_slice(&104u16.to_le_bytes()); // I/O bitmap offset
     t[104..].fill(0xff);
-    for port in [KM_SYSCALL_PORT, KM_FAULT_PORT] {
-        t[104 + port as usize / 8] &= !(1 << (port % 8));
-    }
+    t[SYSCALL_PORT_BYTE] &= !(1 << (KM_SYSCALL_PORT % 8));
     t
+}
+
+/// Runs km's probe on a fresh vCPU (before any payload code) and returns
+/// where `syscall` leaves the pad. Where it enters CPL0 the pad needs no
+/// port access from CPL3, so the syscall port closes too: every `in` and
+/// `out` of the payload is then a #GP raised by the CPU itself. Learning
+/// this from the payload's first exit instead would let a payload whose
+/// first act is a jump into the pad at CPL3 pass for the PVM case.
+pub fn probe_syscall_return(vcpu: &mut dyn Vcpu, space: &mut AddressSpace) -> device::Result<SyscallReturn> {
+    vcpu.set_regs(&kvm_regs { rip: PROBE, rflags: RFLAGS_RESERVED, ..Default::default() })?;
+    match vcpu.run()? {
+        device::Exit::Syscall => {}
+        other => return Err(device::DeviceError::Unsupported(format!("km's syscall probe ended in {other:?}"))),
+    }
+    let how = SyscallReturn::from_pad_cs(vcpu.sregs()?.cs.selector);
+    if how == SyscallReturn::Sysret {
+        for i in 0..monitor::MAX_VCPUS as u32 {
+            let closed = tss(i)[SYSCALL_PORT_BYTE] | (1 << (KM_SYSCALL_PORT % 8));
+            space.write_monitor(tss_addr(i) + SYSCALL_PORT_BYTE as u64, &[closed]);
+        }
+    }
+    Ok(how)
 }
 
 fn tss_descriptor(base: u64) -> [u8; 16] {
@@ -172,18 +203,21 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.write_monitor(SIGNAL_ENTRY, &SIGNAL_ENTRY_CODE);
     space.write_monitor(SIGNAL_RETURN, &SIGNAL_RETURN_CODE);
     space.write_monitor(DEFAULT_MXCSR, &0x1f80u32.to_le_bytes());
+    space.write_monitor(PROBE, &PROBE_CODE);
     let mut idt = Vec::with_capacity(256 * 16);
     for v in 0..=255u8 {
         let handler = STUBS + v as u64 * STUB_SIZE;
         space.write_monitor(handler, &stub(v));
-        // int3 and into are allowed from CPL3 as on Linux (matters on kkm).
-        idt.extend_from_slice(&idt_gate(handler, 1, if v == 3 || v == 4 { 3 } else { 0 }));
+        idt.extend_from_slice(&idt_gate(handler, 1, if user_gate(v) { 3 } else { 0 }));
     }
     space.write_monitor(monitor::IDT, &idt);
     let mut gdt = Vec::with_capacity(monitor::GDT_SIZE as usize);
+    // In selector order (see `selectors`); empty slots are not present.
+    gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0x00af_9b00_0000_ffffu64.to_le_bytes()); // 64-bit code, accessed
     gdt.extend_from_slice(&0x00cf_9300_0000_ffffu64.to_le_bytes()); // data, accessed
+    gdt.extend_from_slice(&0u64.to_le_bytes());
     gdt.extend_from_slice(&0x00cf_f300_0000_ffffu64.to_le_bytes()); // user data, accessed
     gdt.extend_from_slice(&0x00af_fb00_0000_ffffu64.to_le_bytes()); // user 64-bit code, accessed
     for i in 0..monitor::MAX_VCPUS as u32 {
@@ -196,7 +230,9 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.map_monitor(monitor::CODE, monitor::CODE + monitor::CODE_SIZE, ro | libc::PROT_EXEC, true)?;
     let scratch_end =
         monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
-    space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, libc::PROT_READ | libc::PROT_WRITE, true)?;
+    // The return stub only reads its scratch: no payload thread can change
+    // what km staged for another.
+    space.map_monitor(monitor::SIGNAL_SCRATCH, scratch_end, ro, true)?;
     space.map_monitor(monitor::GDT, monitor::IST, ro, false)?;
     let ist_end = monitor::IST + monitor::MAX_VCPUS * monitor::IST_STACK_SIZE;
     space.map_monitor(monitor::IST, ist_end, libc::PROT_READ | libc::PROT_WRITE, false)?;
@@ -269,8 +305,8 @@ impl CpuModel {
 pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> device::Result<()> {
     vcpu.set_cpuid(&model.cpuid)?;
     let mut sregs: kvm_sregs = vcpu.sregs()?;
-    let code = user_segment(USER_CODE_SEL, true);
-    let data = user_segment(USER_DATA_SEL, false);
+    let code = user_segment(USER_CS, true);
+    let data = user_segment(USER_DS, false);
     sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
@@ -280,7 +316,7 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
     sregs.tr = kvm_segment {
         base: tss_addr(id),
         limit: TSS_SIZE as u32 - 1,
-        selector: FIRST_TSS_SEL + 16 * id as u16,
+        selector: FIRST_TSS + 16 * id as u16,
         type_: 0xb,
         present: 1,
         ..Default::default()
@@ -294,7 +330,7 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
     vcpu.set_sregs(&sregs)?;
     vcpu.set_msrs(&[
-        (MSR_STAR, ((SYSRET_BASE as u64) << 48) | ((CODE_SEL as u64) << 32)),
+        (MSR_STAR, ((SYSRET_BASE as u64) << 48) | ((KERNEL_CS as u64) << 32)),
         (MSR_LSTAR, monitor::CODE),
         (MSR_CSTAR, monitor::CODE),
         (MSR_SFMASK, SFMASK),
@@ -306,10 +342,10 @@ pub fn init_vcpu(vcpu: &mut dyn Vcpu, id: u32, model: &CpuModel, cr3: u64) -> de
 /// CPL0) a thread's registers and FS/GS bases, at CPL3.
 pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_base: u64) -> device::Result<()> {
     let mut sregs = vcpu.sregs()?;
-    sregs.cs = user_segment(USER_CODE_SEL, true);
-    sregs.ss = user_segment(USER_DATA_SEL, false);
-    sregs.fs = kvm_segment { base: fs_base, ..user_segment(USER_DATA_SEL, false) };
-    sregs.gs = kvm_segment { base: gs_base, ..user_segment(USER_DATA_SEL, false) };
+    sregs.cs = user_segment(USER_CS, true);
+    sregs.ss = user_segment(USER_DS, false);
+    sregs.fs = kvm_segment { base: fs_base, ..user_segment(USER_DS, false) };
+    sregs.gs = kvm_segment { base: gs_base, ..user_segment(USER_DS, false) };
     vcpu.set_sregs(&sregs)?;
     vcpu.set_regs(&kvm_regs { rflags: regs.rflags | RFLAGS_RESERVED, ..*regs })
 }
@@ -318,8 +354,8 @@ pub fn set_thread_state(vcpu: &mut dyn Vcpu, regs: &kvm_regs, fs_base: u64, gs_b
 /// fault stub, or the pad at CPL0), so the next entry runs at CPL3.
 pub fn enter_user_mode(vcpu: &mut dyn Vcpu) -> device::Result<()> {
     let mut sregs = vcpu.sregs()?;
-    sregs.cs = user_segment(USER_CODE_SEL, true);
-    sregs.ss = user_segment(USER_DATA_SEL, false);
+    sregs.cs = user_segment(USER_CS, true);
+    sregs.ss = user_segment(USER_DS, false);
     vcpu.set_sregs(&sregs)
 }
 
@@ -366,7 +402,7 @@ mod tests {
     fn gate_encodes_handler_and_ist() {
         let g = idt_gate(0x7f_c000_1234, 1, 0);
         assert_eq!(u16::from_le_bytes([g[0], g[1]]), 0x1234);
-        assert_eq!(u16::from_le_bytes([g[2], g[3]]), CODE_SEL);
+        assert_eq!(u16::from_le_bytes([g[2], g[3]]), KERNEL_CS);
         assert_eq!(g[4], 1);
         assert_eq!(g[5], 0x8e);
         assert_eq!(u16::from_le_bytes([g[6], g[7]]), 0xc000);
@@ -374,11 +410,11 @@ mod tests {
     }
 
     #[test]
-    fn tss_opens_only_the_exit_ports() {
+    fn tss_opens_only_the_syscall_port() {
         let t = tss(0);
         let open = |port: usize| t[104 + port / 8] & (1 << (port % 8)) == 0;
-        assert!(open(KM_SYSCALL_PORT as usize) && open(KM_FAULT_PORT as usize));
-        assert_eq!((0..256).filter(|&p| open(p)).count(), 2);
+        assert!(open(KM_SYSCALL_PORT as usize) && !open(KM_FAULT_PORT as usize));
+        assert_eq!((0..256).filter(|&p| open(p)).count(), 1);
         assert_eq!(t[TSS_SIZE - 1], 0xff);
         assert_eq!(u16::from_le_bytes([t[102], t[103]]), 104);
     }

@@ -14,13 +14,14 @@ pub const WINDOW_START: u64 = 2 * MIB;
 /// End of the guest window: what one PML4 entry's PDPT maps.
 pub const WINDOW_END: u64 = 512 * GIB;
 
-/// km-owned guest pages: landing pad, descriptor tables, IST stacks, page
-/// tables. Payload pointers into it are EFAULT.
+/// The monitor area, the window's top GiB: km-owned guest pages (landing
+/// pad, stubs, descriptor tables, IST stacks, vDSO, signal scratch, page
+/// tables). Payload pointers into it are EFAULT. Only its first
+/// `monitor::PAGE_TABLES_END - MONITOR_START` bytes are mapped in km (and
+/// in a memory slot); the rest stays the PROT_NONE reservation, so a string
+/// the host kernel scans upward from payload memory stops with EFAULT
+/// before it could leave the window.
 pub const MONITOR_START: u64 = WINDOW_END - GIB;
-/// The top 2 MiB of the window stay reserved and outside every memory slot,
-/// so a string the host kernel scans upward from payload memory always stops
-/// at an unmapped page before it could leave the window.
-pub const MONITOR_END: u64 = WINDOW_END - 2 * MIB;
 
 /// End (exclusive) of the addresses the payload may use: one page short of
 /// the monitor area. That page stays PROT_NONE, so a string or object the
@@ -44,10 +45,15 @@ pub const PIE_BASE: u64 = 16 * MIB;
 pub mod monitor {
     use super::{MIB, MONITOR_START, PAGE_SIZE};
 
-    /// The LSTAR landing pad and the IDT stubs.
+    /// km's code: the LSTAR landing pad, the signal stubs, the IDT stubs.
     pub const CODE: u64 = MONITOR_START;
     pub const CODE_SIZE: u64 = 2 * PAGE_SIZE;
-    /// GDT: null, code, data, user data, user code, then one 16-byte TSS
+
+    /// Whether `rip` is in km's code (not the payload's, nor the vDSO's).
+    pub fn in_code(rip: u64) -> bool {
+        (CODE..CODE + CODE_SIZE).contains(&rip)
+    }
+    /// GDT: the fixed descriptors of `selectors`, then one 16-byte TSS
     /// descriptor per vCPU.
     pub const GDT: u64 = CODE + CODE_SIZE;
     pub const GDT_SIZE: u64 = 2 * PAGE_SIZE;
@@ -60,7 +66,7 @@ pub mod monitor {
     pub const IST: u64 = MONITOR_START + 2 * MIB;
     pub const IST_STACK_SIZE: u64 = PAGE_SIZE;
     /// vCPUs the tables above have room for.
-    pub const MAX_VCPUS: u64 = (GDT_SIZE - 5 * 8) / 16;
+    pub const MAX_VCPUS: u64 = (GDT_SIZE - crate::guest::selectors::FIXED_DESCRIPTORS * 8) / 16;
     /// The vDSO's data page (user read-only; km's clock thread writes it),
     /// then the vDSO image (user read-execute), which finds the page at
     /// this fixed distance below itself.
@@ -68,12 +74,18 @@ pub mod monitor {
     pub const VVAR_SIZE: u64 = PAGE_SIZE;
     pub const VDSO: u64 = VVAR + VVAR_SIZE;
     pub const VDSO_SIZE: u64 = 4 * PAGE_SIZE;
-    /// Page-table pages come from here; they are never mapped in the guest's
-    /// virtual address space.
-    /// Per vCPU, user-writable: where rt_sigreturn stages the FPU image and
-    /// the iretq frame the return stub restores from (see cpu.rs).
+
+    /// Whether `addr` is in the vDSO or its data page: guest-visible
+    /// monitor pages that are, as on Linux, mappings of the payload's.
+    pub fn in_vdso(addr: u64) -> bool {
+        (VVAR..VDSO + VDSO_SIZE).contains(&addr)
+    }
+    /// Per vCPU, user read-only: where km stages the FPU image and the iretq
+    /// frame the return stub restores from (see cpu.rs).
     pub const SIGNAL_SCRATCH: u64 = MONITOR_START + 6 * MIB;
     pub const SIGNAL_SCRATCH_STRIDE: u64 = 1024;
+    /// Page-table pages come from here; they are never mapped in the guest's
+    /// virtual address space.
     pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
     /// 248 MiB of table pages: at least 124 GiB of payload memory mapped
     /// in 4 KiB pages (one table page per 2 MiB); the monitor's memory

@@ -4,4 +4,5 @@ pub mod clock;
 pub mod cpu;
 pub mod layout;
 pub mod paging;
+pub mod selectors;
 pub mod vdso;

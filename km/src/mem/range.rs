@@ -56,9 +56,9 @@ impl GuestRange {
         }
     }
 
-    /// A range of the monitor area that the guest can write (IST stacks,
-    /// signal scratch): km reads back what its own stubs stored there, as
-    /// untrusted as payload memory.
+    /// A range of the guest-visible monitor area (below the page tables),
+    /// for what km's fault stubs store on their IST stacks: km reads it
+    /// back as untrusted as payload memory.
     pub fn monitor(addr: u64, len: u64) -> Result<GuestRange, Errno> {
         let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
         if addr < MONITOR_START || end > monitor::PAGE_TABLES {

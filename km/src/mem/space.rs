@@ -1,10 +1,14 @@
 //! The address space: km's reservation of the guest window, the payload's
 //! mappings in it, the memory slots behind them and the guest page tables.
 //!
-//! Every change goes to three places in the same order: the host mapping
-//! (so the host kernel enforces the payload's protections on any pointer
-//! km passes it, and KVM's MMU notifiers drop stale guest translations),
-//! km's record (`Vmas`), and the guest page tables.
+//! Every change goes to three places: the host mapping (so the host kernel
+//! enforces the payload's protections on any pointer km passes it, and
+//! KVM's MMU notifiers drop stale guest translations), km's record
+//! (`Vmas`), and the guest page tables. Other vCPUs run meanwhile, so the
+//! order follows the direction of the change: access granted (mmap,
+//! mprotect up) is made on the host first and enters the guest tables
+//! after; access taken away (munmap, mprotect down) leaves the guest
+//! tables first and the host after.
 
 use std::io;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 use kvm_bindings::kvm_regs;
 
 use super::{KSigaction, SigInfo, SA_ONSTACK};
-use crate::guest::cpu::USER_RFLAGS;
+use crate::guest::selectors::{USER_CS, USER_DS};
 
 const UC_SIZE: u64 = 304;
 const MCONTEXT: usize = 40;
@@ -27,11 +27,13 @@ const UC_FLAGS: u64 = 0x2 | 0x4;
 pub const SS_ONSTACK: i32 = 1;
 pub const SS_DISABLE: i32 = 2;
 pub const SS_AUTODISARM: i32 = 1 << 31;
-/// Flags rt_sigreturn takes from the frame (Linux's FIX_EFLAGS).
-const FIX_FLAGS: u64 = USER_RFLAGS | (1 << 16);
+/// Flags rt_sigreturn takes from the frame, Linux's FIX_EFLAGS: CF, PF,
+/// AF, ZF, SF, TF, DF, OF, RF, AC. The rest (IF, IOPL, NT, VM, VIF, VIP,
+/// ID) stay as they were.
+const FIX_FLAGS: u64 = 0x0005_0dd5;
+/// uc_flags bit: the frame's SS must be valid, not silently replaced.
+const UC_STRICT_RESTORE_SS: u64 = 0x4;
 const FLAGS_CLEARED_FOR_HANDLER: u64 = (1 << 8) | (1 << 10) | (1 << 16); // TF, DF, RF
-const USER_CS: u64 = 0x23;
-const USER_SS: u64 = 0x1b;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -123,7 +125,7 @@ pub fn build(regs: &kvm_regs, info: &SigInfo, act: &KSigaction, mask: u64, altst
         put(&mut b, mc + 8 * i, *v);
     }
     // cs, gs, fs, ss as four u16s.
-    put(&mut b, mc + 144, USER_CS | (USER_SS << 48));
+    put(&mut b, mc + 144, u64::from(USER_CS) | (u64::from(USER_DS) << 48));
     put(&mut b, mc + 152, trap.err);
     put(&mut b, mc + 160, trap.trapno);
     put(&mut b, mc + 168, mask);
@@ -153,6 +155,21 @@ pub struct Restored {
     /// Where the saved FPU state is (0: none, reset it).
     pub fpstate: u64,
     pub stack: StackT,
+    cs: u16,
+    ss: u16,
+    uc_flags: u64,
+}
+
+impl Restored {
+    /// Whether the return to user mode can load the frame's selectors, as
+    /// Linux's IRET does after ORing RPL 3 into them: CS must be the
+    /// 64-bit user code segment (Linux's 32-bit one would switch to
+    /// compatibility mode, which km cannot run), and SS the user data
+    /// segment unless the frame lets the kernel replace a bad one.
+    pub fn selectors_valid(&self) -> bool {
+        let ss_ok = self.ss | 3 == USER_DS || self.uc_flags & UC_STRICT_RESTORE_SS == 0;
+        self.cs | 3 == USER_CS && ss_ok
+    }
 }
 
 /// Size of the ucontext rt_sigreturn reads.
@@ -188,15 +205,41 @@ pub fn restore(uc: &[u8], rflags_now: u64) -> Restored {
         pad: 0,
         size: get(uc, 32),
     };
-    Restored { regs, mask: get(uc, SIGMASK), fpstate: get(uc, mc + 184), stack }
+    let segments = get(uc, mc + 144);
+    Restored {
+        regs,
+        mask: get(uc, SIGMASK),
+        fpstate: get(uc, mc + 184),
+        stack,
+        cs: segments as u16,
+        ss: (segments >> 48) as u16,
+        uc_flags: get(uc, 0),
+    }
 }
 
 /// The fxsave images km itself stages for the return stub.
 pub mod fx {
+    use std::sync::OnceLock;
+
     use super::FXSAVE_SIZE;
 
-    /// Bits of MXCSR a restore may set (a reserved bit would fault).
-    const MXCSR_MASK: u32 = 0xffff;
+    /// The MXCSR bits this CPU lets FXRSTOR set (the mask its own FXSAVE
+    /// reports; 0 there means the architectural default).
+    fn mxcsr_mask() -> u32 {
+        static MASK: OnceLock<u32> = OnceLock::new();
+        *MASK.get_or_init(|| {
+            #[repr(C, align(16))]
+            struct Area([u8; FXSAVE_SIZE]);
+            let mut area = Area([0; FXSAVE_SIZE]);
+            // SAFETY: FXSAVE writes 512 bytes to a 16-byte aligned buffer,
+            // which `area` is; every x86-64 CPU has FXSR.
+            unsafe { std::arch::x86_64::_fxsave64(area.0.as_mut_ptr()) };
+            match u32::from_le_bytes(area.0[28..32].try_into().expect("4 bytes")) {
+                0 => 0xffbf,
+                mask => mask,
+            }
+        })
+    }
 
     /// The state after FNINIT with Linux's MXCSR (frames without fpstate).
     pub fn initial() -> [u8; FXSAVE_SIZE] {
@@ -206,10 +249,10 @@ pub mod fx {
         b
     }
 
-    /// Clears what fxrstor would fault on, as Linux checks a frame's image.
-    pub fn sanitize(b: &mut [u8; FXSAVE_SIZE]) {
-        let mxcsr = u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & MXCSR_MASK;
-        b[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    /// Whether FXRSTOR can load the image: a reserved MXCSR bit makes it
+    /// fault, which on Linux fails rt_sigreturn with SIGSEGV.
+    pub fn valid(b: &[u8; FXSAVE_SIZE]) -> bool {
+        u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & !mxcsr_mask() == 0
     }
 }
 
@@ -296,14 +339,36 @@ mod tests {
         put(&mut uc, MCONTEXT + 17 * 8, u64::MAX);
         let r = restore(&uc, 0x2);
         assert_eq!(r.regs.rflags & ((1 << 9) | (3 << 12) | (1 << 14) | (1 << 17)), 0, "IF, IOPL, NT, VM stay clear");
+        assert_eq!(r.regs.rflags & (1 << 21), 0, "ID is not the frame's to set");
+        assert_eq!(restore(&uc, 0x2 | (1 << 21)).regs.rflags & (1 << 21), 1 << 21, "nor to clear");
     }
 
     #[test]
-    fn staged_images_cannot_fault() {
-        let mut b = [0xffu8; FXSAVE_SIZE];
-        fx::sanitize(&mut b);
-        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), 0xffff);
+    fn images_with_reserved_mxcsr_bits_are_refused() {
         let init = fx::initial();
         assert_eq!((init[0], init[1], init[25]), (0x7f, 0x03, 0x1f));
+        assert!(fx::valid(&init));
+        let mut bad = init;
+        bad[26] = 1; // MXCSR bit 16
+        assert!(!fx::valid(&bad));
+    }
+
+    #[test]
+    fn sigreturn_checks_the_selectors() {
+        let f = build(&regs(), &SigInfo::kernel(10), &KSigaction::default(), 0, &StackT::disabled(), Trap::default());
+        let uc = f.bytes[8..8 + UCONTEXT_SIZE].to_vec();
+        assert!(restore(&uc, 0x2).selectors_valid(), "the frame km wrote");
+        let with = |cs: u64, ss: u64, flags: u64| {
+            let mut uc = uc.clone();
+            put(&mut uc, MCONTEXT + 144, cs | (ss << 48));
+            put(&mut uc, 0, flags);
+            restore(&uc, 0x2).selectors_valid()
+        };
+        assert!(with(0x30, 0x28, UC_FLAGS), "RPL 3 is ORed in");
+        assert!(!with(0x10, 0x2b, UC_FLAGS), "kernel code");
+        assert!(!with(0x23, 0x2b, UC_FLAGS), "32-bit user code");
+        assert!(!with(0x2b, 0x2b, UC_FLAGS), "data as code");
+        assert!(!with(0x33, 0x18, UC_FLAGS), "kernel data as SS, strict");
+        assert!(with(0x33, 0x18, 0), "a bad SS is replaced when not strict");
     }
 }

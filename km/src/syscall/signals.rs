@@ -9,7 +9,6 @@ use super::args::{obj, opt};
 use super::process::TASK_SIZE_MAX;
 use super::{host, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
-use crate::process::ExitStatus;
 use crate::signal::frame::{self, fx, StackT, SS_AUTODISARM, SS_DISABLE, SS_ONSTACK};
 use crate::signal::{KSigaction, SigInfo, NSIG, UNBLOCKABLE};
 
@@ -213,39 +212,45 @@ pub fn rt_tgsigqueueinfo(ctx: &mut Ctx, a: A) -> Ret {
 
 /// Back from a handler: registers, FPU state, mask and alternate stack
 /// come from the frame (which the handler may have edited). The FPU image
-/// is loaded by the guest on the way back (see `Thread::load`).
+/// is loaded by the guest on the way back (see `Thread::load`). A frame
+/// Linux could not return through is SIGSEGV, forced as Linux's
+/// signal_fault does, in the order Linux finds out: an unreadable frame
+/// changes nothing; a bad FPU image comes after the mask and registers;
+/// bad selectors or rip fail the return itself, after everything.
 pub fn rt_sigreturn(ctx: &mut Ctx, _: A) -> Ret {
     let uc_at = ctx.regs.rsp;
     let mut uc = [0u8; frame::UCONTEXT_SIZE];
     if GuestRange::new(uc_at, uc.len() as u64).and_then(|r| copy::read_bytes(r, &mut uc)).is_err() {
-        return bad_frame(ctx, uc_at);
+        return bad_frame(ctx, format!("rt_sigreturn with a frame at {uc_at:#x} it cannot read"));
     }
     let r = frame::restore(&uc, ctx.regs.rflags);
-    if r.regs.rip >= TASK_SIZE_MAX || r.regs.rsp >= TASK_SIZE_MAX {
-        return bad_frame(ctx, uc_at);
-    }
-    let mut image = fx::initial();
-    if r.fpstate != 0
-        && (!r.fpstate.is_multiple_of(16)
-            || GuestRange::new(r.fpstate, image.len() as u64).and_then(|at| copy::read_bytes(at, &mut image)).is_err())
-    {
-        return bad_frame(ctx, uc_at);
-    }
-    fx::sanitize(&mut image);
-    ctx.t.fpu_restore = Some(image);
     let tid = ctx.tid();
     ctx.proc().signals().set_mask(tid, r.mask);
+    *ctx.regs = r.regs;
+    let mut image = fx::initial();
+    if r.fpstate != 0 {
+        let read = GuestRange::new(r.fpstate, image.len() as u64).and_then(|at| copy::read_bytes(at, &mut image));
+        if !r.fpstate.is_multiple_of(16) || read.is_err() || !fx::valid(&image) {
+            // Linux leaves the FPU in its initial state.
+            ctx.t.fpu_restore = Some(fx::initial());
+            return bad_frame(ctx, format!("rt_sigreturn with a bad FPU image at {:#x}", r.fpstate));
+        }
+    }
+    ctx.t.fpu_restore = Some(image);
     // As Linux's restore_altstack: errors (still on the stack) are ignored.
     let sp = ctx.regs.rsp;
     let _ = set_altstack(ctx, sp, r.stack);
-    *ctx.regs = r.regs;
+    if !r.selectors_valid() || r.regs.rip >= TASK_SIZE_MAX {
+        ctx.t.force_sigsegv(format!("rt_sigreturn to an invalid context (rip {:#x})", r.regs.rip));
+    }
     Ok(r.regs.rax)
 }
 
-/// A frame that cannot be read: SIGSEGV, as Linux's badframe.
-fn bad_frame(ctx: &mut Ctx, at: u64) -> Ret {
-    ctx.exit = Some(ExitStatus::Signal(libc::SIGSEGV, format!("rt_sigreturn with a bad frame at {at:#x}")));
-    Err(Errno::EFAULT)
+/// A frame rt_sigreturn cannot use: SIGSEGV, and 0 in rax, as Linux's
+/// badframe path.
+fn bad_frame(ctx: &mut Ctx, why: String) -> Ret {
+    ctx.t.force_sigsegv(why);
+    Ok(0)
 }
 
 /// Sleeps in host call `nr` until a kick (a signal may have arrived:
