@@ -8,6 +8,7 @@ mod kick;
 mod loader;
 mod mem;
 mod process;
+mod procfs;
 mod signal;
 mod syscall;
 mod thread;
@@ -79,6 +80,10 @@ fn main() {
         std::process::exit(1);
     }
     init_tracing(&cli);
+    if let Err(e) = procfs::init() {
+        // Safe without it: what needs it is refused.
+        tracing::warn!("the payload's /proc/self/mem and directories are unavailable: {e}");
+    }
     // Writes to a closed pipe come back as EPIPE; km raises the payload's
     // own SIGPIPE (see syscall::dispatch).
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.

@@ -12,6 +12,7 @@ use crate::device::{self, Hypervisor, Vcpu};
 use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
 use crate::mem::AddressSpace;
+use crate::procfs::Startup;
 use crate::signal::{Posted, SigInfo, Signals, Tid};
 use crate::syscall::Limits;
 use crate::thread::Start;
@@ -52,6 +53,8 @@ pub struct Process {
     pub limits: Mutex<Limits>,
     /// The executable, for /proc/self/exe.
     pub exe: PathBuf,
+    /// What the payload's /proc shows of its start.
+    pub startup: Startup,
     pub strict: bool,
     pub pid: Tid,
     pub uid: u32,
@@ -89,7 +92,14 @@ pub fn forwarder_tid() -> Option<Tid> {
 }
 
 impl Process {
-    pub fn new(hv: Arc<dyn Hypervisor>, model: CpuModel, space: AddressSpace, exe: PathBuf, strict: bool) -> Process {
+    pub fn new(
+        hv: Arc<dyn Hypervisor>,
+        model: CpuModel,
+        space: AddressSpace,
+        exe: PathBuf,
+        startup: Startup,
+        strict: bool,
+    ) -> Process {
         let pid = std::process::id() as Tid;
         Process {
             hv,
@@ -98,6 +108,7 @@ impl Process {
             signals: Mutex::new(Signals::new(pid)),
             limits: Mutex::new(Limits::new()),
             exe,
+            startup,
             strict,
             pid,
             // SAFETY: getuid cannot fail.

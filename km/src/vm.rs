@@ -114,7 +114,14 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
 
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
     let root = space.page_table_root();
-    let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict));
+    crate::procfs::set_comm(&opts.program);
+    let startup = crate::procfs::Startup {
+        args: initial.args,
+        env: initial.env,
+        auxv: initial.auxv,
+        stack: (stack_base, STACK_TOP),
+    };
+    let proc = Arc::new(Process::new(hv, model, space, exe, startup, opts.strict));
     let (id, mut vcpu) = proc.new_vcpu().context("creating the vCPU")?;
     let regs = kvm_regs { rip: image.entry, rsp: initial.sp, ..Default::default() };
     cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)

@@ -28,6 +28,15 @@ impl Limits {
         Limits { nofile: rlimit { rlim_cur: cur, rlim_max: max }, address_space }
     }
 
+    /// The payload's value of an emulated limit (None: it is km's own).
+    pub fn get(&self, resource: u32) -> Option<rlimit> {
+        match resource {
+            RLIMIT_NOFILE => Some(self.nofile),
+            RLIMIT_AS => Some(self.address_space),
+            _ => None,
+        }
+    }
+
     fn emulated(&mut self, resource: u32) -> Option<&mut rlimit> {
         match resource {
             RLIMIT_NOFILE => Some(&mut self.nofile),
