@@ -116,6 +116,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let root = space.page_table_root();
     crate::procfs::set_comm(&opts.program);
     let startup = crate::procfs::Startup {
+        sp: initial.sp,
         args: initial.args,
         env: initial.env,
         auxv: initial.auxv,

@@ -169,7 +169,7 @@ fn tasks_are_the_payloads() {
 }
 
 #[test]
-fn exe_cmdline_environ_auxv_limits() {
+fn exe_cmdline_environ_auxv_limits_status_stat_statm() {
     let out = run("self");
     assert_lines(
         &out,
@@ -188,6 +188,16 @@ fn exe_cmdline_environ_auxv_limits() {
             "root link: /",
             "root link leads to /: yes",
             "cwd link leads to .: yes",
+            "status Tgid and Pid are ours: yes",
+            "status Threads: 3",
+            "status SigIgn has SIGUSR1: yes, SigCgt has SIGUSR2: yes, SigBlk has SIGWINCH: yes",
+            "other thread's SigBlk lacks SIGWINCH: yes",
+            "statm size is VmSize: yes, resident is VmRSS: yes",
+            "stat pid is ours: yes, threads: 3",
+            "stat arg area holds argv: yes, env area holds environ: yes",
+            "stat code holds main: yes, brk start is below the break: yes",
+            "stat sigignore has SIGUSR1: yes",
+            "stat vsize is VmSize: yes",
             "comm: hostile-proc",
             "done",
         ],

@@ -487,6 +487,81 @@ static unsigned long limit_line(const char *text, const char *name, int hard)
 	return strcmp(v, "unlimited") == 0 ? RLIM_INFINITY : strtoul(v, NULL, 10);
 }
 
+static void on_usr2(int s)
+{
+	(void)s;
+}
+
+/* The value of "Key:" in a status file, or -1. */
+static long status_value(const char *text, const char *key, int base)
+{
+	const char *l = strstr(text, key);
+	return l ? strtol(l + strlen(key), NULL, base) : -1;
+}
+
+/* status, stat and statm describe this process: its threads, its signal
+ * dispositions and mask, its argument and environment areas, its memory. */
+static void mode_status(void)
+{
+	static char buf[8192];
+	start_threads();
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, on_usr2);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGWINCH);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int len = read_file("/proc/self/status", buf, sizeof buf - 1);
+	CHECK(len > 0);
+	buf[len] = 0;
+	printf("status Tgid and Pid are ours: %s\n",
+	       yes(status_value(buf, "\nTgid:", 10) == getpid() && status_value(buf, "\nPid:", 10) == getpid()));
+	printf("status Threads: %ld\n", status_value(buf, "\nThreads:", 10));
+	long ign = status_value(buf, "\nSigIgn:", 16), cgt = status_value(buf, "\nSigCgt:", 16);
+	long blk = status_value(buf, "\nSigBlk:", 16);
+	printf("status SigIgn has SIGUSR1: %s, SigCgt has SIGUSR2: %s, SigBlk has SIGWINCH: %s\n",
+	       yes(ign >= 0 && ign & (1L << (SIGUSR1 - 1))), yes(cgt >= 0 && cgt & (1L << (SIGUSR2 - 1))),
+	       yes(blk >= 0 && blk & (1L << (SIGWINCH - 1))));
+	long vmsize = status_value(buf, "\nVmSize:", 10), vmrss = status_value(buf, "\nVmRSS:", 10);
+	/* Another thread's status shows its own mask, not ours. */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tids[1]);
+	len = read_file(path, buf, sizeof buf - 1);
+	buf[len > 0 ? len : 0] = 0;
+	blk = status_value(buf, "\nSigBlk:", 16);
+	printf("other thread's SigBlk lacks SIGWINCH: %s\n", yes(blk >= 0 && !(blk & (1L << (SIGWINCH - 1)))));
+
+	len = read_file("/proc/self/statm", buf, sizeof buf - 1);
+	buf[len > 0 ? len : 0] = 0;
+	long size = -1, resident = -1;
+	sscanf(buf, "%ld %ld", &size, &resident);
+	printf("statm size is VmSize: %s, resident is VmRSS: %s\n", yes(size * 4 == vmsize),
+	       yes(resident > 0 && labs(resident * 4 - vmrss) < 1024));
+
+	len = read_file("/proc/self/stat", buf, sizeof buf - 1);
+	buf[len > 0 ? len : 0] = 0;
+	char *f = strrchr(buf, ')');
+	CHECK(f != NULL);
+	unsigned long v[53] = { 0 };
+	char *save = NULL;
+	int n = 3;
+	for (char *t = strtok_r(f + 2, " ", &save); t && n < 53; t = strtok_r(NULL, " ", &save))
+		v[n++] = strtoul(t, NULL, 10);
+	printf("stat pid is ours: %s, threads: %lu\n", yes(atoi(buf) == getpid()), v[20]);
+	uintptr_t arg0 = (uintptr_t)environ[-2], env0 = (uintptr_t)environ[0];
+	printf("stat arg area holds argv: %s, env area holds environ: %s\n", yes(arg0 >= v[48] && arg0 < v[49]),
+	       yes(env0 >= v[50] && env0 < v[51]));
+	printf("stat code holds main: %s, brk start is below the break: %s\n",
+	       yes((uintptr_t)mode_status >= v[26] && (uintptr_t)mode_status < v[27]),
+	       yes(v[47] > 0 && v[47] <= (uintptr_t)sbrk(0)));
+	printf("stat sigignore has SIGUSR1: %s\n", yes(v[33] & (1UL << (SIGUSR1 - 1))));
+	printf("stat vsize is VmSize: %s\n", yes(v[23] / 1024 == (unsigned long)vmsize));
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	stop_threads();
+}
+
 static void mode_self(int argc, char **argv)
 {
 	static char buf[1 << 16];
@@ -564,6 +639,7 @@ static void mode_self(int argc, char **argv)
 	printf("root link leads to /: %s\n", yes(stat("/proc/self/root", &viaproc) == 0 && viaproc.st_ino == root.st_ino));
 	CHECK(stat(".", &root) == 0);
 	printf("cwd link leads to .: %s\n", yes(stat("/proc/self/cwd", &viaproc) == 0 && viaproc.st_ino == root.st_ino));
+	mode_status();
 	len = read_file("/proc/self/comm", buf, sizeof buf - 1);
 	buf[len > 0 ? len : 0] = 0;
 	printf("comm: %s", buf);

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::node::Leaf;
+use super::node::{Leaf, Node, View};
 use crate::guest::layout::monitor;
 use crate::mem::copy;
 use crate::process::Process;
@@ -50,10 +50,16 @@ pub fn snapshot(bytes: &[u8], flags: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn generate(proc: &Process, leaf: Leaf) -> Result<Vec<u8>, Errno> {
+pub fn generate(proc: &Process, view: View, leaf: Leaf) -> Result<Vec<u8>, Errno> {
     let startup = &proc.startup;
     Ok(match leaf {
         Leaf::Maps => maps(proc)?,
+        Leaf::Status => status(proc, view)?.into_bytes(),
+        Leaf::Stat => stat(proc, view)?.into_bytes(),
+        Leaf::Statm => {
+            let u = Usage::of(proc)?;
+            format!("{} {} {} {} 0 {} 0\n", u.size, u.resident, u.shared, u.text, u.data + u.stack).into_bytes()
+        }
         Leaf::Cmdline => live(startup.args),
         Leaf::Environ => live(startup.env),
         Leaf::Auxv => startup.auxv.clone(),
@@ -113,19 +119,18 @@ fn map_line(out: &mut String, m: &HostMap) {
     out.push('\n');
 }
 
-/// The payload's mappings: km's record of them, with what the host knows
-/// of each piece (file, offset, device, inode, shared or private) taken
-/// from km's own maps, where payload memory is mapped at the same
+/// The payload's mappings: km's record of them, each piece with what the
+/// host knows of it (file, offset, device, inode, shared or private)
+/// taken from km's own maps, where payload memory is mapped at the same
 /// addresses with the same protections; then the vDSO.
-fn maps(proc: &Process) -> Result<Vec<u8>, Errno> {
+fn pieces<'a>(proc: &Process, host: &'a str) -> Vec<HostMap<'a>> {
     let (mappings, heap) = {
         let space = proc.space();
         (space.mappings(), space.heap())
     };
-    let host = std::fs::read_to_string("/proc/self/maps").map_err(|_| Errno::EIO)?;
     let lines: Vec<HostMap> = host.lines().filter_map(parse_map).collect();
     let stack = proc.startup.stack;
-    let mut out = String::new();
+    let mut out = Vec::new();
     for (s, e) in mappings {
         for h in lines.iter().filter(|h| h.start < e && h.end > s) {
             let (ps, pe) = (s.max(h.start), e.min(h.end));
@@ -140,7 +145,7 @@ fn maps(proc: &Process) -> Result<Vec<u8>, Errno> {
             } else {
                 ""
             };
-            map_line(&mut out, &HostMap { start: ps, end: pe, offset, name, ..*h });
+            out.push(HostMap { start: ps, end: pe, offset, name, ..*h });
         }
     }
     let vdso = |start, size, perms, name| HostMap {
@@ -152,9 +157,201 @@ fn maps(proc: &Process) -> Result<Vec<u8>, Errno> {
         inode: "0",
         name,
     };
-    map_line(&mut out, &vdso(monitor::VVAR, monitor::VVAR_SIZE, "r--p", "[vvar]"));
-    map_line(&mut out, &vdso(monitor::VDSO, monitor::VDSO_SIZE, "r-xp", "[vdso]"));
+    out.push(vdso(monitor::VVAR, monitor::VVAR_SIZE, "r--p", "[vvar]"));
+    out.push(vdso(monitor::VDSO, monitor::VDSO_SIZE, "r-xp", "[vdso]"));
+    out
+}
+
+fn own_maps() -> Result<String, Errno> {
+    std::fs::read_to_string("/proc/self/maps").map_err(|_| Errno::EIO)
+}
+
+fn maps(proc: &Process) -> Result<Vec<u8>, Errno> {
+    let host = own_maps()?;
+    let mut out = String::new();
+    for m in pieces(proc, &host) {
+        map_line(&mut out, &m);
+    }
     Ok(out.into_bytes())
+}
+
+/// The payload's memory use in pages, as statm counts it (and status in
+/// kB): everything mapped, what is resident (of it, file-backed or
+/// shared), the executable's code, private writable data, the stack.
+struct Usage {
+    size: u64,
+    resident: u64,
+    shared: u64,
+    text: u64,
+    /// Executable, not writable, not stack: code of any kind.
+    exec: u64,
+    data: u64,
+    stack: u64,
+    /// The executable's code and data segments, for stat.
+    code: (u64, u64),
+    data_segment: (u64, u64),
+}
+
+const PAGE: u64 = crate::guest::layout::PAGE_SIZE;
+
+/// Pages of [start, end) in memory now, by mincore on km's own view of
+/// them (the same pages).
+fn resident(start: u64, end: u64) -> u64 {
+    let pages = ((end - start) / PAGE) as usize;
+    let mut vec = vec![0u8; pages];
+    // SAFETY: mincore writes one byte per page of the range into `vec`,
+    // which has that many; the range is payload memory (or the vDSO),
+    // mapped in km's address space.
+    if unsafe { libc::mincore(start as *mut libc::c_void, end as usize - start as usize, vec.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    vec.iter().filter(|&&b| b & 1 != 0).count() as u64
+}
+
+impl Usage {
+    fn of(proc: &Process) -> Result<Usage, Errno> {
+        let host = own_maps()?;
+        let exe = proc.exe.to_string_lossy();
+        let mut u = Usage {
+            size: 0,
+            resident: 0,
+            shared: 0,
+            text: 0,
+            exec: 0,
+            data: 0,
+            stack: 0,
+            code: (0, 0),
+            data_segment: (0, 0),
+        };
+        for m in pieces(proc, &host) {
+            let pages = (m.end - m.start) / PAGE;
+            u.size += pages;
+            if m.name == "[vvar]" {
+                continue;
+            }
+            let r = resident(m.start, m.end);
+            u.resident += r;
+            let (write, exec, shared) = (&m.perms[1..2] == "w", &m.perms[2..3] == "x", &m.perms[3..4] == "s");
+            if m.inode != "0" || shared {
+                u.shared += r;
+            }
+            if exec && !write {
+                u.exec += pages;
+            }
+            if m.name == "[stack]" {
+                u.stack += pages;
+            } else if write && !shared {
+                u.data += pages;
+            }
+            if m.name == exe {
+                if exec && u.code == (0, 0) {
+                    u.code = (m.start, m.end);
+                    u.text += pages;
+                } else if write {
+                    if u.data_segment.0 == 0 {
+                        u.data_segment.0 = m.start;
+                    }
+                    u.data_segment.1 = m.end;
+                }
+            }
+        }
+        Ok(u)
+    }
+}
+
+/// Linux's fd table size for the highest fd open: 64 fds, then powers of
+/// two times 128.
+fn fd_table_size() -> Result<u64, Errno> {
+    let top = super::node::payload_fds()?.last().copied().unwrap_or(0) as u64;
+    if top < 64 {
+        return Ok(64);
+    }
+    Ok((top / 128 + 1).next_power_of_two() * 128)
+}
+
+fn thread_of(proc: &Process, view: View) -> crate::signal::Tid {
+    view.tid.unwrap_or(proc.pid)
+}
+
+/// km's own status of the same thread with what is km's replaced by the
+/// payload's: memory, fd table, threads, signals. Lines about memory km
+/// cannot count for the payload (peaks, locked, page tables, swap) are left
+/// out.
+fn status(proc: &Process, view: View) -> Result<String, Errno> {
+    let host = std::fs::read_to_string(format!("{}/status", Node::Dir(view).path(proc))).map_err(|_| Errno::ESRCH)?;
+    let u = Usage::of(proc)?;
+    let [pending, shared, blocked, ignored, caught] = proc.signals().summary(thread_of(proc, view));
+    let threads = proc.signals().threads.len();
+    let kb = |pages: u64| format!("{:>8} kB", pages * PAGE / 1024);
+    let mut out = String::new();
+    for line in host.lines() {
+        let key = line.split(':').next().unwrap_or("");
+        let value = match key {
+            "FDSize" => fd_table_size()?.to_string(),
+            "VmSize" => kb(u.size),
+            "VmRSS" => kb(u.resident),
+            "RssAnon" => kb(u.resident - u.shared),
+            "RssFile" => kb(u.shared),
+            "RssShmem" => kb(0),
+            "VmData" => kb(u.data),
+            "VmStk" => kb(u.stack),
+            "VmExe" => kb(u.text),
+            "VmLib" => kb(u.exec - u.text),
+            "Threads" => threads.to_string(),
+            "SigPnd" => format!("{pending:016x}"),
+            "ShdPnd" => format!("{shared:016x}"),
+            "SigBlk" => format!("{blocked:016x}"),
+            "SigIgn" => format!("{ignored:016x}"),
+            "SigCgt" => format!("{caught:016x}"),
+            k if k.starts_with("Vm") || k.starts_with("Hugetlb") => continue,
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+        };
+        let _ = writeln!(out, "{key}:\t{value}");
+    }
+    Ok(out)
+}
+
+/// km's own stat line of the same thread with the payload's thread count,
+/// memory, code, data and stack addresses, argument and environment
+/// areas and signal sets in place of km's.
+fn stat(proc: &Process, view: View) -> Result<String, Errno> {
+    let host = std::fs::read_to_string(format!("{}/stat", Node::Dir(view).path(proc))).map_err(|_| Errno::ESRCH)?;
+    let close = host.rfind(')').ok_or(Errno::EIO)?;
+    let (head, tail) = host.split_at(close + 1);
+    let mut fields: Vec<String> = tail.split_whitespace().map(str::to_string).collect();
+    let u = Usage::of(proc)?;
+    let [pending, shared, blocked, ignored, caught] = proc.signals().summary(thread_of(proc, view));
+    let heap = proc.space().heap();
+    let st = &proc.startup;
+    let threads = proc.signals().threads.len() as u64;
+    // Field numbers as in proc(5); the state (3) is fields[0].
+    let mut set = |n: usize, v: u64| {
+        if let Some(f) = fields.get_mut(n - 3) {
+            *f = v.to_string();
+        }
+    };
+    set(20, threads);
+    set(23, u.size * PAGE);
+    set(24, u.resident);
+    set(26, u.code.0);
+    set(27, u.code.1);
+    set(28, st.sp);
+    set(31, pending | shared);
+    set(32, blocked);
+    set(33, ignored);
+    set(34, caught);
+    set(45, u.data_segment.0);
+    set(46, u.data_segment.1);
+    set(47, heap.0);
+    set(48, st.args.0);
+    set(49, st.args.1);
+    set(50, st.env.0);
+    set(51, st.env.1);
+    Ok(format!("{head} {}\n", fields.join(" ")))
 }
 
 /// Linux's table: name, resource, unit.

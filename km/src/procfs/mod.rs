@@ -133,6 +133,8 @@ pub fn chdir_empty() -> Result<(), Errno> {
 /// strings are, the auxiliary vector, and the initial stack's mapping.
 #[derive(Debug, Default, Clone)]
 pub struct Startup {
+    /// The stack pointer exec left (/proc/<pid>/stat's startstack).
+    pub sp: u64,
     pub args: (u64, u64),
     pub env: (u64, u64),
     pub auxv: Vec<u8>,

@@ -31,6 +31,9 @@ pub enum Leaf {
     Environ,
     Auxv,
     Limits,
+    Status,
+    Stat,
+    Statm,
     FdInfo(i32),
 }
 
@@ -77,9 +80,12 @@ const ENTRIES: &[(&str, Entry)] = &[
     ("net", Entry::Host),
     ("environ", Entry::Node(|v| Node::File(v, Leaf::Environ))),
     ("auxv", Entry::Node(|v| Node::File(v, Leaf::Auxv))),
+    ("status", Entry::Node(|v| Node::File(v, Leaf::Status))),
     ("limits", Entry::Node(|v| Node::File(v, Leaf::Limits))),
     ("comm", Entry::Host),
     ("cmdline", Entry::Node(|v| Node::File(v, Leaf::Cmdline))),
+    ("stat", Entry::Node(|v| Node::File(v, Leaf::Stat))),
+    ("statm", Entry::Node(|v| Node::File(v, Leaf::Statm))),
     ("maps", Entry::Node(|v| Node::File(v, Leaf::Maps))),
     ("mem", Entry::Node(|v| Node::File(v, Leaf::Mem))),
     ("cwd", Entry::Node(|v| Node::Link(v, Link::Cwd))),
@@ -116,7 +122,7 @@ impl Node {
         matches!(self, Node::Dir(_) | Node::Fds(_) | Node::FdInfos(_) | Node::Tasks)
     }
 
-    fn view(&self) -> View {
+    pub fn view(&self) -> View {
         match *self {
             Node::Dir(v) | Node::Fds(v) | Node::FdInfos(v) | Node::File(v, _) | Node::Link(v, _) => v,
             Node::Tasks => View::PROCESS,
@@ -186,6 +192,9 @@ impl Node {
                     Leaf::Environ => "environ".to_string(),
                     Leaf::Auxv => "auxv".to_string(),
                     Leaf::Limits => "limits".to_string(),
+                    Leaf::Status => "status".to_string(),
+                    Leaf::Stat => "stat".to_string(),
+                    Leaf::Statm => "statm".to_string(),
                     Leaf::FdInfo(fd) => format!("fdinfo/{fd}"),
                 };
                 format!("{}/{name}", dir(v))
@@ -255,11 +264,11 @@ impl Node {
                 let kind = Kind::Mem { read: mode != libc::O_WRONLY, write: mode != libc::O_RDONLY };
                 Ok(fdtab::insert(content::memfd(flags)?, *self, kind))
             }
-            Node::File(_, leaf) => {
+            Node::File(view, leaf) => {
                 if mode != libc::O_RDONLY {
                     return Err(Errno::EACCES);
                 }
-                let bytes = content::generate(proc, leaf)?;
+                let bytes = content::generate(proc, view, leaf)?;
                 Ok(fdtab::insert(content::snapshot(&bytes, flags)?, *self, Kind::Snapshot))
             }
             _ => Err(Errno::ENOENT),

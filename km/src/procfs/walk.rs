@@ -223,6 +223,8 @@ struct Walker<'a> {
     depth: i64,
     /// The starting dirfd, the root for RESOLVE_IN_ROOT.
     start: RawFd,
+    /// The path ends in a slash: its last component must be a directory.
+    must_dir: bool,
 }
 
 /// Resolves `path` relative to `dirfd` as the payload's thread `caller`.
@@ -235,11 +237,11 @@ pub fn resolve(proc: &Process, caller: i32, dirfd: RawFd, path: &[u8], opts: Opt
         // whenever it would have to look further.
         return Err(Errno::EAGAIN);
     }
-    let mut w = Walker { proc, caller, opts, links: 0, depth: 0, start: dirfd };
+    // A trailing slash asks for a directory, links followed.
+    let must_dir = path.ends_with(b"/") || path.ends_with(b"/.");
+    let mut w = Walker { proc, caller, opts, links: 0, depth: 0, start: dirfd, must_dir };
     let mut pos = if path[0] == b'/' { w.root()? } else { w.start_at(dirfd)? };
     let mut rest = split(path);
-    // A trailing slash (or "/." "/..") asks for a directory, links followed.
-    let must_dir = path.ends_with(b"/") || path.ends_with(b"/.") || path == b"." || path.ends_with(b"/..");
     loop {
         let Some(name) = rest.pop_front() else { return w.finish(pos) };
         if name == b".." {
@@ -429,7 +431,7 @@ impl Walker<'_> {
         }
         let fd = match open_path(h.dir.raw(), &cname, libc::O_PATH | libc::O_NOFOLLOW) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) if last => return Ok(Step::Done(Target::At(high(h.dir)?, cname))),
+            Err(Errno::ENOENT) if last && !self.must_dir => return Ok(Step::Done(Target::At(high(h.dir)?, cname))),
             Err(e) => return Err(e),
         };
         if h.proc == Proc::Root {
@@ -452,11 +454,14 @@ impl Walker<'_> {
                 self.magic()?;
                 let target = open_path(h.dir.raw(), &cname, libc::O_PATH)?;
                 let p = self.land(target)?;
-                return Ok(if last { Step::Done(self.finish(p)?) } else { Step::Pos(p) });
+                return self.after_magic(p, last);
             }
             let text = readlink(fd.as_raw_fd(), c"")?;
             self.depth -= 1;
             return Ok(Step::Link(Pos::Host(h), text));
+        }
+        if last && self.must_dir && m.mode & libc::S_IFMT != libc::S_IFDIR && m.mode & libc::S_IFMT != libc::S_IFLNK {
+            return Err(Errno::ENOTDIR);
         }
         let next = if m.dev == h.dev {
             let proc = match h.proc {
@@ -503,8 +508,9 @@ impl Walker<'_> {
             Child::Node(Node::Link(view, link)) if follow => {
                 self.magic()?;
                 let p = self.follow_virtual(view, link)?;
-                Ok(if last { Step::Done(self.finish(p)?) } else { Step::Pos(p) })
+                self.after_magic(p, last)
             }
+            Child::Node(n) if last && self.must_dir && !n.is_dir() => Err(Errno::ENOTDIR),
             Child::Node(n) => Ok(if last { Step::Done(Target::Virtual(n)) } else { Step::Pos(Pos::Virt(n)) }),
             Child::Host(real) => {
                 let fd = open_path(libc::AT_FDCWD, &cstring(real.as_bytes())?, libc::O_PATH | libc::O_NOFOLLOW)?;
@@ -538,6 +544,23 @@ impl Walker<'_> {
                 }
             },
         }
+    }
+
+    /// Where a followed magic link led: the end, or the next directory.
+    fn after_magic(&mut self, p: Pos, last: bool) -> Result<Step, Errno> {
+        if !last {
+            return Ok(Step::Pos(p));
+        }
+        if self.must_dir {
+            let dir = match &p {
+                Pos::Virt(n) => n.is_dir(),
+                Pos::Host(h) => meta_of(h.dir.raw())?.mode & libc::S_IFMT == libc::S_IFDIR,
+            };
+            if !dir {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        Ok(Step::Done(self.finish(p)?))
     }
 
     /// The walk ended at `pos` itself.

@@ -206,8 +206,12 @@ pub fn fstat(ctx: &mut Ctx, a: A) -> Ret {
     }
 }
 
-/// True if the payload's path argument is the empty string.
+/// True if the payload's path argument is the empty string (or NULL,
+/// which Linux takes as empty with AT_EMPTY_PATH).
 fn empty_path(p: u64) -> Result<bool, Errno> {
+    if p == 0 {
+        return Ok(true);
+    }
     super::args::path(p)?;
     let mut first = [0u8; 1];
     copy::read_bytes(p, &mut first)?;
