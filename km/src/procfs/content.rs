@@ -231,7 +231,8 @@ impl Usage {
             }
             let r = resident(m.start, m.end);
             u.resident += r;
-            let (write, exec, shared) = (&m.perms[1..2] == "w", &m.perms[2..3] == "x", &m.perms[3..4] == "s");
+            let perm = |i: usize, c: u8| m.perms.as_bytes().get(i) == Some(&c);
+            let (write, exec, shared) = (perm(1, b'w'), perm(2, b'x'), perm(3, b's'));
             if m.inode != "0" || shared {
                 u.shared += r;
             }
@@ -290,13 +291,13 @@ fn status(proc: &Process, view: View) -> Result<String, Errno> {
             "FDSize" => fd_table_size()?.to_string(),
             "VmSize" => kb(u.size),
             "VmRSS" => kb(u.resident),
-            "RssAnon" => kb(u.resident - u.shared),
+            "RssAnon" => kb(u.resident.saturating_sub(u.shared)),
             "RssFile" => kb(u.shared),
             "RssShmem" => kb(0),
             "VmData" => kb(u.data),
             "VmStk" => kb(u.stack),
             "VmExe" => kb(u.text),
-            "VmLib" => kb(u.exec - u.text),
+            "VmLib" => kb(u.exec.saturating_sub(u.text)),
             "Threads" => threads.to_string(),
             "SigPnd" => format!("{pending:016x}"),
             "ShdPnd" => format!("{shared:016x}"),

@@ -189,13 +189,23 @@ pub fn symlinkat(_: &mut Ctx, a: A) -> Ret {
     host(SYS_symlinkat, a)
 }
 
+/// fd-based attribute changes: procfs entries refuse them, so the
+/// placeholders behind virtual ones must too.
+fn not_virtual(f: u64) -> Result<(), Errno> {
+    fd(f)?;
+    match fdtab::get(f as i32) {
+        Some(_) => Err(Errno::EPERM),
+        None => Ok(()),
+    }
+}
+
 pub fn fchmod(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
+    not_virtual(a[0])?;
     host(SYS_fchmod, a)
 }
 
 pub fn fchown(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
+    not_virtual(a[0])?;
     host(SYS_fchown, a)
 }
 

@@ -185,6 +185,16 @@ fn virtual_fd(f: u64) -> Option<Node> {
     fdtab::get(f as i32).map(|e| e.node)
 }
 
+/// What an empty path with AT_EMPTY_PATH names when it is virtual: the
+/// fd's node, or for AT_FDCWD a cwd inside the virtual tree.
+fn virtual_at(dirfd: u64) -> Option<Node> {
+    if dirfd as i32 == AT_FDCWD {
+        procfs::virtual_cwd()
+    } else {
+        virtual_fd(dirfd)
+    }
+}
+
 pub fn stat(ctx: &mut Ctx, a: A) -> Ret {
     obj::<libc::stat>(a[1])?;
     let t = resolve(ctx, AT_FDCWD as u64, a[0], Opts::follow(true))?;
@@ -226,7 +236,10 @@ pub fn newfstatat(ctx: &mut Ctx, a: A) -> Ret {
         return Err(Errno::EINVAL);
     }
     if flags & AT_EMPTY_PATH != 0 && empty_path(a[1])? {
-        return fstat(ctx, [a[0], a[2], 0, 0, 0, 0]);
+        return match virtual_at(a[0]) {
+            Some(n) => stat_target(ctx, &Target::Virtual(n), a[2]),
+            None => host(SYS_newfstatat, a),
+        };
     }
     let t = resolve(ctx, a[0], a[1], Opts::follow(flags & AT_SYMLINK_NOFOLLOW == 0))?;
     stat_target(ctx, &t, a[2])
@@ -242,7 +255,7 @@ pub fn statx(ctx: &mut Ctx, a: A) -> Ret {
     }
     let keep = (flags & sync) as u64;
     let t = if flags & AT_EMPTY_PATH != 0 && empty_path(a[1])? {
-        match virtual_fd(a[0]) {
+        match virtual_at(a[0]) {
             Some(n) => Target::Virtual(n),
             None => return host(SYS_statx, a),
         }
@@ -270,7 +283,7 @@ fn access_common(ctx: &mut Ctx, dirfd: u64, path: u64, mode: u64, flags: i32) ->
     let keep = (flags & AT_EACCESS) as u64;
     let t = if flags & AT_EMPTY_PATH != 0 && empty_path(path)? {
         fd(dirfd)?;
-        match virtual_fd(dirfd) {
+        match virtual_at(dirfd) {
             Some(n) => Target::Virtual(n),
             None => return host(SYS_faccessat2, [dirfd, path, mode, flags as u64, 0, 0]),
         }
@@ -498,7 +511,7 @@ pub fn fchownat(ctx: &mut Ctx, a: A) -> Ret {
     }
     if flags & AT_EMPTY_PATH != 0 && empty_path(a[1])? {
         fd(a[0])?;
-        if virtual_fd(a[0]).is_some() {
+        if virtual_at(a[0]).is_some() {
             return Err(Errno::EPERM);
         }
         return host(SYS_fchownat, a);
@@ -515,7 +528,7 @@ pub fn utimensat(ctx: &mut Ctx, a: A) -> Ret {
     }
     // A NULL path (or an empty one with AT_EMPTY_PATH) means the fd itself.
     if a[1] == 0 || (flags & AT_EMPTY_PATH != 0 && empty_path(a[1])?) {
-        if virtual_fd(a[0]).is_some() {
+        if virtual_at(a[0]).is_some() {
             return Err(Errno::EPERM);
         }
         return host(SYS_utimensat, a);
@@ -534,7 +547,7 @@ pub fn linkat(ctx: &mut Ctx, a: A) -> Ret {
         return Err(Errno::EINVAL);
     }
     if flags & AT_EMPTY_PATH != 0 && empty_path(a[1])? {
-        if virtual_fd(a[0]).is_some() {
+        if virtual_at(a[0]).is_some() {
             return Err(Errno::EXDEV);
         }
         return host(SYS_linkat, a);
