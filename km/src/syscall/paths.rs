@@ -341,7 +341,16 @@ fn readlink_common(ctx: &mut Ctx, dirfd: u64, path: u64, out: u64, size: u64) ->
         return Err(Errno::EINVAL);
     }
     buf(out, size)?;
-    let t = resolve(ctx, dirfd, path, Opts::follow(false))?;
+    // An empty path reads the link an O_PATH fd was opened on.
+    let t = if path != 0 && dirfd as i32 != AT_FDCWD && empty_path(path)? {
+        fd(dirfd)?;
+        match virtual_fd(dirfd) {
+            Some(n) => Target::Virtual(n),
+            None => return host(SYS_readlinkat, [dirfd, path, out, size, 0, 0]),
+        }
+    } else {
+        resolve(ctx, dirfd, path, Opts::follow(false))?
+    };
     match &t {
         Target::Virtual(n) => {
             let text = link_text(ctx, n)?;
