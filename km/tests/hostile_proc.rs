@@ -248,6 +248,8 @@ fn openat2_resolve_flags() {
             "BENEATH magic link: -1 EXDEV",
             "IN_ROOT dotdot: 0",
             "NO_XDEV into proc: -1 EXDEV",
+            "NO_XDEV within proc: 0",
+            "NO_XDEV proc exe link: -1 EXDEV",
             "unknown resolve bit: -1 EINVAL",
             "created: 0",
             "done",

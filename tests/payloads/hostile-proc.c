@@ -771,6 +771,10 @@ static void mode_openat2(void)
 	SHOW("IN_ROOT mem link", at2(d, "mem-link", O_RDONLY, 0x10));
 	SHOW("NO_XDEV into proc", at2(AT_FDCWD, "/proc/self/mem", O_RDONLY, 1));
 	SHOW("NO_XDEV in dir", at2(d, "sub/file", O_RDONLY, 1));
+	int proc = open("/proc", O_PATH | O_CLOEXEC);
+	SHOW("NO_XDEV within proc", at2(proc, "self/maps", O_RDONLY, 1));
+	SHOW("NO_XDEV proc exe link", at2(proc, "self/exe", O_RDONLY, 1));
+	SHOW("NO_XDEV proc root link", at2(proc, "self/root", O_RDONLY | O_DIRECTORY, 1));
 	SHOW("BENEATH and IN_ROOT", at2(d, "file", O_RDONLY, 0x18));
 	SHOW("unknown resolve bit", at2(d, "file", O_RDONLY, 0x40));
 	SHOW("unknown flag", at2(d, "file", 1ull << 40, 0));

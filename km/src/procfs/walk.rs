@@ -225,6 +225,8 @@ struct Walker<'a> {
     start: RawFd,
     /// The path ends in a slash: its last component must be a directory.
     must_dir: bool,
+    /// The mount of the procfs the virtual tree was entered from.
+    virt_mnt: u64,
 }
 
 /// Resolves `path` relative to `dirfd` as the payload's thread `caller`.
@@ -239,7 +241,7 @@ pub fn resolve(proc: &Process, caller: i32, dirfd: RawFd, path: &[u8], opts: Opt
     }
     // A trailing slash asks for a directory, links followed.
     let must_dir = path.ends_with(b"/") || path.ends_with(b"/.");
-    let mut w = Walker { proc, caller, opts, links: 0, depth: 0, start: dirfd, must_dir };
+    let mut w = Walker { proc, caller, opts, links: 0, depth: 0, start: dirfd, must_dir, virt_mnt: 0 };
     let mut pos = if path[0] == b'/' { w.root()? } else { w.start_at(dirfd)? };
     let mut rest = split(path);
     loop {
@@ -328,6 +330,7 @@ impl Walker<'_> {
     /// Where a procfs directory is, asked of the kernel: km's own becomes
     /// the virtual node, another process's stays the host's.
     fn locate(&mut self, dir: Dir, m: Meta) -> Result<Pos, Errno> {
+        self.virt_mnt = m.mnt;
         let owned = dir.into_owned()?;
         let link = readlink(libc::AT_FDCWD, &cstring(format!("/proc/self/fd/{}", owned.as_raw_fd()).as_bytes())?)?;
         let Some(rest) = link.strip_prefix(b"/proc/") else {
@@ -425,6 +428,7 @@ impl Walker<'_> {
         };
         let cname = cstring(name)?;
         if h.proc == Proc::Root {
+            self.virt_mnt = h.mnt;
             if let Some(p) = self.proc_root_entry(name, follow)? {
                 return Ok(if last { Step::Done(self.finish(p)?) } else { Step::Pos(p) });
             }
@@ -454,6 +458,7 @@ impl Walker<'_> {
                 self.magic()?;
                 let target = open_path(h.dir.raw(), &cname, libc::O_PATH)?;
                 let p = self.land(target)?;
+                self.check_xdev(&h, &p)?;
                 return self.after_magic(p, last);
             }
             let text = readlink(fd.as_raw_fd(), c"")?;
@@ -508,6 +513,11 @@ impl Walker<'_> {
             Child::Node(Node::Link(view, link)) if follow => {
                 self.magic()?;
                 let p = self.follow_virtual(view, link)?;
+                if let Pos::Host(to) = &p {
+                    if self.opts.resolve & RESOLVE_NO_XDEV != 0 && to.mnt != self.virt_mnt {
+                        return Err(Errno::EXDEV);
+                    }
+                }
                 self.after_magic(p, last)
             }
             Child::Node(n) if last && self.must_dir && !n.is_dir() => Err(Errno::ENOTDIR),
