@@ -433,6 +433,24 @@ impl Walker<'_> {
                 return Ok(if last { Step::Done(self.finish(p)?) } else { Step::Pos(p) });
             }
         }
+        if last && h.proc == Proc::No {
+            // The common end of a walk outside procfs: a look at the name
+            // is enough unless it is a link to follow or a mount point
+            // (which could be procfs).
+            match statx(h.dir.raw(), &cname, 0) {
+                Err(Errno::ENOENT) if !self.must_dir => return Ok(Step::Done(Target::At(high(h.dir)?, cname))),
+                Err(e) => return Err(e),
+                Ok(m) => {
+                    let kind = m.mode & libc::S_IFMT;
+                    if self.must_dir && kind != libc::S_IFDIR && kind != libc::S_IFLNK {
+                        return Err(Errno::ENOTDIR);
+                    }
+                    if m.dev == h.dev && m.mnt == h.mnt && !(kind == libc::S_IFLNK && follow) {
+                        return Ok(Step::Done(Target::At(high(h.dir)?, cname)));
+                    }
+                }
+            }
+        }
         let fd = match open_path(h.dir.raw(), &cname, libc::O_PATH | libc::O_NOFOLLOW) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) if last && !self.must_dir => return Ok(Step::Done(Target::At(high(h.dir)?, cname))),
