@@ -6,7 +6,8 @@
 //! component at a time (`walk`), and once the walk enters km's directory
 //! the rest resolves against a virtual tree (`node`) that shows only the
 //! payload: its memory (`mem`), mappings, fds, threads, executable,
-//! arguments, environment, auxiliary vector and limits (`content`).
+//! arguments, environment, auxiliary vector, limits and status
+//! (`content`).
 //!
 //! What the payload opens there is a file that carries none of km's data:
 //! generated text is a sealed memfd snapshot, `mem` is an empty memfd whose
@@ -66,14 +67,18 @@ fn open_private(path: &str, flags: i32) -> std::io::Result<RawFd> {
     crate::fds::privatize(fd)
 }
 
-/// Opens what the virtual tree needs. Without it every route into km's
-/// procfs directory is refused (EACCES), which is safe.
+/// Opens what the virtual tree needs. Without it `mem` and the virtual
+/// directories are refused (EACCES), which is safe.
 pub fn init() -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     let mem = open_private("/proc/self/mem", libc::O_RDWR)?;
     let tmp = std::env::temp_dir().join(format!("km-empty-{}", std::process::id()));
-    std::fs::create_dir(&tmp).or_else(|_| {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o700);
+    // A leftover of a km that had this pid and was killed is removed.
+    builder.create(&tmp).or_else(|_| {
         let _ = std::fs::remove_dir(&tmp);
-        std::fs::create_dir(&tmp)
+        builder.create(&tmp)
     })?;
     let empty = open_private(tmp.to_str().unwrap_or("/nonexistent"), libc::O_RDONLY | libc::O_DIRECTORY);
     std::fs::remove_dir(&tmp)?;

@@ -122,7 +122,7 @@ impl Node {
         matches!(self, Node::Dir(_) | Node::Fds(_) | Node::FdInfos(_) | Node::Tasks)
     }
 
-    pub fn view(&self) -> View {
+    fn view(&self) -> View {
         match *self {
             Node::Dir(v) | Node::Fds(v) | Node::FdInfos(v) | Node::File(v, _) | Node::Link(v, _) => v,
             Node::Tasks => View::PROCESS,
