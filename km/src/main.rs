@@ -9,6 +9,7 @@ mod limits;
 mod loader;
 mod mem;
 mod process;
+mod procfs;
 mod seccomp;
 mod signal;
 mod syscall;
@@ -98,6 +99,10 @@ fn main() {
     }
     init_tracing(&cli);
     report_panics();
+    if let Err(e) = procfs::init() {
+        // Safe without it: what needs it is refused.
+        tracing::warn!("the payload's /proc/self/mem and directories are unavailable: {e}");
+    }
     // Writes to a closed pipe come back as EPIPE; km raises the payload's
     // own SIGPIPE (see syscall::dispatch).
     // SAFETY: setting a disposition to SIG_IGN installs no handler code.

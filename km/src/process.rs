@@ -14,6 +14,7 @@ use crate::guest::cpu::{CpuModel, SyscallReturn};
 use crate::guest::layout::monitor;
 use crate::limits::Limits;
 use crate::mem::{AddressSpace, SharedSpace};
+use crate::procfs::Startup;
 use crate::signal::{Posted, SigInfo, Signals, Tid};
 use crate::thread::Start;
 
@@ -52,6 +53,8 @@ pub struct Process {
     pub limits: Mutex<Limits>,
     /// The executable, for /proc/self/exe.
     pub exe: PathBuf,
+    /// What the payload's /proc shows of its start.
+    pub startup: Startup,
     pub strict: bool,
     pub pid: Tid,
     pub uid: u32,
@@ -100,6 +103,7 @@ impl Process {
         model: CpuModel,
         mut space: AddressSpace,
         exe: PathBuf,
+        startup: Startup,
         strict: bool,
         syscall_return: SyscallReturn,
     ) -> Process {
@@ -113,6 +117,7 @@ impl Process {
             signals: Mutex::new(Signals::new(pid)),
             limits: Mutex::new(limits),
             exe,
+            startup,
             strict,
             pid,
             // SAFETY: getuid cannot fail.

@@ -124,6 +124,14 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
         .context("writing the initial stack")?;
 
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
+    crate::procfs::set_comm(&opts.program);
+    let startup = crate::procfs::Startup {
+        sp: initial.sp,
+        args: initial.args,
+        env: initial.env,
+        auxv: initial.auxv,
+        stack: (stack_base, STACK_TOP),
+    };
     let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
     cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root()).context("setting up the vCPU")?;
     let how = cpu::probe_syscall_return(&mut *vcpu, &mut space).context("probing the syscall path")?;
@@ -131,7 +139,7 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let entry = interp.as_ref().map_or(image.entry, |i| i.entry);
     let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
     cpu::set_thread_state(&mut *vcpu, &regs, 0, 0).context("setting up the vCPU")?;
-    let proc = Arc::new(Process::new(hv, model, space, exe, opts.strict, how));
+    let proc = Arc::new(Process::new(hv, model, space, exe, startup, opts.strict, how));
     clock::start(vdso.vvar, &mut *vcpu);
     Ok(Thread::first(proc, 0, vcpu))
 }

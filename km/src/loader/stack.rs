@@ -51,6 +51,13 @@ pub struct InitialStack {
     pub sp: u64,
     /// Bytes for [sp, top).
     pub bytes: Vec<u8>,
+    /// Where the argument strings lie, [start, end): /proc/self/cmdline.
+    pub args: (u64, u64),
+    /// Where the environment strings lie: /proc/self/environ.
+    pub env: (u64, u64),
+    /// The auxiliary vector as laid out, AT_NULL pair included, which
+    /// Linux keeps for /proc/self/auxv.
+    pub auxv: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +122,9 @@ pub fn build(
         (AT_PLATFORM, platform_at),
         (AT_NULL, 0),
     ];
+    let auxv_bytes: Vec<u8> = auxv.iter().flat_map(|&(k, v)| [k.to_le_bytes(), v.to_le_bytes()]).flatten().collect();
+    let env_start = env_at.last().copied().unwrap_or(execfn_at);
+    let arg_start = arg_at.last().copied().unwrap_or(env_start);
     let mut words: Vec<u64> = Vec::new();
     words.push(args.len() as u64);
     words.extend(arg_at.iter().rev());
@@ -138,7 +148,7 @@ pub fn build(
     }
     let data_off = (cursor - sp) as usize;
     bytes[data_off..data_off + data.len()].copy_from_slice(&data);
-    Ok(InitialStack { sp, bytes })
+    Ok(InitialStack { sp, bytes, args: (arg_start, env_start), env: (env_start, execfn_at), auxv: auxv_bytes })
 }
 
 #[cfg(test)]
@@ -197,6 +207,12 @@ mod tests {
         assert_eq!(string(&s, auxv[&AT_PLATFORM]), "x86_64");
         let r = (auxv[&AT_RANDOM] - s.sp) as usize;
         assert_eq!(&s.bytes[r..r + 16], &[7; 16]);
+        assert_eq!(string(&s, s.args.0), "prog");
+        assert_eq!(s.args.1 - s.args.0, "prog\0a b\0\0".len() as u64);
+        assert_eq!(string(&s, s.env.0), "HOME=/h");
+        assert_eq!(s.env.1 - s.env.0, "HOME=/h\0X=1\0".len() as u64);
+        assert_eq!(s.auxv.len() % 16, 0);
+        assert_eq!(&s.auxv[s.auxv.len() - 16..], &[0; 16]);
         // The file name sits at the top, below one free word.
         assert_eq!(auxv[&AT_EXECFN], 0x7000_0000 - 8 - "./prog".len() as u64 - 1);
     }

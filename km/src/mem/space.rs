@@ -720,6 +720,21 @@ impl AddressSpace {
         self.vmas.at(addr).map(|(_, v)| v.prot)
     }
 
+    /// The end of the payload mapping that holds `addr`, if any.
+    pub fn mapping_end(&self, addr: u64) -> Option<u64> {
+        self.vmas.at(addr).map(|(_, v)| v.end)
+    }
+
+    /// The payload's mappings as km records them, [start, end) in order.
+    pub fn mappings(&self) -> Vec<(u64, u64)> {
+        self.vmas.iter().map(|(s, v)| (s, v.end)).collect()
+    }
+
+    /// The heap, [start, page-rounded break).
+    pub fn heap(&self) -> (u64, u64) {
+        (self.brk_start, page_up(self.brk).unwrap_or(self.brk))
+    }
+
     /// True if all of [start, end) is payload memory (of any protection).
     pub fn is_mapped(&self, start: u64, end: u64) -> bool {
         self.vmas.is_covered(start, end)

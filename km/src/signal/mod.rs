@@ -191,6 +191,22 @@ impl Signals {
         }
     }
 
+    /// What /proc/<pid>/status shows of thread `tid` (0s if it is gone):
+    /// its pending set, the process's, its mask, the signals ignored and
+    /// those with a handler, bit n-1 for signal n.
+    pub fn summary(&self, tid: Tid) -> [u64; 5] {
+        let (pending, mask) = self.threads.get(&tid).map_or((0, 0), |t| (t.pending.set, t.mask));
+        let (mut ignored, mut caught) = (0, 0);
+        for (i, a) in self.actions.iter().enumerate() {
+            match a.handler {
+                SIG_DFL => {}
+                SIG_IGN => ignored |= 1 << i,
+                _ => caught |= 1 << i,
+            }
+        }
+        [pending, self.shared.set, mask, ignored, caught]
+    }
+
     pub fn thread(&mut self, tid: Tid) -> &mut ThreadSignals {
         self.threads.get_mut(&tid).expect("a live thread has signal state")
     }

@@ -7,7 +7,7 @@ use crate::mem::GuestRange;
 
 /// Linux never transfers more than this in one read or write
 /// (MAX_RW_COUNT), so a larger count only needs this much checked.
-const MAX_RW_COUNT: u64 = 0x7fff_f000;
+pub const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
 /// An fd argument: the payload's own, or an invalid one for the host to
 /// reject; never one of km's. The kernel reads fds as 32-bit ints.

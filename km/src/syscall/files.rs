@@ -2,14 +2,13 @@
 //! fds and pointers are checked; iovec arrays are copied into km first so
 //! the payload cannot change them between the check and the call.
 
-use std::os::unix::ffi::OsStrExt;
-
 use libc::*;
 use nix::errno::Errno;
 
 use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
-use super::{host, Ctx, Restart, Ret};
+use super::{host, procio, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
+use crate::procfs::fdtab::{self, Kind};
 
 type A = [u64; 6];
 
@@ -19,28 +18,31 @@ const F_GETSIG: i32 = 11;
 
 const IOV_MAX: u64 = 1024;
 
-pub fn read(ctx: &mut Ctx, a: A) -> Ret {
+/// read, write, pread64, pwrite64: `at` is the offset argument, if any.
+fn plain(ctx: &mut Ctx, nr: c_long, a: A, at: Option<i64>, write: bool) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    ctx.blocking(SYS_read, a, Restart::IfSaRestart)
+    if let Some(kind) = procio::special(a[0]) {
+        let len = a[2].min(super::args::MAX_RW_COUNT);
+        return procio::mem_io(ctx, a[0], kind, at, &[(a[1], len)], write);
+    }
+    ctx.blocking(nr, a, Restart::IfSaRestart)
+}
+
+pub fn read(ctx: &mut Ctx, a: A) -> Ret {
+    plain(ctx, SYS_read, a, None, false)
 }
 
 pub fn write(ctx: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    rw_buf(a[1], a[2])?;
-    ctx.blocking(SYS_write, a, Restart::IfSaRestart)
+    plain(ctx, SYS_write, a, None, true)
 }
 
 pub fn pread64(ctx: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    rw_buf(a[1], a[2])?;
-    ctx.blocking(SYS_pread64, a, Restart::IfSaRestart)
+    plain(ctx, SYS_pread64, a, Some(a[3] as i64), false)
 }
 
 pub fn pwrite64(ctx: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    rw_buf(a[1], a[2])?;
-    ctx.blocking(SYS_pwrite64, a, Restart::IfSaRestart)
+    plain(ctx, SYS_pwrite64, a, Some(a[3] as i64), true)
 }
 
 /// Copies and checks the payload's iovec array, then runs `nr` with km's
@@ -57,6 +59,16 @@ pub(super) fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     }
     for v in &iov {
         rw_buf(v.iov_base as u64, v.iov_len as u64)?;
+    }
+    if let Some(kind) = procio::special(a[0]) {
+        let write = [SYS_writev, SYS_pwritev, SYS_pwritev2].contains(&nr);
+        // The p- forms' offset; -1 in the -v2 forms means the fd's own.
+        let own =
+            [SYS_readv, SYS_writev].contains(&nr) || ([SYS_preadv2, SYS_pwritev2].contains(&nr) && a[3] as i64 == -1);
+        let at = if own { None } else { Some(a[3] as i64) };
+        let bufs: Vec<(u64, u64)> =
+            iov.iter().map(|v| (v.iov_base as u64, (v.iov_len as u64).min(super::args::MAX_RW_COUNT))).collect();
+        return procio::mem_io(ctx, a[0], kind, at, &bufs, write);
     }
     a[1] = iov.as_ptr() as u64;
     ctx.blocking(nr, a, Restart::IfSaRestart)
@@ -86,128 +98,32 @@ pub fn pwritev2(ctx: &mut Ctx, a: A) -> Ret {
     vectored(ctx, SYS_pwritev2, a)
 }
 
-pub fn open(ctx: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    new_fd(ctx.blocking(SYS_open, a, Restart::IfSaRestart))
-}
-
-pub fn openat(ctx: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    new_fd(ctx.blocking(SYS_openat, a, Restart::IfSaRestart))
-}
-
-pub fn creat(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    new_fd(host(SYS_creat, a))
-}
-
 pub fn close(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    host(SYS_close, a)
+    let r = host(SYS_close, a);
+    // Closed even when close reports an error (EINTR, EIO), unless EBADF.
+    if r != Err(Errno::EBADF) {
+        fdtab::forget(a[0] as i32);
+    }
+    r
 }
 
 pub fn lseek(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    host(SYS_lseek, a)
+    match procio::special(a[0]) {
+        Some(kind) => procio::mem_lseek(a[0], kind, a),
+        None => host(SYS_lseek, a),
+    }
 }
 
-pub fn stat(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    obj::<libc::stat>(a[1])?;
-    host(SYS_stat, a)
-}
-
-pub fn lstat(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    obj::<libc::stat>(a[1])?;
-    host(SYS_lstat, a)
-}
-
-pub fn fstat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    obj::<libc::stat>(a[1])?;
-    host(SYS_fstat, a)
-}
-
-pub fn newfstatat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    obj::<libc::stat>(a[2])?;
-    host(SYS_newfstatat, a)
-}
-
-pub fn statx(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    obj::<libc::statx>(a[4])?;
-    host(SYS_statx, a)
-}
-
-pub fn getdents64(_: &mut Ctx, a: A) -> Ret {
+pub fn getdents64(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     rw_buf(a[1], a[2])?;
-    host(SYS_getdents64, a)
-}
-
-pub fn getcwd(_: &mut Ctx, a: A) -> Ret {
-    buf(a[0], a[1])?;
-    host(SYS_getcwd, a)
-}
-
-pub fn chdir(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_chdir, a)
-}
-
-pub fn fchdir(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    host(SYS_fchdir, a)
-}
-
-pub fn access(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_access, a)
-}
-
-pub fn faccessat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    host(SYS_faccessat, a)
-}
-
-pub fn faccessat2(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    host(SYS_faccessat2, a)
-}
-
-/// readlink of /proc/self/exe names the payload, not km.
-fn readlink_common(ctx: &mut Ctx, nr: c_long, a: A, path_arg: usize) -> Ret {
-    let (p, out, size) = (a[path_arg], a[path_arg + 1], a[path_arg + 2]);
-    path(p)?;
-    if size as i64 <= 0 {
-        return Err(Errno::EINVAL);
+    match fdtab::get(a[0] as i32) {
+        Some(e) if e.kind == Kind::Dir => procio::getdents(ctx, a[0], e.node, a[1], a[2]),
+        Some(e) if e.kind == Kind::Path => Err(Errno::EBADF),
+        _ => host(SYS_getdents64, a),
     }
-    let out = buf(out, size)?;
-    let want = b"/proc/self/exe\0";
-    let mut got = [0u8; 15];
-    if GuestRange::new(p, got.len() as u64).and_then(|r| copy::read_bytes(r, &mut got)).is_ok() && &got == want {
-        let exe = ctx.proc().exe.as_os_str().as_bytes();
-        let n = exe.len().min(size as usize);
-        copy::write_bytes(out, &exe[..n])?;
-        return Ok(n as u64);
-    }
-    host(nr, a)
-}
-
-pub fn readlink(ctx: &mut Ctx, a: A) -> Ret {
-    readlink_common(ctx, SYS_readlink, a, 0)
-}
-
-pub fn readlinkat(ctx: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    readlink_common(ctx, SYS_readlinkat, a, 1)
 }
 
 pub fn unlink(_: &mut Ctx, a: A) -> Ret {
@@ -272,60 +188,24 @@ pub fn symlinkat(_: &mut Ctx, a: A) -> Ret {
     host(SYS_symlinkat, a)
 }
 
-pub fn link(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    path(a[1])?;
-    host(SYS_link, a)
-}
-
-pub fn linkat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    fd(a[2])?;
-    path(a[3])?;
-    host(SYS_linkat, a)
-}
-
-pub fn chmod(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_chmod, a)
+/// fd-based attribute changes: procfs entries refuse them, so the
+/// placeholders behind virtual ones must too.
+fn not_virtual(f: u64) -> Result<(), Errno> {
+    fd(f)?;
+    match fdtab::get(f as i32) {
+        Some(_) => Err(Errno::EPERM),
+        None => Ok(()),
+    }
 }
 
 pub fn fchmod(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
+    not_virtual(a[0])?;
     host(SYS_fchmod, a)
 }
 
-pub fn fchmodat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    host(SYS_fchmodat, a)
-}
-
-pub fn chown(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_chown, a)
-}
-
-pub fn lchown(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_lchown, a)
-}
-
 pub fn fchown(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
+    not_virtual(a[0])?;
     host(SYS_fchown, a)
-}
-
-pub fn fchownat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    path(a[1])?;
-    host(SYS_fchownat, a)
-}
-
-pub fn truncate(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    host(SYS_truncate, a)
 }
 
 pub fn ftruncate(_: &mut Ctx, a: A) -> Ret {
@@ -385,7 +265,9 @@ pub fn fcntl(ctx: &mut Ctx, a: A) -> Ret {
             if u64::from(a[2] as u32) >= crate::fds::open_limit() {
                 return Err(Errno::EINVAL);
             }
-            new_fd(host(SYS_fcntl, a))
+            let new = new_fd(host(SYS_fcntl, a))?;
+            fdtab::dup(a[0] as i32, new as i32);
+            Ok(new)
         }
         F_GETFD | F_SETFD | F_GETFL | F_SETFL | F_GETOWN | F_SETOWN | F_GETPIPE_SZ | F_SETPIPE_SZ | F_GET_SEALS
         | F_ADD_SEALS | F_GETLEASE | F_SETLEASE | F_NOTIFY | F_GETSIG | F_SETSIG => host(SYS_fcntl, a),
@@ -499,7 +381,9 @@ fn ifconf(a: A) -> Ret {
 
 pub fn dup(_: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
-    new_fd(host(SYS_dup, a))
+    let new = new_fd(host(SYS_dup, a))?;
+    fdtab::dup(a[0] as i32, new as i32);
+    Ok(new)
 }
 
 /// A dup2/dup3 target at or past the soft RLIMIT_NOFILE is EBADF, as
@@ -518,7 +402,9 @@ pub fn dup2(_: &mut Ctx, a: A) -> Ret {
     if a[0] as i32 != a[1] as i32 {
         dup_target(a[1])?;
     }
-    host(SYS_dup2, a)
+    let new = host(SYS_dup2, a)?;
+    fdtab::dup(a[0] as i32, new as i32);
+    Ok(new)
 }
 
 pub fn dup3(_: &mut Ctx, a: A) -> Ret {
@@ -528,7 +414,9 @@ pub fn dup3(_: &mut Ctx, a: A) -> Ret {
     if a[2] as i32 & !O_CLOEXEC == 0 && a[0] as i32 != a[1] as i32 {
         dup_target(a[1])?;
     }
-    host(SYS_dup3, a)
+    let new = host(SYS_dup3, a)?;
+    fdtab::dup(a[0] as i32, new as i32);
+    Ok(new)
 }
 
 /// pipe/pipe2 into km's memory first, so both fds can be checked before
@@ -564,22 +452,6 @@ pub fn pipe2(_: &mut Ctx, a: A) -> Ret {
 
 pub fn umask(_: &mut Ctx, a: A) -> Ret {
     host(SYS_umask, a)
-}
-
-pub fn utimensat(_: &mut Ctx, a: A) -> Ret {
-    fd(a[0])?;
-    // A NULL path means the fd itself.
-    if a[1] != 0 {
-        path(a[1])?;
-    }
-    opt::<[libc::timespec; 2]>(a[2])?;
-    host(SYS_utimensat, a)
-}
-
-pub fn statfs(_: &mut Ctx, a: A) -> Ret {
-    path(a[0])?;
-    obj::<libc::statfs>(a[1])?;
-    host(SYS_statfs, a)
 }
 
 pub fn fstatfs(_: &mut Ctx, a: A) -> Ret {
