@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -77,15 +78,16 @@ pub fn timer_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-static FORWARDER_TID: OnceLock<Tid> = OnceLock::new();
+/// 0 until the forwarder runs; a forked child starts its own.
+static FORWARDER_TID: AtomicI32 = AtomicI32::new(0);
 
 pub fn set_forwarder_tid(tid: Tid) {
-    let _ = FORWARDER_TID.set(tid);
+    FORWARDER_TID.store(tid, Ordering::Relaxed);
 }
 
 /// The thread that receives host signals (target of thread timers).
 pub fn forwarder_tid() -> Option<Tid> {
-    FORWARDER_TID.get().copied()
+    Some(FORWARDER_TID.load(Ordering::Relaxed)).filter(|&t| t != 0)
 }
 
 impl Process {

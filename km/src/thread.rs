@@ -125,10 +125,10 @@ impl Thread {
         }
     }
 
-    /// Runs the payload thread until it exits; ends the process if it was
-    /// the last one.
-    pub fn run(mut self) {
-        let code = self.run_loop(None);
+    /// Runs the payload thread until it exits (from `from` if given, else
+    /// from the vCPU's registers); ends the process if it was the last one.
+    pub fn run(mut self, from: Option<kvm_regs>) {
+        let code = self.run_loop(from);
         drop(self.exit(code));
     }
 

@@ -111,6 +111,13 @@ impl Hypervisor for KvmDevice {
         if self.sync_regs {
             fd.set_sync_valid_reg(SyncReg::Register);
         }
+        // A forked km builds its own VM: the mapping must not go with it
+        // and keep this vCPU, and with it this VM, alive in the child.
+        let size = self.kvm.get_vcpu_mmap_size().map_err(ioctl_err("KVM_GET_VCPU_MMAP_SIZE"))?;
+        let run = fd.get_kvm_run() as *mut kvm_bindings::kvm_run;
+        // SAFETY: `run` starts the vCPU's kvm_run mapping of `size` bytes;
+        // MADV_DONTFORK changes only what a fork copies.
+        unsafe { libc::madvise(run.cast(), size, libc::MADV_DONTFORK) };
         Ok(Box::new(KvmVcpu { fd, flavor: self.flavor, sync_regs: self.sync_regs, xcrs: self.xcrs }))
     }
 }

@@ -56,6 +56,13 @@ const SIGNAL_RETURN_CODE: [u8; 14] = [0x48, 0x0f, 0xae, 0x0c, 0x24, 0x48, 0x81, 
 const DEFAULT_MXCSR: u64 = monitor::CODE + 0x40;
 const _: () = assert!(SIGNAL_ENTRY + 13 + 0x23 == DEFAULT_MXCSR);
 
+/// Entered with rax = this vCPU's signal scratch, from a syscall exit:
+/// `fxsave64 (%rax); out %al,$port; ud2`. km reads the FPU image a forked
+/// child is to start with, then resumes the caller as after any syscall.
+pub const FPU_SAVE: u64 = monitor::CODE + 0x50;
+const FPU_SAVE_CODE: [u8; 8] = [0x48, 0x0f, 0xae, 0x00, 0xe6, KM_SYSCALL_PORT as u8, 0x0f, 0x0b];
+const _: () = assert!(DEFAULT_MXCSR + 4 <= FPU_SAVE);
+
 /// vCPU `id`'s signal scratch.
 pub fn signal_scratch(id: u32) -> u64 {
     monitor::SIGNAL_SCRATCH + u64::from(id) * monitor::SIGNAL_SCRATCH_STRIDE
@@ -172,6 +179,7 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.write_monitor(SIGNAL_ENTRY, &SIGNAL_ENTRY_CODE);
     space.write_monitor(SIGNAL_RETURN, &SIGNAL_RETURN_CODE);
     space.write_monitor(DEFAULT_MXCSR, &0x1f80u32.to_le_bytes());
+    space.write_monitor(FPU_SAVE, &FPU_SAVE_CODE);
     let mut idt = Vec::with_capacity(256 * 16);
     for v in 0..=255u8 {
         let handler = STUBS + v as u64 * STUB_SIZE;

@@ -45,6 +45,7 @@ impl From<MemError> for Errno {
 
 /// Page-table pages from the monitor area, written through km's own
 /// mapping of it.
+#[derive(Clone)]
 struct PoolTables {
     next: u64,
 }
@@ -171,6 +172,36 @@ impl AddressSpace {
             files: Vmas::default(),
             files_hidden: false,
         })
+    }
+
+    /// The same address space for a new VM, in a child km just forked:
+    /// the host fork copied the memory, the monitor area and the guest
+    /// tables in it; only the memory slots are the new VM's to register.
+    pub fn fork_onto(&self, hv: Arc<dyn Hypervisor>) -> Result<AddressSpace, MemError> {
+        let monitor_len = monitor::PAGE_TABLES_END - MONITOR_START;
+        // SAFETY: as in `new`: the monitor area stays mapped for km's life
+        // (the fork kept it) and holds only guest-visible data.
+        unsafe { hv.add_memory(MONITOR_SLOT, MONITOR_START, monitor_len) }?;
+        let mut space = AddressSpace {
+            hv,
+            vmas: self.vmas.clone(),
+            tables: self.tables.clone(),
+            slots: vec![false; self.slots.len()],
+            next_slot: MONITOR_SLOT + 1,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            mmap_top: self.mmap_top,
+            files: self.files.clone(),
+            files_hidden: false,
+        };
+        for (chunk, _) in self.slots.iter().enumerate().filter(|(_, used)| **used) {
+            let start = chunk as u64 * SLOT_CHUNK;
+            space.ensure_slots(start, start + 1)?;
+        }
+        // A probe in another thread of the parent may have hidden them.
+        space.files_hidden = self.files_hidden;
+        space.show_files();
+        Ok(space)
     }
 
     pub fn page_table_root(&self) -> u64 {

@@ -12,6 +12,7 @@ mod files;
 mod memory;
 mod names;
 mod process;
+mod procs;
 mod signals;
 pub mod threads;
 mod time;
@@ -23,7 +24,8 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
-pub use process::Limits;
+pub use process::{Limits, TASK_SIZE_MAX};
+pub use procs::mirror_sigchld;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;
@@ -123,18 +125,6 @@ fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
     }
     if ctx.proc().strict {
         ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("unimplemented syscall {nr} in strict mode")));
-    }
-    Err(Errno::ENOSYS)
-}
-
-/// ENOSYS for a call km knows but cannot yet serve in this form, reported
-/// once per feature; fatal in strict mode like an unimplemented call.
-fn unimplemented_feature(ctx: &mut Ctx, what: &'static str) -> Ret {
-    if ctx.proc().first_feature_report(what) {
-        crate::diag::line(format_args!("not implemented yet: {what}"));
-    }
-    if ctx.proc().strict {
-        ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("{what} in strict mode")));
     }
     Err(Errno::ENOSYS)
 }
@@ -292,6 +282,15 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_arch_prctl => process::arch_prctl,
         SYS_prctl => process::prctl,
         SYS_getrandom => process::getrandom,
+        // processes
+        SYS_fork => procs::fork,
+        SYS_vfork => procs::vfork,
+        SYS_execve => procs::execve,
+        SYS_execveat => procs::execveat,
+        SYS_wait4 => procs::wait4,
+        SYS_waitid => procs::waitid,
+        SYS_setpgid => procs::setpgid,
+        SYS_setsid => procs::setsid,
         // threads
         SYS_clone => threads::clone,
         SYS_clone3 => threads::clone3,

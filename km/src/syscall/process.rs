@@ -13,7 +13,7 @@ type A = [u64; 6];
 /// Limits km keeps for the payload instead of applying them to itself:
 /// RLIMIT_NOFILE ends below km's own fds, and RLIMIT_AS would count km's
 /// reservation of the whole guest window.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     nofile: rlimit,
     address_space: rlimit,
@@ -26,6 +26,19 @@ impl Limits {
         // SAFETY: getrlimit writes one rlimit into the struct we own.
         unsafe { libc::getrlimit(RLIMIT_AS, &mut address_space) };
         Limits { nofile: rlimit { rlim_cur: cur, rlim_max: max }, address_space }
+    }
+
+    /// (soft, hard) of RLIMIT_NOFILE and RLIMIT_AS, which exec keeps.
+    pub fn snapshot(&self) -> ((u64, u64), (u64, u64)) {
+        let pair = |r: &rlimit| (r.rlim_cur, r.rlim_max);
+        (pair(&self.nofile), pair(&self.address_space))
+    }
+
+    /// Takes limits an exec kept; none above what km can give.
+    pub fn restore(&mut self, nofile: (u64, u64), address_space: (u64, u64)) {
+        let max = self.nofile.rlim_max;
+        self.nofile = rlimit { rlim_cur: nofile.0.min(max), rlim_max: nofile.1.min(max) };
+        self.address_space = rlimit { rlim_cur: address_space.0, rlim_max: address_space.1 };
     }
 
     fn emulated(&mut self, resource: u32) -> Option<&mut rlimit> {
@@ -182,8 +195,18 @@ pub fn prctl(_: &mut Ctx, a: A) -> Ret {
             buf(a[1], 16)?;
             host(SYS_prctl, a)
         }
-        PR_GET_DUMPABLE | PR_SET_DUMPABLE | PR_GET_NO_NEW_PRIVS | PR_SET_NO_NEW_PRIVS | PR_GET_TIMERSLACK
-        | PR_SET_TIMERSLACK => host(SYS_prctl, a),
+        PR_GET_DUMPABLE
+        | PR_SET_DUMPABLE
+        | PR_GET_NO_NEW_PRIVS
+        | PR_SET_NO_NEW_PRIVS
+        | PR_GET_TIMERSLACK
+        | PR_SET_TIMERSLACK
+        | PR_SET_PDEATHSIG
+        | PR_SET_CHILD_SUBREAPER => host(SYS_prctl, a),
+        PR_GET_PDEATHSIG | PR_GET_CHILD_SUBREAPER => {
+            obj::<i32>(a[1])?;
+            host(SYS_prctl, a)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

@@ -1,0 +1,297 @@
+//! fork, vfork and clone of a new process. Each payload process has its
+//! own km and its own VM: km forks on the host, so the child km has a
+//! copy-on-write copy of payload memory (at the same addresses) and of the
+//! monitor area with the guest page tables, and builds a new VM over it
+//! that resumes the forking thread, as the only thread, with rax = 0.
+//!
+//! CLONE_VM cannot share memory between two VMs: a clone with CLONE_VM
+//! (and without CLONE_THREAD) is a fork whose parent waits, as for
+//! CLONE_VFORK, until the child execs or exits. What the child writes to
+//! memory the parent does not see (glibc's posix_spawn reports a failed
+//! exec that way and then returns success with a child that exits 127;
+//! musl's reports it through a pipe, which works).
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, MutexGuard};
+
+use kvm_bindings::kvm_regs;
+use libc::*;
+use nix::errno::Errno;
+
+use crate::device::{self, Hypervisor};
+use crate::guest::cpu::{self, CpuModel};
+use crate::guest::{clock, vdso};
+use crate::mem::{copy, AddressSpace, GuestRange};
+use crate::process::{end, lock, ExitStatus, Process};
+use crate::signal::frame::{fx, StackT, FXSAVE_SIZE};
+use crate::signal::{forward, Signals};
+use crate::syscall::{Ctx, Limits, Ret};
+use crate::thread::Thread;
+
+/// The clone arguments of a new process.
+pub struct ForkArgs {
+    pub flags: u64,
+    /// The child's stack pointer, 0 to keep the parent's.
+    pub stack: u64,
+    pub parent_tid: u64,
+    pub child_tid: u64,
+    pub tls: u64,
+}
+
+/// Flags km honours for a new process; the low byte is the exit signal.
+const PROCESS_FLAGS: u64 = (CLONE_VM
+    | CLONE_VFORK
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED) as u64;
+
+/// What the child starts from.
+struct ChildState {
+    regs: kvm_regs,
+    fs_base: u64,
+    gs_base: u64,
+    fpu: [u8; FXSAVE_SIZE],
+    mask: u64,
+    altstack: StackT,
+    clear_child_tid: u64,
+    set_child_tid: u64,
+    /// The write end of the pipe a vfork parent waits on.
+    vfork_fd: Option<RawFd>,
+}
+
+/// Flags that name something km cannot do for a process: the name for
+/// the one-time report.
+fn unsupported(flags: u64) -> Option<&'static str> {
+    let named: [(c_int, &str); 7] = [
+        (CLONE_FS, "clone of a process with CLONE_FS"),
+        (CLONE_FILES, "clone of a process with CLONE_FILES"),
+        (CLONE_SIGHAND, "clone of a process with CLONE_SIGHAND"),
+        (CLONE_PARENT, "clone of a process with CLONE_PARENT"),
+        (CLONE_PTRACE, "clone of a process with CLONE_PTRACE"),
+        (CLONE_PIDFD, "clone of a process with CLONE_PIDFD"),
+        (CLONE_UNTRACED, "clone of a process with CLONE_UNTRACED"),
+    ];
+    if let Some((_, name)) = named.iter().find(|(f, _)| flags & *f as u64 != 0) {
+        return Some(name);
+    }
+    if flags & !PROCESS_FLAGS & !0xff != 0 {
+        return Some("clone of a process with namespace or other flags");
+    }
+    if flags & 0xff != SIGCHLD as u64 {
+        return Some("clone of a process with an exit signal other than SIGCHLD");
+    }
+    None
+}
+
+pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
+    let has = |f: c_int| c.flags & f as u64 != 0;
+    // As Linux: shared handlers need shared memory.
+    if has(CLONE_SIGHAND) && !has(CLONE_VM) {
+        return Err(Errno::EINVAL);
+    }
+    if let Some(name) = unsupported(c.flags) {
+        if ctx.proc().first_feature_report(name) {
+            crate::diag::line(format_args!("not supported: {name}"));
+        }
+        return Err(Errno::EINVAL);
+    }
+    if has(CLONE_PARENT_SETTID) {
+        GuestRange::of::<i32>(c.parent_tid)?;
+    }
+    if has(CLONE_CHILD_SETTID) || has(CLONE_CHILD_CLEARTID) {
+        GuestRange::of::<i32>(c.child_tid)?;
+    }
+    if has(CLONE_SETTLS) && c.tls >= crate::syscall::TASK_SIZE_MAX {
+        return Err(Errno::EPERM);
+    }
+    let device = |e: device::DeviceError| {
+        tracing::error!(target: "thread", "fork: {e}");
+        Errno::EAGAIN
+    };
+    let fpu = match ctx.t.fpu_restore {
+        Some(image) => image,
+        None => save_fpu(ctx).map_err(device)?,
+    };
+    let sregs = ctx.t.vcpu.sregs().map_err(device)?;
+    let mut regs = *ctx.regs;
+    regs.rax = 0;
+    if c.stack != 0 {
+        regs.rsp = c.stack;
+    }
+    let wait = has(CLONE_VFORK) || has(CLONE_VM);
+    let pipe = if wait { Some(vfork_pipe()?) } else { None };
+    let tid = ctx.tid();
+    let state = ChildState {
+        regs,
+        fs_base: if has(CLONE_SETTLS) { c.tls } else { sregs.fs.base },
+        gs_base: sregs.gs.base,
+        fpu,
+        mask: ctx.proc().signals().thread(tid).mask,
+        altstack: ctx.t.altstack,
+        clear_child_tid: if has(CLONE_CHILD_CLEARTID) { c.child_tid } else { 0 },
+        set_child_tid: if has(CLONE_CHILD_SETTID) { c.child_tid } else { 0 },
+        vfork_fd: pipe.map(|p| p[1]),
+    };
+    let proc = ctx.t.proc.clone();
+    // What the child copies must be consistent, and no lock it needs may be
+    // held by a thread that the fork leaves behind: as an atfork handler
+    // would, take them across the host fork (glibc's fork does the same
+    // for malloc).
+    let space = proc.space();
+    let signals = proc.signals();
+    let limits = lock(&proc.limits);
+    // SAFETY: fork duplicates only the calling thread; the child touches
+    // nothing another thread could have left half-changed: the locks above
+    // and diag's are held across it, and malloc's by glibc.
+    let pid = crate::diag::holding(|| unsafe { libc::fork() });
+    if pid == 0 {
+        child(&proc, space, signals, limits, state);
+    }
+    let err = Errno::last();
+    drop((space, signals, limits));
+    if let Some([read_end, write_end]) = pipe {
+        close(write_end);
+        if pid > 0 {
+            wait_for_release(read_end);
+        }
+        close(read_end);
+    }
+    if pid < 0 {
+        return Err(err);
+    }
+    if has(CLONE_PARENT_SETTID) {
+        // Stored in the parent's memory only, as Linux does for a process.
+        let _ = GuestRange::of::<i32>(c.parent_tid).and_then(|r| copy::write_obj(r, &pid));
+    }
+    Ok(pid as u64)
+}
+
+/// The FPU state of the calling thread, saved by the guest itself into
+/// the vCPU's signal scratch (KVM_GET_FPU does not reach it on PVM): the
+/// x87 and SSE state. The upper halves of the AVX registers are not in
+/// it: the child starts with them clear (fork is a function call, after
+/// which the ABI leaves no vector register live).
+fn save_fpu(ctx: &mut Ctx) -> device::Result<[u8; FXSAVE_SIZE]> {
+    let scratch = cpu::signal_scratch(ctx.t.vcpu_id);
+    let now = ctx.t.vcpu.regs()?;
+    ctx.t.vcpu.set_regs(&kvm_regs { rip: cpu::FPU_SAVE, rax: scratch, ..now })?;
+    loop {
+        match ctx.t.vcpu.run()? {
+            device::Exit::Syscall => break,
+            // A kick for this thread: the signal stays pending for later.
+            device::Exit::Interrupted => continue,
+            other => return Err(device::DeviceError::Unsupported(format!("FPU save stub: {other:?}"))),
+        }
+    }
+    // The stub's `out` left the vCPU where the syscall exit had it.
+    ctx.t.vcpu.set_regs(&now)?;
+    let mut image = [0u8; FXSAVE_SIZE];
+    GuestRange::monitor(scratch, FXSAVE_SIZE as u64)
+        .and_then(|r| copy::read_bytes(r, &mut image))
+        .map_err(|e| device::DeviceError::Unsupported(format!("reading the FPU image: {e}")))?;
+    fx::sanitize(&mut image);
+    Ok(image)
+}
+
+/// A close-on-exec pipe in km's fd range: the vfork child holds the write
+/// end until it execs or exits, which the parent sees as end of file.
+fn vfork_pipe() -> Result<[RawFd; 2], Errno> {
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two fds into `p`.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), O_CLOEXEC) } != 0 {
+        return Err(Errno::last());
+    }
+    let mut out = [0; 2];
+    for (i, fd) in p.into_iter().enumerate() {
+        match crate::fds::privatize(fd) {
+            Ok(high) => out[i] = high,
+            Err(_) => {
+                p[i..].iter().for_each(|&f| close(f));
+                out[..i].iter().for_each(|&f| close(f));
+                return Err(Errno::EMFILE);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn close(fd: RawFd) {
+    // SAFETY: `fd` is one of km's own pipe fds, closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// Waits for the vfork child to exec or exit. Like Linux's vfork wait it
+/// cannot be interrupted: the parent's signals wait until it returns.
+fn wait_for_release(fd: RawFd) {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: reads at most one byte into `b`.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        if n == 0 || (n < 0 && Errno::last() != Errno::EINTR) {
+            return;
+        }
+    }
+}
+
+/// The child km: a new VM over the copied memory, then the payload's
+/// thread runs in it. Never returns to the parent's frames.
+fn child(
+    old: &Arc<Process>,
+    space: MutexGuard<AddressSpace>,
+    signals: MutexGuard<Signals>,
+    limits: MutexGuard<Limits>,
+    state: ChildState,
+) -> ! {
+    // SAFETY: the parent's vCPU mapping is gone here (MADV_DONTFORK); the
+    // kick handler must not write to it.
+    unsafe { crate::kick::register_immediate_exit(std::ptr::null_mut()) };
+    let mut keep: Vec<RawFd> = crate::diag::fd().into_iter().collect();
+    keep.extend(state.vfork_fd);
+    crate::fds::close_km_fds(&keep);
+    let built = build(old, &space, &signals, &limits, &state);
+    drop((space, signals, limits));
+    match built {
+        Ok((thread, regs)) => {
+            thread.run(Some(regs));
+            // The thread's tid is the pid: it ended with the process.
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => end(ExitStatus::Signal(SIGKILL, format!("fork: cannot build the child's VM: {e:#}"))),
+    }
+}
+
+fn build(
+    old: &Arc<Process>,
+    space: &AddressSpace,
+    signals: &Signals,
+    limits: &Limits,
+    state: &ChildState,
+) -> anyhow::Result<(Thread, kvm_regs)> {
+    let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&crate::exec::launch().device)?);
+    let model = CpuModel::new(hv.supported_cpuid()?);
+    let space = space.fork_onto(hv.clone())?;
+    let root = space.page_table_root();
+    let proc = Arc::new(Process::new(hv, model, space, old.exe.clone(), old.strict));
+    *lock(&proc.signals) = signals.forked(proc.pid);
+    *lock(&proc.limits) = limits.clone();
+    let (id, mut vcpu) = proc.new_vcpu()?;
+    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)?;
+    cpu::set_thread_state(&mut *vcpu, &state.regs, state.fs_base, state.gs_base)?;
+    // SAFETY: this is the forked child, before any thread of its own.
+    clock::start(unsafe { vdso::vvar_in_child() }, &mut *vcpu);
+    let mut thread = Thread::first(proc.clone(), id, vcpu);
+    proc.signals().set_mask(thread.tid(), state.mask);
+    thread.altstack = state.altstack;
+    thread.clear_child_tid = state.clear_child_tid;
+    thread.fpu_restore = Some(state.fpu);
+    if state.set_child_tid != 0 {
+        // A bad address is the payload's problem, as on Linux.
+        let _ = GuestRange::of::<i32>(state.set_child_tid).and_then(|r| copy::write_obj(r, &proc.pid));
+    }
+    forward::start(proc)?;
+    Ok((thread, state.regs))
+}
