@@ -19,7 +19,7 @@ use libc::*;
 use nix::errno::Errno;
 
 use crate::device::{self, Hypervisor};
-use crate::guest::cpu::{self, CpuModel};
+use crate::guest::cpu;
 use crate::guest::{clock, vdso};
 use crate::mem::{copy, AddressSpace, GuestRange};
 use crate::process::{end, lock, ExitStatus, Process};
@@ -272,10 +272,10 @@ fn build(
     state: &ChildState,
 ) -> anyhow::Result<(Thread, kvm_regs)> {
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&crate::exec::launch().device)?);
-    let model = CpuModel::new(hv.supported_cpuid()?);
     let space = space.fork_onto(hv.clone())?;
     let root = space.page_table_root();
-    let proc = Arc::new(Process::new(hv, model, space, old.exe.clone(), old.strict));
+    // Same device, same CPU: the parent's model holds.
+    let proc = Arc::new(Process::new(hv, old.model.clone(), space, old.exe.clone(), old.strict));
     *lock(&proc.signals) = signals.forked(proc.pid);
     *lock(&proc.limits) = limits.clone();
     let (id, mut vcpu) = proc.new_vcpu()?;

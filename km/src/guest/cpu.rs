@@ -228,6 +228,7 @@ fn user_segment(selector: u16, code: bool) -> kvm_segment {
 }
 
 /// What the payload may use of the device's CPUID, and the XCR0 to match.
+#[derive(Clone)]
 pub struct CpuModel {
     pub cpuid: CpuId,
     pub xcr0: u64,
