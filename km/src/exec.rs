@@ -252,10 +252,13 @@ pub fn replace(path: &Path, args: &[OsString], env: &[OsString], state: &State) 
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
+    crate::kick::set_blocked(true);
     // SAFETY: both arrays are NULL-terminated and point at CStrings alive
     // for the call; on success nothing of this process remains.
     unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    Errno::last()
+    let e = Errno::last();
+    crate::kick::set_blocked(false);
+    e
 }
 
 #[cfg(test)]

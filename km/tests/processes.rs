@@ -255,3 +255,27 @@ fn busybox_sh_script() {
         &["b", "words: 3", "subshell status 4", "trapped USR1", "bg status 0", "child status 7", "line 3", "bye"],
     );
 }
+
+/// fork from a second thread while a third blocks (only the forking
+/// thread lives on in the child), then exec from that thread.
+#[test]
+fn fork_and_exec_from_threads() {
+    let out = procs("threads").check(0);
+    assert_lines(&out, &["child of a thread: exited 3", "exec from a thread"]);
+}
+
+/// Go's os/exec (clone with CLONE_VM|CLONE_VFORK, exec errors through a
+/// pipe) with pipes to and from the child.
+#[test]
+fn go_os_exec() {
+    let out = Case::new("go-exec", &[]).check_ignoring_km_warnings(0);
+    assert_lines(
+        &out,
+        &[
+            r#"stdout "HELLO FROM GO\n" stderr "done\n""#,
+            "exit code 3",
+            r#"cat: "through cat\n" wait: <nil>"#,
+            "missing: fork/exec /nonexistent/program: no such file or directory",
+        ],
+    );
+}

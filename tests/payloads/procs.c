@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <fenv.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <sys/auxv.h>
@@ -406,6 +407,47 @@ static void exec_child(char **argv)
 	printf("AT_EXECFN is exe: %s\n", yes(execfn && strcmp(execfn, exe) == 0));
 }
 
+static int sleeper_pipe[2];
+
+static void *sleeper(void *arg)
+{
+	char c;
+	(void)arg;
+	CHECK(read(sleeper_pipe[0], &c, 1) == 1);
+	return 0;
+}
+
+static void *forker(void *self)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		/* Only the forking thread lives on in the child. */
+		printf("child of a thread: running\n");
+		_exit(3);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	show_status("child of a thread", st);
+	if (self) {
+		execl(self, "procs", "echo", "exec from a thread", (char *)0);
+		printf("exec failed: %s\n", ename(errno));
+	}
+	return 0;
+}
+
+/* fork from a second thread while a third blocks, then exec from it. */
+static void threads(const char *self)
+{
+	pthread_t a, b;
+	CHECK(pipe(sleeper_pipe) == 0);
+	CHECK(pthread_create(&a, 0, sleeper, 0) == 0);
+	CHECK(pthread_create(&b, 0, forker, 0) == 0);
+	CHECK(pthread_join(b, 0) == 0);
+	CHECK(pthread_create(&b, 0, forker, (void *)self) == 0);
+	pause();
+}
+
 static void write_file(const char *name, const char *text, int mode)
 {
 	FILE *f = fopen(name, "w");
@@ -468,6 +510,8 @@ int main(int argc, char **argv)
 		exec_keeps(argv[0]);
 	else if (MODE("exec-child"))
 		exec_child(argv);
+	else if (MODE("threads"))
+		threads(argv[0]);
 	else if (MODE("exec-errors"))
 		exec_errors();
 	else if (MODE("exec") && argc > 2)
