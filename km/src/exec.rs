@@ -58,14 +58,16 @@ pub struct Resolved {
 }
 
 ///
-/// `check_elf` also validates the final program and its ELF interpreter
-/// (execve does; at start-up km's loader reports those errors in detail).
-pub fn resolve(path: &Path, mut args: Vec<OsString>, check_elf: bool) -> Result<Resolved, Errno> {
+/// For an execve (`exec`), each file needs execute permission and the
+/// final program and its ELF interpreter are validated. At start-up km is
+/// the program's interpreter, as ld.so can be, so it needs only to read
+/// it, and km's loader reports ELF errors in detail.
+pub fn resolve(path: &Path, mut args: Vec<OsString>, exec: bool) -> Result<Resolved, Errno> {
     let mut program = path.to_path_buf();
     for _ in 0..=MAX_INTERPRETERS {
-        let head = open_executable(&program)?;
+        let head = open_executable(&program, exec)?;
         let Some((interp, arg)) = shebang(&head)? else {
-            if check_elf {
+            if exec {
                 loadable(&program)?;
             }
             return Ok(Resolved { program, args });
@@ -81,11 +83,11 @@ pub fn resolve(path: &Path, mut args: Vec<OsString>, check_elf: bool) -> Result<
 }
 
 /// Opens a file exec may run and returns its first bytes: a regular file
-/// with execute permission on a filesystem that allows it.
-fn open_executable(path: &Path) -> Result<Vec<u8>, Errno> {
+/// (with execute permission, on a filesystem that allows it, if `exec`).
+fn open_executable(path: &Path, exec: bool) -> Result<Vec<u8>, Errno> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::ENOENT)?;
     // SAFETY: faccessat reads the NUL-terminated path we own.
-    if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } != 0 {
+    if exec && unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } != 0 {
         return Err(Errno::last());
     }
     let file = File::open(path).map_err(io_errno)?;
@@ -94,7 +96,7 @@ fn open_executable(path: &Path) -> Result<Vec<u8>, Errno> {
         return Err(Errno::EACCES);
     }
     let fs = nix::sys::statvfs::fstatvfs(&file)?;
-    if fs.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
+    if exec && fs.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
         return Err(Errno::EACCES);
     }
     let mut head = Vec::with_capacity(HEAD);
