@@ -143,9 +143,9 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     let signals = proc.signals();
     let limits = lock(&proc.limits);
     // SAFETY: fork duplicates only the calling thread; the child touches
-    // nothing another thread could have left half-changed: the locks above
-    // and diag's are held across it, and malloc's by glibc.
-    let pid = crate::diag::holding(|| unsafe { libc::fork() });
+    // nothing another thread could have left half-changed: the locks above,
+    // diag's and the end's are held across it, and malloc's by glibc.
+    let pid = crate::process::unless_ending(|| crate::diag::holding(|| unsafe { libc::fork() }));
     if pid == 0 {
         child(&proc, space, signals, limits, state);
     }

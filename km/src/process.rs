@@ -183,11 +183,20 @@ impl Process {
     }
 }
 
+/// Taken for good by the thread that ends km.
+static ENDING: Mutex<()> = Mutex::new(());
+
+/// Runs `f` (a host fork) unless km is ending, so that a child never
+/// inherits the end half done; while it ends, this waits for the end.
+pub fn unless_ending<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = lock(&ENDING);
+    f()
+}
+
 /// Ends km the way the payload ended: same exit code, or death by the same
 /// signal (without a core dump of km itself). The first caller wins; other
 /// threads that get here wait for the end.
 pub fn end(status: ExitStatus) -> ! {
-    static ENDING: Mutex<()> = Mutex::new(());
     let guard = lock(&ENDING);
     std::mem::forget(guard);
     match status {
