@@ -119,10 +119,12 @@ fn vfork_spawn_popen() {
     );
 }
 
+/// A double-fork daemon in its own session; PR_SET_PDEATHSIG delivers
+/// when the middle process (a km of its own) dies.
 #[test]
 fn double_fork_daemon() {
     let out = procs("daemon").check(0);
-    assert_lines(&out, &["middle: exited 0", "grandchild: session leader yes"]);
+    assert_lines(&out, &["middle: exited 0", "grandchild: session leader yes, death signal SIGUSR1 received yes"]);
 }
 
 /// What exec keeps (ignored signals, the mask, fds without FD_CLOEXEC)

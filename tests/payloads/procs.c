@@ -10,6 +10,7 @@
 #include <spawn.h>
 #include <stdint.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -332,8 +333,16 @@ static void spawn(const char *self)
 	show_status("pclose", pclose(f));
 }
 
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int s)
+{
+	(void)s;
+	usr1_seen = 1;
+}
+
 /* Daemon: the grandchild outlives its parent and reports through a pipe;
- * getppid then names whoever adopted it, not the dead parent. */
+ * getppid then names whoever adopted it, not the dead parent, and the
+ * parent's death signal (PR_SET_PDEATHSIG) arrived. */
 static void daemon_mode(void)
 {
 	int p[2];
@@ -343,14 +352,32 @@ static void daemon_mode(void)
 	if (pid == 0) {
 		CHECK(setsid() == getpid());
 		pid_t mid = getpid();
+		sigset_t usr1, old;
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &usr1, &old);
+		signal(SIGUSR1, on_usr1);
+		int ready[2];
+		CHECK(pipe(ready) == 0);
 		pid_t g = fork();
 		CHECK(g >= 0);
-		if (g > 0)
+		if (g > 0) {
+			char c;
+			/* Ends once the grandchild asked for a signal at its death. */
+			CHECK(read(ready[0], &c, 1) == 1);
 			_exit(0);
+		}
+		CHECK(prctl(PR_SET_PDEATHSIG, SIGUSR1) == 0);
+		int sig = 0;
+		CHECK(prctl(PR_GET_PDEATHSIG, &sig) == 0);
+		CHECK(write(ready[1], "r", 1) == 1);
+		while (!usr1_seen)
+			sigsuspend(&old);
 		while (getppid() == mid)
 			usleep(1000);
-		char line[64];
-		int n = snprintf(line, sizeof line, "grandchild: session leader %s\n", yes(getsid(0) == mid));
+		char line[128];
+		int n = snprintf(line, sizeof line, "grandchild: session leader %s, death signal %s received %s\n",
+				 yes(getsid(0) == mid), signal_name(sig), yes(usr1_seen));
 		CHECK(write(p[1], line, n) == n);
 		_exit(0);
 	}
@@ -358,7 +385,7 @@ static void daemon_mode(void)
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	show_status("middle", st);
-	char buf[64];
+	char buf[160];
 	ssize_t n = read(p[0], buf, sizeof buf - 1);
 	CHECK(n > 0);
 	buf[n] = 0;
