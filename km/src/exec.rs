@@ -223,10 +223,10 @@ pub fn restore(state: Option<&State>, first: &Thread) {
     crate::syscall::mirror_sigchld(&signals.action(libc::SIGCHLD));
 }
 
-/// Replaces km with a new km running `path` (as the payload named it; the
-/// new km resolves it again) with `args` and `env`. Returns only on
-/// failure, with the host's errno.
-pub fn replace(path: &Path, args: &[OsString], env: &[OsString], state: &State) -> Errno {
+/// Replaces km with a new km running `path` (the new km resolves it
+/// again; `execfn` is its AT_EXECFN) with `args` and `env`. Returns only
+/// on failure, with the host's errno.
+pub fn replace(path: &Path, execfn: &OsStr, args: &[OsString], env: &[OsString], state: &State) -> Errno {
     let l = launch();
     let mut km: Vec<OsString> = vec!["km".into()];
     if let DeviceChoice::Explicit(p) = &l.device {
@@ -240,6 +240,10 @@ pub fn replace(path: &Path, args: &[OsString], env: &[OsString], state: &State) 
     km.push(format!("--exec-state={}", state.encode()).into());
     km.push("--exec-path".into());
     km.push(path.as_os_str().to_os_string());
+    if execfn != path.as_os_str() {
+        km.push("--exec-fn".into());
+        km.push(execfn.to_os_string());
+    }
     km.push("--".into());
     if args.is_empty() {
         // Linux gives a program started without arguments an empty argv[0].

@@ -59,6 +59,10 @@ struct Cli {
     #[arg(long, hide = true, value_name = "PATH")]
     exec_path: Option<PathBuf>,
 
+    /// Set by km re-executing itself: AT_EXECFN, if not the path
+    #[arg(long, hide = true, value_name = "NAME")]
+    exec_fn: Option<std::ffi::OsString>,
+
     /// The program and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARGS]")]
     command: Vec<OsString>,
@@ -121,7 +125,7 @@ fn main() {
     };
     let opts = vm::Options {
         device,
-        execfn: path.into_os_string(),
+        execfn: cli.exec_fn.clone().unwrap_or_else(|| path.into_os_string()),
         program: resolved.program,
         args: resolved.args,
         env: std::env::vars_os()

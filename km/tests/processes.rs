@@ -172,14 +172,17 @@ fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// exec of static, static-pie and dynamic programs: hello prints its
-/// argv, environment and auxv facts.
+/// exec of static, static-pie and dynamic programs, by path and by fd:
+/// hello prints its argv, environment and auxv facts.
 #[test]
 fn exec_targets() {
     for target in ["hello", "hello-pie", "hello-dyn"] {
         let t = payload(target);
         let out = Case::new("procs", &["exec", path_str(&t), "one", "two"]).check(0);
         assert_lines(&out, &["argc=3", "argv[2]=two"]);
+        // fexecve of a close-on-exec fd: execveat with AT_EMPTY_PATH.
+        let out = Case::new("procs", &["fexecve", path_str(&t), "three"]).check(0);
+        assert_lines(&out, &["argc=2", "argv[1]=three"]);
     }
 }
 

@@ -541,7 +541,12 @@ int main(int argc, char **argv)
 		threads(argv[0]);
 	else if (MODE("exec-errors"))
 		exec_errors();
-	else if (MODE("exec") && argc > 2)
+	else if (MODE("fexecve") && argc > 2) {
+		int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+		CHECK(fd >= 0);
+		fexecve(fd, argv + 2, environ);
+		printf("fexecve failed: %s\n", ename(errno));
+	} else if (MODE("exec") && argc > 2)
 		execv(argv[2], argv + 2), printf("exec failed: %s\n", ename(errno));
 	else if (MODE("echo")) {
 		for (int i = 2; i < argc; i++)

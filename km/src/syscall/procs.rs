@@ -141,8 +141,8 @@ fn read_strings(addr: u64) -> Result<Vec<OsString>, Errno> {
 }
 
 pub fn execve(ctx: &mut Ctx, a: A) -> Ret {
-    let path = read_cstr(a[0], PATH_MAX_LEN, Errno::ENAMETOOLONG)?;
-    exec(ctx, PathBuf::from(OsStr::from_bytes(&path)), a[1], a[2])
+    let path = PathBuf::from(OsStr::from_bytes(&read_cstr(a[0], PATH_MAX_LEN, Errno::ENAMETOOLONG)?));
+    exec(ctx, path.clone(), path.into_os_string(), a[1], a[2])
 }
 
 pub fn execveat(ctx: &mut Ctx, a: A) -> Ret {
@@ -151,6 +151,12 @@ pub fn execveat(ctx: &mut Ctx, a: A) -> Ret {
         return Err(Errno::EINVAL);
     }
     let path = PathBuf::from(OsStr::from_bytes(&read_cstr(a[1], PATH_MAX_LEN, Errno::ENAMETOOLONG)?));
+    // AT_EXECFN as Linux makes it for a file named through an fd.
+    let execfn = match (path.is_absolute() || dirfd == AT_FDCWD, path.as_os_str().is_empty()) {
+        (true, _) => path.clone().into_os_string(),
+        (false, true) => format!("/dev/fd/{dirfd}").into(),
+        (false, false) => PathBuf::from(format!("/dev/fd/{dirfd}")).join(&path).into_os_string(),
+    };
     let path = if path.is_absolute() || (dirfd == AT_FDCWD && !path.as_os_str().is_empty()) {
         path
     } else {
@@ -170,22 +176,26 @@ pub fn execveat(ctx: &mut Ctx, a: A) -> Ret {
     if flags & AT_SYMLINK_NOFOLLOW != 0 && path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(Errno::ELOOP);
     }
-    exec(ctx, path, a[2], a[3])
+    exec(ctx, path, execfn, a[2], a[3])
 }
 
-fn exec(ctx: &mut Ctx, path: PathBuf, argv: u64, envp: u64) -> Ret {
+/// `execfn` is the name AT_EXECFN gives the new program.
+fn exec(ctx: &mut Ctx, path: PathBuf, execfn: OsString, argv: u64, envp: u64) -> Ret {
     if path.as_os_str().is_empty() {
         return Err(Errno::ENOENT);
     }
     // The payload's own executable, not km's (BusyBox runs its applets so).
     let path = if names_own_exe(&path, ctx.proc().pid) { ctx.proc().exe.clone() } else { path };
+    // An fd's file by its name (fexecve): the new km opens it after the
+    // host exec has closed a close-on-exec fd.
+    let path = if path.starts_with("/proc/self/fd") { std::fs::read_link(&path).unwrap_or(path) } else { path };
     let args = read_strings(argv)?;
     let env = read_strings(envp)?;
     exec::check_size(&args, &env)?;
     exec::resolve(&path, args.clone(), true)?;
     let state = exec_state(ctx);
     tracing::debug!(target: "syscall", "execve {} {:?}", path.display(), args);
-    Err(exec::replace(&path, &args, &env, &state))
+    Err(exec::replace(&path, &execfn, &args, &env, &state))
 }
 
 /// True for /proc/self/exe and the like: on the host they name km.
