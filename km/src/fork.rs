@@ -6,13 +6,16 @@
 //!
 //! CLONE_VM cannot share memory between two VMs: a clone with CLONE_VM
 //! (and without CLONE_THREAD) is a fork whose parent waits, as for
-//! CLONE_VFORK, until the child execs or exits. What the child writes to
-//! memory the parent does not see (glibc's posix_spawn reports a failed
-//! exec that way and then returns success with a child that exits 127;
-//! musl's reports it through a pipe, which works).
+//! CLONE_VFORK, until the child execs or exits. A child that exits
+//! without exec writes the pages it changed back into its parent, which
+//! is what the parent of a vfork sees on Linux (glibc's posix_spawn reads
+//! a failed exec's errno so): the pages mapped only in the child (per
+//! /proc/self/pagemap) are those it wrote, provided the parent had one
+//! thread, so that nobody else changed the parent's copy meanwhile. Writes
+//! before a successful exec are not seen.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kvm_bindings::kvm_regs;
 use libc::*;
@@ -59,7 +62,19 @@ struct ChildState {
     set_child_tid: u64,
     /// The write end of the pipe a vfork parent waits on.
     vfork_fd: Option<RawFd>,
+    /// For a CLONE_VM child of a one-thread parent: the parent and its
+    /// writable ranges, for `write_back`.
+    shared: Option<SharedVm>,
 }
+
+struct SharedVm {
+    parent: pid_t,
+    ranges: Vec<(u64, u64)>,
+}
+
+/// Set in a CLONE_VM child until it execs (the host exec drops it) or
+/// exits (see `write_back`).
+static SHARED: Mutex<Option<SharedVm>> = Mutex::new(None);
 
 /// Flags that name something km cannot do for a process: the name for
 /// the one-time report.
@@ -133,8 +148,10 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
         clear_child_tid: if has(CLONE_CHILD_CLEARTID) { c.child_tid } else { 0 },
         set_child_tid: if has(CLONE_CHILD_SETTID) { c.child_tid } else { 0 },
         vfork_fd: pipe.map(|p| p[1]),
+        shared: None,
     };
     let proc = ctx.t.proc.clone();
+    let mut state = state;
     // What the child copies must be consistent, and no lock it needs may be
     // held by a thread that the fork leaves behind: as an atfork handler
     // would, take them across the host fork (glibc's fork does the same
@@ -142,6 +159,10 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     let space = proc.space();
     let signals = proc.signals();
     let limits = lock(&proc.limits);
+    if has(CLONE_VM) && signals.threads.len() == 1 {
+        // SAFETY: getpid has no arguments.
+        state.shared = Some(SharedVm { parent: unsafe { libc::getpid() }, ranges: space.writable() });
+    }
     // SAFETY: fork duplicates only the calling thread; the child touches
     // nothing another thread could have left half-changed: the locks above,
     // diag's and the end's are held across it, and malloc's by glibc.
@@ -242,7 +263,7 @@ fn child(
     space: MutexGuard<AddressSpace>,
     signals: MutexGuard<Signals>,
     limits: MutexGuard<Limits>,
-    state: ChildState,
+    mut state: ChildState,
 ) -> ! {
     // SAFETY: the parent's vCPU mapping is gone here (MADV_DONTFORK); the
     // kick handler must not write to it.
@@ -250,7 +271,7 @@ fn child(
     let mut keep: Vec<RawFd> = crate::diag::fd().into_iter().collect();
     keep.extend(state.vfork_fd);
     crate::fds::close_km_fds(&keep);
-    let built = build(old, &space, &signals, &limits, &state);
+    let built = build(old, &space, &signals, &limits, &mut state);
     drop((space, signals, limits));
     match built {
         Ok((thread, regs)) => {
@@ -269,8 +290,10 @@ fn build(
     space: &AddressSpace,
     signals: &Signals,
     limits: &Limits,
-    state: &ChildState,
+    state: &mut ChildState,
 ) -> anyhow::Result<(Thread, kvm_regs)> {
+    // Whatever a forking parent had set belongs to the parent's parent.
+    *lock(&SHARED) = state.shared.take();
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&crate::exec::launch().device)?);
     let space = space.fork_onto(hv.clone())?;
     let root = space.page_table_root();
@@ -294,4 +317,55 @@ fn build(
     }
     forward::start(proc)?;
     Ok((thread, state.regs))
+}
+
+/// As a CLONE_VM child ends without exec: the pages it changed go back
+/// into the parent (which waits for it), as if the memory were shared.
+pub fn write_back() {
+    let Some(shared) = lock(&SHARED).take() else { return };
+    // SAFETY: getppid has no arguments.
+    if unsafe { libc::getppid() } != shared.parent {
+        return; // The parent is gone; whoever adopted us shares nothing.
+    }
+    let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else { return };
+    for (start, end) in shared.ranges {
+        for (s, e) in exclusive_runs(&pagemap, start, end) {
+            let local = iovec { iov_base: s as *mut c_void, iov_len: (e - s) as usize };
+            let remote = local;
+            // SAFETY: the kernel reads [s, e) of km's own memory (payload
+            // memory, same addresses in the parent) and returns EFAULT
+            // rather than faulting if the child unmapped part of it.
+            unsafe { libc::process_vm_writev(shared.parent, &local, 1, &remote, 1, 0) };
+        }
+    }
+}
+
+/// Runs of pages in [start, end) that are present and mapped only here.
+fn exclusive_runs(pagemap: &std::fs::File, start: u64, end: u64) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    const PRESENT: u64 = 1 << 63;
+    const EXCLUSIVE: u64 = 1 << 56;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut page = start / 4096;
+    let mut entries = [0u64; 512];
+    while page < end / 4096 {
+        let n = ((end / 4096 - page) as usize).min(entries.len());
+        // SAFETY: the u64 array viewed as its bytes, for the read.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), n * 8) };
+        if pagemap.read_exact_at(bytes, page * 8).is_err() {
+            break;
+        }
+        for (i, e) in entries[..n].iter().enumerate() {
+            if e & (PRESENT | EXCLUSIVE) != PRESENT | EXCLUSIVE {
+                continue;
+            }
+            let at = (page + i as u64) * 4096;
+            match runs.last_mut() {
+                Some(r) if r.1 == at => r.1 = at + 4096,
+                _ => runs.push((at, at + 4096)),
+            }
+        }
+        page += n as u64;
+    }
+    runs
 }

@@ -199,6 +199,7 @@ pub fn unless_ending<R>(f: impl FnOnce() -> R) -> R {
 pub fn end(status: ExitStatus) -> ! {
     let guard = lock(&ENDING);
     std::mem::forget(guard);
+    crate::fork::write_back();
     match status {
         // SAFETY: _exit ends the whole process at once, as exit_group does,
         // without running km's atexit handlers while vCPU threads still run.

@@ -101,8 +101,9 @@ fn pipes_between_parent_and_child() {
     assert_lines(&out, &["back: HELLO THROUGH TWO PIPES", "pipe child: exited 0"]);
 }
 
-/// vfork + exec, posix_spawn with file actions and with a missing file
-/// (musl reports the child's exec error through a pipe), popen/pclose.
+/// vfork + exec, a vfork child's store seen by its parent, posix_spawn
+/// with file actions and with a missing file (musl reports the child's
+/// exec error through a pipe), popen/pclose.
 #[test]
 fn vfork_spawn_popen() {
     let out = procs("spawn").check(0);
@@ -111,6 +112,7 @@ fn vfork_spawn_popen() {
         &[
             "from vfork",
             "vfork+exec: exited 0",
+            "vfork child's store seen by the parent: 42",
             "spawn output: spawned with args",
             "spawn of a missing file: ENOENT",
             "popen read: popen line",

@@ -304,6 +304,18 @@ static void spawn(const char *self)
 	CHECK(waitpid(pid, &st, 0) == pid);
 	show_status("vfork+exec", st);
 
+	/* A vfork child shares the parent's memory until it execs or exits:
+	 * what it stored before _exit is the parent's. */
+	static volatile int shared_word = 1;
+	pid = vfork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		shared_word = 42;
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &st, 0) == pid);
+	printf("vfork child's store seen by the parent: %d\n", shared_word);
+
 	int p[2];
 	CHECK(pipe(p) == 0);
 	posix_spawn_file_actions_t fa;

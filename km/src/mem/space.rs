@@ -514,6 +514,11 @@ impl AddressSpace {
         self.vmas.at(addr).map(|(_, v)| v.prot)
     }
 
+    /// The writable payload mappings, [start, end) each.
+    pub fn writable(&self) -> Vec<(u64, u64)> {
+        self.vmas.iter().filter(|(_, v)| v.prot & libc::PROT_WRITE != 0).map(|(s, v)| (s, v.end)).collect()
+    }
+
     /// True if all of [start, end) is payload memory (of any protection).
     pub fn is_mapped(&self, start: u64, end: u64) -> bool {
         self.vmas.is_covered(start, end)
