@@ -286,3 +286,23 @@ fn go_os_exec() {
         ],
     );
 }
+
+/// Credential calls answered as the host allows (test harnesses and make
+/// probe them), capget's version probe.
+#[test]
+fn credentials() {
+    let out = procs("creds").check(0);
+    assert_lines(&out, &["setresuid(-1, -1, -1): 0", "preferred version 0x20080522", "capget bad header: -1 EFAULT"]);
+}
+
+/// make runs its recipes through /bin/sh, after setting credentials.
+#[test]
+fn make_runs_recipes() {
+    let dir = Dir::new("make");
+    let makefile = dir.path().join("Makefile");
+    std::fs::write(&makefile, "all: a b\n\t@echo all done\na:\n\t@echo a; echo $$(echo nested)\nb:\n\t@exit 0\n")
+        .unwrap();
+    let out =
+        Case::program(PathBuf::from("/usr/bin/make"), &["-s", "-f", path_str(&makefile)]).check_ignoring_km_warnings(0);
+    assert_lines(&out, &["a", "nested", "all done"]);
+}

@@ -549,7 +549,17 @@ int main(int argc, char **argv)
 		exec_keeps(argv[0]);
 	else if (MODE("exec-child"))
 		exec_child(argv);
-	else if (MODE("threads"))
+	else if (MODE("creds")) {
+		SHOW("setresuid(-1, -1, -1)", setresuid(-1, -1, -1));
+		SHOW("setresgid(-1, -1, -1)", setresgid(-1, -1, -1));
+		SHOW("setuid(getuid())", setuid(getuid()));
+		SHOW("setgid(getgid())", setgid(getgid()));
+		SHOW("setreuid(-1, -1)", setreuid(-1, -1));
+		uint32_t header[2] = {0, 0};
+		SHOW("capget version probe", syscall(SYS_capget, header, 0) == 0 || errno == EINVAL);
+		printf("preferred version 0x%x\n", header[0]);
+		SHOW("capget bad header", syscall(SYS_capget, (void *)8, 0));
+	} else if (MODE("threads"))
 		threads(argv[0]);
 	else if (MODE("exec-errors"))
 		exec_errors();

@@ -67,12 +67,51 @@ fn wait(ctx: &mut Ctx, nr: c_long, a: A, options: i32) -> Ret {
     }
 }
 
-pub fn setpgid(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_setpgid, a)
+macro_rules! passthrough {
+    ($($name:ident => $nr:ident),* $(,)?) => {$(
+        pub fn $name(_: &mut Ctx, a: A) -> Ret {
+            host($nr, a)
+        }
+    )*};
 }
 
-pub fn setsid(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_setsid, a)
+// Credentials change per host thread, as the kernel does: the payload's
+// libc repeats the call in each of its threads (each a host thread).
+passthrough! {
+    setpgid => SYS_setpgid,
+    setsid => SYS_setsid,
+    setuid => SYS_setuid,
+    setgid => SYS_setgid,
+    setreuid => SYS_setreuid,
+    setregid => SYS_setregid,
+    setresuid => SYS_setresuid,
+    setresgid => SYS_setresgid,
+    setfsuid => SYS_setfsuid,
+    setfsgid => SYS_setfsgid,
+}
+
+pub fn setgroups(_: &mut Ctx, a: A) -> Ret {
+    let n = a[0] as i32;
+    if n > 0 {
+        GuestRange::array::<gid_t>(a[1], n as u64)?;
+    }
+    host(SYS_setgroups, a)
+}
+
+/// struct __user_cap_header_struct, and the two data structs of version 3.
+const CAP_HEADER: u64 = 8;
+const CAP_DATA: u64 = 2 * 12;
+
+pub fn capget(_: &mut Ctx, a: A) -> Ret {
+    GuestRange::new(a[0], CAP_HEADER)?;
+    GuestRange::opt(a[1], CAP_DATA)?;
+    host(SYS_capget, a)
+}
+
+pub fn capset(_: &mut Ctx, a: A) -> Ret {
+    GuestRange::new(a[0], CAP_HEADER)?;
+    GuestRange::new(a[1], CAP_DATA)?;
+    host(SYS_capset, a)
 }
 
 /// The host's SIGCHLD disposition follows the payload's where the kernel
