@@ -306,3 +306,11 @@ fn make_runs_recipes() {
         Case::program(PathBuf::from("/usr/bin/make"), &["-s", "-f", path_str(&makefile)]).check_ignoring_km_warnings(0);
     assert_lines(&out, &["a", "nested", "all done"]);
 }
+
+/// A child stopped by SIGTSTP, SIGSTOP or SIGTTIN is seen stopped by that
+/// signal (WUNTRACED), continues on SIGCONT (WCONTINUED), then exits.
+#[test]
+fn stop_and_continue() {
+    let out = procs("stop").check(0);
+    assert_lines(&out, &["stop: stopped by SIGTSTP", "stop: stopped by SIGTTIN", "continued: yes", "then: exited 12"]);
+}

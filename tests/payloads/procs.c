@@ -43,7 +43,11 @@ static void show_status(const char *label, int st)
 	else if (WIFSIGNALED(st))
 		printf("%s: killed by %s\n", label, signal_name(WTERMSIG(st)));
 	else if (WIFSTOPPED(st))
-		printf("%s: stopped by %s\n", label, signal_name(WSTOPSIG(st)));
+		printf("%s: stopped by %s\n", label,
+		       WSTOPSIG(st) == SIGTSTP   ? "SIGTSTP"
+		       : WSTOPSIG(st) == SIGTTIN ? "SIGTTIN"
+		       : WSTOPSIG(st) == SIGSTOP ? "SIGSTOP"
+						 : signal_name(WSTOPSIG(st)));
 	else
 		printf("%s: status %#x\n", label, st);
 }
@@ -549,7 +553,36 @@ int main(int argc, char **argv)
 		exec_keeps(argv[0]);
 	else if (MODE("exec-child"))
 		exec_child(argv);
-	else if (MODE("creds")) {
+	else if (MODE("stop")) {
+		int sigs[] = {SIGTSTP, SIGSTOP, SIGTTIN};
+		for (unsigned i = 0; i < 3; i++) {
+			int go[2];
+			CHECK(pipe(go) == 0);
+			pid_t pid = fork();
+			CHECK(pid >= 0);
+			if (pid == 0) {
+				char c;
+				/* Its own group, not orphaned: stops are not dropped. */
+				CHECK(setpgid(0, 0) == 0);
+				raise(sigs[i]);
+				/* Exits only once the parent saw it continue. */
+				_exit(read(go[0], &c, 1) == 1 ? 10 + i : 1);
+			}
+			int st;
+			CHECK(waitpid(pid, &st, WUNTRACED) == pid);
+			show_status("stop", st);
+			CHECK(kill(pid, SIGCONT) == 0);
+			siginfo_t si;
+			memset(&si, 0, sizeof si);
+			CHECK(waitid(P_PID, pid, &si, WCONTINUED) == 0);
+			printf("continued: %s\n", yes(si.si_code == CLD_CONTINUED));
+			CHECK(write(go[1], "g", 1) == 1);
+			close(go[0]);
+			close(go[1]);
+			CHECK(waitpid(pid, &st, 0) == pid);
+			show_status("then", st);
+		}
+	} else if (MODE("creds")) {
 		SHOW("setresuid(-1, -1, -1)", setresuid(-1, -1, -1));
 		SHOW("setresgid(-1, -1, -1)", setresgid(-1, -1, -1));
 		SHOW("setuid(getuid())", setuid(getuid()));
