@@ -138,7 +138,7 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     let wait = has(CLONE_VFORK) || has(CLONE_VM);
     let pipe = if wait { Some(vfork_pipe()?) } else { None };
     let tid = ctx.tid();
-    let state = ChildState {
+    let mut state = ChildState {
         regs,
         fs_base: if has(CLONE_SETTLS) { c.tls } else { sregs.fs.base },
         gs_base: sregs.gs.base,
@@ -151,7 +151,6 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
         shared: None,
     };
     let proc = ctx.t.proc.clone();
-    let mut state = state;
     // What the child copies must be consistent, and no lock it needs may be
     // held by a thread that the fork leaves behind: as an atfork handler
     // would, take them across the host fork (glibc's fork does the same
