@@ -52,3 +52,16 @@ pub fn line(msg: std::fmt::Arguments) {
     // Nothing sensible is left to do if km's own stderr is gone.
     let _ = Writer.write_all(text.as_bytes());
 }
+
+/// Runs `f` (a host fork) with the stream's lock held, so that the child
+/// does not inherit it locked by a thread that is gone.
+pub fn holding<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = STREAM.get().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()));
+    f()
+}
+
+/// The stream's fd, which a forked child keeps.
+pub fn fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    STREAM.get().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).as_raw_fd())
+}

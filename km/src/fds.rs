@@ -94,6 +94,27 @@ pub fn privatize(fd: RawFd) -> std::io::Result<RawFd> {
     result
 }
 
+/// In a forked child: closes km's fds inherited from the parent (its
+/// device, VM and vCPU fds, which only the parent may use), all but `keep`.
+pub fn close_km_fds(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&k| k >= floor()).map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut from = floor() as u32;
+    for k in keep {
+        if k > from {
+            close_range(from, k - 1);
+        }
+        from = k + 1;
+    }
+    close_range(from, u32::MAX);
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: closes only fds in km's private range, whose owners in this
+    // process (the parent's device objects) are never used again.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

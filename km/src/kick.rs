@@ -154,5 +154,23 @@ pub fn install() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
+    // A km that exec'd this one blocked kicks across the exec (see
+    // `set_blocked`); one left pending lands harmlessly now.
+    set_blocked(false);
     Ok(())
+}
+
+/// Blocks or unblocks the kick in the calling thread. Blocked across a
+/// host execve: a kick pending then would otherwise kill the new km,
+/// which starts with the default disposition.
+pub fn set_blocked(blocked: bool) {
+    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask
+    // reads it and changes only this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, kick_signal());
+        let how = if blocked { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
 }

@@ -41,7 +41,7 @@ pub fn emulated(resource: u32) -> bool {
     matches!(resource, RLIMIT_NOFILE | RLIMIT_AS | RLIMIT_DATA | RLIMIT_STACK | RLIMIT_SIGPENDING)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Indexed by resource; only the emulated entries are used.
     values: [rlimit; COUNT as usize],
@@ -60,6 +60,19 @@ impl Limits {
         let (cur, max) = fds::payload_nofile();
         values[RLIMIT_NOFILE as usize] = rlimit { rlim_cur: cur, rlim_max: max };
         Limits { values, may_raise: has_cap_sys_resource() }
+    }
+
+    /// (soft, hard) of RLIMIT_NOFILE and RLIMIT_AS, which exec keeps.
+    pub fn snapshot(&self) -> ((u64, u64), (u64, u64)) {
+        let pair = |r: u32| (self.values[r as usize].rlim_cur, self.values[r as usize].rlim_max);
+        (pair(RLIMIT_NOFILE), pair(RLIMIT_AS))
+    }
+
+    /// Takes the limits an exec kept; RLIMIT_NOFILE never above km's floor.
+    pub fn restore(&mut self, nofile: (u64, u64), address_space: (u64, u64)) {
+        let max = self.values[RLIMIT_NOFILE as usize].rlim_max;
+        self.values[RLIMIT_NOFILE as usize] = rlimit { rlim_cur: nofile.0.min(max), rlim_max: nofile.1.min(max) };
+        self.values[RLIMIT_AS as usize] = rlimit { rlim_cur: address_space.0, rlim_max: address_space.1 };
     }
 
     /// The payload's value of emulated `resource`.

@@ -2,7 +2,9 @@
 
 mod device;
 mod diag;
+mod exec;
 mod fds;
+mod fork;
 mod guest;
 mod kick;
 mod limits;
@@ -55,13 +57,28 @@ struct Cli {
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
 
+    /// Set by km re-executing itself for the payload's execve: the state
+    /// that survives exec (see exec.rs)
+    #[arg(long, hide = true, value_name = "STATE")]
+    exec_state: Option<String>,
+
+    /// Set by km re-executing itself: the file to run, the arguments
+    /// starting with argv[0]
+    #[arg(long, hide = true, value_name = "PATH")]
+    exec_path: Option<PathBuf>,
+
+    /// Set by km re-executing itself: AT_EXECFN, if not the path
+    #[arg(long, hide = true, value_name = "NAME")]
+    exec_fn: Option<std::ffi::OsString>,
+
     /// The program and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM [ARGS]")]
     command: Vec<OsString>,
 }
 
-fn init_tracing(cli: &Cli) {
-    let filter = cli.log.clone().unwrap_or_else(|| {
+/// The diagnostics filter: --log (or KM_LOG), else from -V.
+fn log_filter(cli: &Cli) -> String {
+    cli.log.clone().unwrap_or_else(|| {
         match cli.verbose {
             0 => "warn",
             1 => "info",
@@ -69,7 +86,10 @@ fn init_tracing(cli: &Cli) {
             _ => "trace",
         }
         .to_string()
-    });
+    })
+}
+
+fn init_tracing(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(|| diag::Writer)
@@ -97,7 +117,8 @@ fn main() {
         eprintln!("km: {e}");
         std::process::exit(1);
     }
-    init_tracing(&cli);
+    let filter = log_filter(&cli);
+    init_tracing(&filter);
     report_panics();
     if let Err(e) = procfs::init() {
         // Safe without it: what needs it is refused.
@@ -116,13 +137,25 @@ fn main() {
         std::process::exit(1);
     }
 
-    let name = PathBuf::from(&cli.command[0]);
-    let program = vm::find_program(&name);
+    let device = device::DeviceChoice::from_args(cli.device.clone(), std::env::var_os("KM_DEVICE"));
+    exec::set_launch(exec::Launch { device: device.clone(), strict: cli.strict, log: filter });
+    let path = match &cli.exec_path {
+        Some(p) => p.clone(),
+        None => vm::find_program(&PathBuf::from(&cli.command[0])),
+    };
+    // A `#!` script runs under its interpreter, as exec would run it.
+    let resolved = match exec::resolve(&path, cli.command.clone(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            diag::line(format_args!("{}: {}", path.display(), e.desc()));
+            std::process::exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 });
+        }
+    };
     let opts = vm::Options {
-        device: device::DeviceChoice::from_args(cli.device.clone(), std::env::var_os("KM_DEVICE")),
-        execfn: program.clone().into_os_string(),
-        program,
-        args: cli.command.clone(),
+        device,
+        execfn: cli.exec_fn.clone().unwrap_or_else(|| path.into_os_string()),
+        program: resolved.program,
+        args: resolved.args,
         env: std::env::vars_os()
             .map(|(k, v)| {
                 let mut kv = k;
@@ -140,6 +173,12 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    let state = cli.exec_state.as_deref().map(exec::State::decode);
+    if state.as_ref().is_some_and(Option::is_none) {
+        diag::line(format_args!("malformed --exec-state"));
+        std::process::exit(1);
+    }
+    exec::restore(state.flatten().as_ref(), &first);
     if let Err(e) = signal::forward::start(first.proc.clone()) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
@@ -151,5 +190,5 @@ fn main() {
             std::process::exit(1);
         }
     }
-    first.run();
+    first.run(None);
 }

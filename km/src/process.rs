@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::errno::Errno;
 
@@ -85,15 +85,16 @@ pub fn timer_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-static FORWARDER_TID: OnceLock<Tid> = OnceLock::new();
+/// 0 until the forwarder runs; a forked child starts its own.
+static FORWARDER_TID: AtomicI32 = AtomicI32::new(0);
 
 pub fn set_forwarder_tid(tid: Tid) {
-    let _ = FORWARDER_TID.set(tid);
+    FORWARDER_TID.store(tid, Ordering::Relaxed);
 }
 
 /// The thread that receives host signals (target of thread timers).
 pub fn forwarder_tid() -> Option<Tid> {
-    FORWARDER_TID.get().copied()
+    Some(FORWARDER_TID.load(Ordering::Relaxed)).filter(|&t| t != 0)
 }
 
 impl Process {
@@ -205,13 +206,23 @@ impl Process {
     }
 }
 
+/// Taken for good by the thread that ends km.
+static ENDING: Mutex<()> = Mutex::new(());
+
+/// Runs `f` (a host fork) unless km is ending, so that a child never
+/// inherits the end half done; while it ends, this waits for the end.
+pub fn unless_ending<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = lock(&ENDING);
+    f()
+}
+
 /// Ends km the way the payload ended: same exit code, or death by the same
 /// signal (without a core dump of km itself). The first caller wins; other
 /// threads that get here wait for the end.
 pub fn end(status: ExitStatus) -> ! {
-    static ENDING: Mutex<()> = Mutex::new(());
     let guard = lock(&ENDING);
     std::mem::forget(guard);
+    crate::fork::write_back();
     match status {
         // SAFETY: _exit ends the whole process at once, as exit_group does,
         // without running km's atexit handlers while vCPU threads still run.

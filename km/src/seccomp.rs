@@ -12,12 +12,15 @@
 //! (kill from outside) goes on to the forwarding thread and the payload.
 //!
 //! Arguments are restricted where that is sound and cheap: ioctl requests
-//! (the KVM ones km makes and the terminal ones it forwards; the fd cannot
-//! be told apart), clone flags (threads only; clone3 fails with ENOSYS so
-//! the C library falls back to clone, whose flags are visible), prctl
-//! options (km's forwarded ones and thread names), process_vm_readv/writev
-//! (km's own pid) and prlimit64 (never km's pid: its own limits are set
-//! with pid 0, the payload's are emulated).
+//! (the KVM ones km makes and the terminal and socket ones it forwards;
+//! the fd cannot be told apart), clone flags (threads, and the host fork
+//! behind the payload's fork; clone3 fails with ENOSYS so the C library
+//! falls back to clone, whose flags are visible), prctl options (km's
+//! forwarded ones and thread names), personality (the query and PER_LINUX)
+//! and prlimit64 (never km's pid: its own limits are set with pid 0, the
+//! payload's are emulated). process_vm_readv/writev cannot be held to km's
+//! own pid: the filter is inherited by every km a fork makes, whose pid
+//! differs; execve is allowed for exec's re-execution of km itself.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,8 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_access,
     libc::SYS_alarm,
     libc::SYS_bind,
+    libc::SYS_capget,
+    libc::SYS_capset,
     libc::SYS_chdir,
     libc::SYS_chmod,
     libc::SYS_chown,
@@ -175,9 +180,20 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_sendfile,
     libc::SYS_sendmsg,
     libc::SYS_sendto,
+    libc::SYS_setfsgid,
+    libc::SYS_setfsuid,
+    libc::SYS_setgid,
+    libc::SYS_setgroups,
     libc::SYS_setitimer,
+    libc::SYS_setpgid,
     libc::SYS_setpriority,
+    libc::SYS_setregid,
+    libc::SYS_setresgid,
+    libc::SYS_setresuid,
+    libc::SYS_setreuid,
+    libc::SYS_setsid,
     libc::SYS_setsockopt,
+    libc::SYS_setuid,
     libc::SYS_setxattr,
     libc::SYS_shutdown,
     libc::SYS_socket,
@@ -211,6 +227,8 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_unlinkat,
     libc::SYS_utimensat,
     libc::SYS_vmsplice,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
     libc::SYS_write,
     libc::SYS_writev,
 ];
@@ -235,6 +253,14 @@ const KM_CALLS: &[c_long] = &[
     libc::SYS_restart_syscall,
     libc::SYS_exit,
     libc::SYS_exit_group,
+    // exec re-executes km itself (see `exec`), and the new km starts (its
+    // dynamic loader and C library included) under this filter.
+    libc::SYS_execve,
+    libc::SYS_arch_prctl,
+    libc::SYS_set_tid_address,
+    // `mem::copy`: any pid, see the module comment.
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
 ];
 
 /// Thread flags the C library's pthread_create may pass to clone.
@@ -249,11 +275,12 @@ const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_CHILD_SETTID
     | libc::CLONE_CHILD_CLEARTID
     | libc::CLONE_DETACHED) as u64;
+const FORK_FLAGS: u64 = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
 const THREAD_NEEDS: u64 = (libc::CLONE_VM | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
 
 /// prctl options: those km forwards (see `syscall::process::prctl`) and
 /// thread names set by the runtime.
-const PRCTL_OPTIONS: [i32; 9] = [
+const PRCTL_OPTIONS: [i32; 14] = [
     libc::PR_SET_NAME,
     libc::PR_GET_NAME,
     libc::PR_GET_DUMPABLE,
@@ -263,6 +290,11 @@ const PRCTL_OPTIONS: [i32; 9] = [
     libc::PR_GET_TIMERSLACK,
     libc::PR_SET_TIMERSLACK,
     libc::PR_SET_VMA,
+    libc::PR_SET_PDEATHSIG,
+    libc::PR_GET_PDEATHSIG,
+    libc::PR_SET_CHILD_SUBREAPER,
+    libc::PR_GET_CHILD_SUBREAPER,
+    libc::PR_GET_SECCOMP,
 ];
 
 fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> SeccompCondition {
@@ -290,15 +322,19 @@ fn allowed(pid: u32) -> BTreeMap<i64, Vec<SeccompRule>> {
     rules.insert(libc::SYS_prctl, one_of(0, PRCTL_OPTIONS.iter().map(|&o| o as u64)));
     // The query and PER_LINUX, the only personalities km forwards.
     rules.insert(libc::SYS_personality, one_of(0, [0xffff_ffff, 0]));
-    let own = || one_of(0, [u64::from(pid)]);
-    rules.insert(libc::SYS_process_vm_readv, own());
-    rules.insert(libc::SYS_process_vm_writev, own());
+    // process_vm_* stay unrestricted by pid: a forked child km inherits
+    // this filter and copies with its own, different pid (and a vfork
+    // child writes back to its parent's); km makes them only there.
+    let _ = pid;
     rules.insert(
         libc::SYS_prlimit64,
         vec![rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, u64::from(pid))])],
     );
     let thread = cond(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(!THREAD_FLAGS | THREAD_NEEDS), THREAD_NEEDS);
-    rules.insert(libc::SYS_clone, vec![rule(vec![thread])]);
+    // A host fork (glibc's fork: the child's tid words and SIGCHLD), for
+    // the payload's fork, vfork and clone of a process.
+    let fork = cond(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, FORK_FLAGS);
+    rules.insert(libc::SYS_clone, vec![rule(vec![thread]), rule(vec![fork])]);
     rules
 }
 
@@ -316,8 +352,20 @@ pub fn programs(pid: u32) -> Result<[BpfProgram; 2], seccompiler::Error> {
     Ok([no_clone3.try_into()?, allow.try_into()?])
 }
 
-/// Confines every km thread, present and future.
+/// True if km runs under a seccomp filter (its own, or one it inherited
+/// from the km that forked it or that it replaced by exec).
+pub fn active() -> bool {
+    // SAFETY: PR_GET_SECCOMP takes no pointer and only reports.
+    unsafe { libc::prctl(libc::PR_GET_SECCOMP) == 2 }
+}
+
+/// Confines every km thread, present and future. A km started by another
+/// km's exec already runs under that km's filter, which it keeps: filters
+/// cannot be loosened, only stacked, and the same one twice adds nothing.
 pub fn install() -> Result<(), seccompiler::Error> {
+    if active() {
+        return Ok(());
+    }
     for program in programs(std::process::id())? {
         seccompiler::apply_filter_all_threads(&program)?;
     }
@@ -465,7 +513,6 @@ mod tests {
             "perf_event_open",
             "keyctl",
             "userfaultfd",
-            "execve",
             "execveat",
             "fork",
             "vfork",

@@ -126,10 +126,10 @@ impl Thread {
         }
     }
 
-    /// Runs the payload thread until it exits; ends the process if it was
-    /// the last one.
-    pub fn run(mut self) {
-        let code = self.run_loop(None);
+    /// Runs the payload thread until it exits (from `from` if given, else
+    /// from the vCPU's registers); ends the process if it was the last one.
+    pub fn run(mut self, from: Option<kvm_regs>) {
+        let code = self.run_loop(from);
         drop(self.exit(code).0);
     }
 
@@ -302,11 +302,7 @@ impl Thread {
                 Action::Terminate => {
                     end(ExitStatus::Signal(sig, fault.map(|f| f.2).unwrap_or_default()));
                 }
-                Action::Stop => {
-                    // The whole km stops, as the payload's process would.
-                    // SAFETY: kill on km's own pid with SIGSTOP.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
-                }
+                Action::Stop => stop(sig),
                 Action::Handler(act) => {
                     let trap = fault.map(|f| f.1).unwrap_or_default();
                     if let Err(why) = self.setup_frame(u, &info, &act, trap) {
@@ -534,6 +530,23 @@ pub fn fault_info(f: &Fault, fpu: Option<&kvm_fpu>, mapped: bool) -> (i32, i32, 
         17 => (libc::SIGBUS, BUS_ADRALN, f.addr),
         11 | 12 => (libc::SIGBUS, SI_KERNEL, 0),
         _ => (libc::SIGSEGV, SI_KERNEL, 0),
+    }
+}
+
+/// The whole km stops by `sig`, as the payload's process would, so its
+/// parent's wait reports that signal. Every km thread blocks the stop
+/// signals for the forwarder; this one unblocks `sig` and sends it to
+/// itself, so the kernel applies the default action (including dropping
+/// it in an orphaned process group), then blocks it again.
+fn stop(sig: i32) {
+    // SAFETY: a local set for pthread_sigmask; tgkill sends to this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

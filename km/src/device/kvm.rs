@@ -46,9 +46,17 @@ pub fn ioctls() -> Vec<u32> {
         uapi::KVM_SET_CPUID2,
         uapi::KVM_SET_XCRS,
         uapi::KVM_CREATE_VCPU,
+        uapi::KVM_GET_VCPU_MMAP_SIZE,
         uapi::KVM_SET_USER_MEMORY_REGION,
         KVM_GET_TSC_KHZ,
         KVM_GET_DEVICE_ATTR() as u32,
+        // Opening the device again: a forked child km builds its own VM
+        // under the filter it inherited.
+        uapi::KVM_GET_API_VERSION,
+        uapi::KVM_CREATE_VM,
+        uapi::KVM_CHECK_EXTENSION,
+        uapi::KVM_GET_SUPPORTED_CPUID,
+        uapi::KKM_GET_IDENTITY,
     ]
 }
 
@@ -140,6 +148,13 @@ impl Hypervisor for KvmDevice {
         if self.sync_regs {
             fd.set_sync_valid_reg(SyncReg::Register);
         }
+        // A forked km builds its own VM: the mapping must not go with it
+        // and keep this vCPU, and with it this VM, alive in the child.
+        let size = self.kvm.get_vcpu_mmap_size().map_err(ioctl_err("KVM_GET_VCPU_MMAP_SIZE"))?;
+        let run = fd.get_kvm_run() as *mut kvm_bindings::kvm_run;
+        // SAFETY: `run` starts the vCPU's kvm_run mapping of `size` bytes;
+        // MADV_DONTFORK changes only what a fork copies.
+        unsafe { libc::madvise(run.cast(), size, libc::MADV_DONTFORK) };
         Ok(Box::new(KvmVcpu { fd, flavor: self.flavor, sync_regs: self.sync_regs, xcrs: self.xcrs }))
     }
 }

@@ -60,6 +60,15 @@ pub fn is_pad_exit(rip: u64) -> bool {
     rip == monitor::CODE || rip == PAD_SYSRET
 }
 
+/// Entered with rax = a 64-byte aligned spot below the caller's red zone,
+/// from a syscall exit: `fxsave64 (%rax); syscall; ud2`. The syscall comes
+/// back through the pad like any other; km then reads the FPU image a
+/// forked child is to start with and resumes the caller as after any
+/// syscall (the signal scratch, read-only to user code, cannot take it).
+pub const FPU_SAVE: u64 = monitor::CODE + 0x50;
+const FPU_SAVE_CODE: [u8; 8] = [0x48, 0x0f, 0xae, 0x00, 0x0f, 0x05, 0x0f, 0x0b];
+const _: () = assert!(DEFAULT_MXCSR + 4 <= FPU_SAVE);
+
 /// vCPU `id`'s signal scratch.
 pub fn signal_scratch(id: u32) -> u64 {
     monitor::SIGNAL_SCRATCH + u64::from(id) * monitor::SIGNAL_SCRATCH_STRIDE
@@ -204,6 +213,7 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     space.write_monitor(SIGNAL_RETURN, &SIGNAL_RETURN_CODE);
     space.write_monitor(DEFAULT_MXCSR, &0x1f80u32.to_le_bytes());
     space.write_monitor(PROBE, &PROBE_CODE);
+    space.write_monitor(FPU_SAVE, &FPU_SAVE_CODE);
     let mut idt = Vec::with_capacity(256 * 16);
     for v in 0..=255u8 {
         let handler = STUBS + v as u64 * STUB_SIZE;
@@ -256,6 +266,7 @@ fn user_segment(selector: u16, code: bool) -> kvm_segment {
 }
 
 /// What the payload may use of the device's CPUID, and the XCR0 to match.
+#[derive(Clone)]
 pub struct CpuModel {
     pub cpuid: CpuId,
     pub xcr0: u64,

@@ -65,6 +65,7 @@ impl Access {
     }
 }
 
+#[derive(Clone)]
 pub struct PageTables<M: TableMemory> {
     mem: M,
     pml4: u64,

@@ -33,6 +33,18 @@ pub fn install(space: &mut AddressSpace) -> Result<Vdso, MemError> {
     Ok(Vdso { base: monitor::VDSO, vvar })
 }
 
+/// The data page's writer in a forked child: the parent's clock thread,
+/// which owned it, did not survive the fork.
+///
+/// # Safety
+/// Call only in a child just forked, before it starts any thread, once.
+pub unsafe fn vvar_in_child() -> Vvar {
+    // SAFETY: the page is where `install` put it (the fork copied the
+    // monitor area), and the only other `Vvar` naming it belonged to a
+    // thread that does not exist in this process.
+    unsafe { Vvar::new(monitor::VVAR) }
+}
+
 #[cfg(test)]
 mod tests {
     use object::elf::{PT_DYNAMIC, PT_LOAD};

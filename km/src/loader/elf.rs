@@ -272,6 +272,12 @@ pub fn load_interp(path: &Path, space: &mut AddressSpace) -> Result<Image, LoadE
     Ok(image)
 }
 
+/// Opens and validates `path` without loading it (execve checks its
+/// target before anything of the caller is replaced).
+pub fn inspect(path: &Path) -> Result<Image, LoadError> {
+    read(path).map(|(_, image)| image)
+}
+
 /// Opens and validates `path`; addresses are as linked.
 fn read(path: &Path) -> Result<(File, Image), LoadError> {
     let file = File::open(path)?;

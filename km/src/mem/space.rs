@@ -49,6 +49,7 @@ impl From<MemError> for Errno {
 
 /// Page-table pages from the monitor area, written through km's own
 /// mapping of it.
+#[derive(Clone)]
 struct PoolTables {
     next: u64,
 }
@@ -250,6 +251,39 @@ impl AddressSpace {
             exclusive_waiters: 0,
             limit: libc::RLIM_INFINITY,
         })
+    }
+
+    /// The same address space for a new VM, in a child km just forked:
+    /// the host fork copied the memory, the monitor area and the guest
+    /// tables in it; only the memory slots are the new VM's to register.
+    pub fn fork_onto(&self, hv: Arc<dyn Hypervisor>) -> Result<AddressSpace, MemError> {
+        let monitor_len = monitor::PAGE_TABLES_END - MONITOR_START;
+        // SAFETY: as in `new`: the monitor area stays mapped for km's life
+        // (the fork kept it) and holds only guest-visible data.
+        unsafe { hv.add_memory(MONITOR_SLOT, MONITOR_START, monitor_len) }?;
+        let mut space = AddressSpace {
+            hv,
+            vmas: self.vmas.clone(),
+            tables: self.tables.clone(),
+            slots: vec![false; self.slots.len()],
+            next_slot: MONITOR_SLOT + 1,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            mmap_top: self.mmap_top,
+            files: self.files.clone(),
+            files_hidden: false,
+            limit: self.limit,
+            busy: Vec::new(),
+            exclusive_waiters: 0,
+        };
+        for (chunk, _) in self.slots.iter().enumerate().filter(|(_, used)| **used) {
+            let start = chunk as u64 * SLOT_CHUNK;
+            space.ensure_slots(start, start + 1)?;
+        }
+        // A probe in another thread of the parent may have hidden them.
+        space.files_hidden = self.files_hidden;
+        space.show_files();
+        Ok(space)
     }
 
     pub fn page_table_root(&self) -> u64 {
@@ -733,6 +767,11 @@ impl AddressSpace {
     /// The heap, [start, page-rounded break).
     pub fn heap(&self) -> (u64, u64) {
         (self.brk_start, page_up(self.brk).unwrap_or(self.brk))
+    }
+
+    /// The writable payload mappings, [start, end) each.
+    pub fn writable(&self) -> Vec<(u64, u64)> {
+        self.vmas.iter().filter(|(_, v)| v.prot & libc::PROT_WRITE != 0).map(|(s, v)| (s, v.end)).collect()
     }
 
     /// True if all of [start, end) is payload memory (of any protection).

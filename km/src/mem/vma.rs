@@ -11,7 +11,7 @@ pub struct Vma {
     pub prot: i32,
 }
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct Vmas {
     map: BTreeMap<u64, Vma>,
 }

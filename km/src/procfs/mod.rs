@@ -89,6 +89,28 @@ pub fn init() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// km's fds the virtual tree keeps, which a forked child km must keep too.
+pub fn host_fds() -> Vec<RawFd> {
+    HOST.get().map(|h| vec![h.mem, h.empty_dir, h.root]).unwrap_or_default()
+}
+
+/// In a child km just forked: the inherited /proc/self/mem fd still reads
+/// the parent's memory, so the same number is pointed at the child's own.
+pub fn after_fork() -> std::io::Result<()> {
+    let Some(h) = HOST.get() else { return Ok(()) };
+    let own = open_private("/proc/self/mem", libc::O_RDWR)?;
+    // SAFETY: dup3 replaces km's private mem fd (never the payload's) with
+    // the new one; `own` was just opened here and is closed right after.
+    let r = unsafe { libc::dup3(own, h.mem, libc::O_CLOEXEC) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: `own` is ours alone.
+    unsafe { libc::close(own) };
+    if r < 0 {
+        return Err(err);
+    }
+    Ok(())
+}
+
 /// Names km's main thread, which is the payload's first thread, after the
 /// payload, as exec names a process (threads it creates inherit the name).
 pub fn set_comm(exe: &std::path::Path) {

@@ -175,6 +175,12 @@ impl Signals {
         Signals { actions: [KSigaction::default(); NSIG], shared: Pending::default(), threads: BTreeMap::new(), pid }
     }
 
+    /// A forked child's: the same dispositions, nothing pending, no
+    /// thread yet.
+    pub fn forked(&self, pid: Tid) -> Signals {
+        Signals { actions: self.actions, ..Signals::new(pid) }
+    }
+
     pub fn action(&self, sig: i32) -> KSigaction {
         self.actions[sig as usize - 1]
     }

@@ -17,6 +17,7 @@ mod net;
 mod paths;
 mod process;
 mod procio;
+mod procs;
 mod sched;
 mod signals;
 pub mod threads;
@@ -29,6 +30,8 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
+pub use process::TASK_SIZE_MAX;
+pub use procs::mirror_sigchld;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;
@@ -130,12 +133,6 @@ fn unimplemented(ctx: &mut Ctx, nr: u64) -> Ret {
         ctx.exit = Some(ExitStatus::Signal(libc::SIGSYS, format!("unimplemented syscall {nr} in strict mode")));
     }
     Err(Errno::ENOSYS)
-}
-
-/// ENOSYS for a call km knows but cannot yet serve in this form, reported
-/// once per feature; fatal in strict mode like an unimplemented call.
-fn unimplemented_feature(ctx: &mut Ctx, what: &str) -> Ret {
-    unsupported(ctx, what, Errno::ENOSYS)
 }
 
 /// `errno` for a form of a call km does not serve (an unknown socket
@@ -360,6 +357,26 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_setpriority => sched::setpriority,
         SYS_getcpu => sched::getcpu,
         SYS_personality => sched::personality,
+        // processes
+        SYS_fork => procs::fork,
+        SYS_vfork => procs::vfork,
+        SYS_execve => procs::execve,
+        SYS_execveat => procs::execveat,
+        SYS_wait4 => procs::wait4,
+        SYS_waitid => procs::waitid,
+        SYS_setpgid => procs::setpgid,
+        SYS_setsid => procs::setsid,
+        SYS_setuid => procs::setuid,
+        SYS_setgid => procs::setgid,
+        SYS_setreuid => procs::setreuid,
+        SYS_setregid => procs::setregid,
+        SYS_setresuid => procs::setresuid,
+        SYS_setresgid => procs::setresgid,
+        SYS_setfsuid => procs::setfsuid,
+        SYS_setfsgid => procs::setfsgid,
+        SYS_setgroups => procs::setgroups,
+        SYS_capget => procs::capget,
+        SYS_capset => procs::capset,
         // threads
         SYS_clone => threads::clone,
         SYS_clone3 => threads::clone3,

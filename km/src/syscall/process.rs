@@ -184,8 +184,18 @@ pub fn prctl(_: &mut Ctx, a: A) -> Ret {
             buf(a[1], 16)?;
             host(SYS_prctl, a)
         }
-        PR_GET_DUMPABLE | PR_SET_DUMPABLE | PR_GET_NO_NEW_PRIVS | PR_SET_NO_NEW_PRIVS | PR_GET_TIMERSLACK
-        | PR_SET_TIMERSLACK => host(SYS_prctl, a),
+        PR_GET_DUMPABLE
+        | PR_SET_DUMPABLE
+        | PR_GET_NO_NEW_PRIVS
+        | PR_SET_NO_NEW_PRIVS
+        | PR_GET_TIMERSLACK
+        | PR_SET_TIMERSLACK
+        | PR_SET_PDEATHSIG
+        | PR_SET_CHILD_SUBREAPER => host(SYS_prctl, a),
+        PR_GET_PDEATHSIG | PR_GET_CHILD_SUBREAPER => {
+            obj::<i32>(a[1])?;
+            host(SYS_prctl, a)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

@@ -52,6 +52,9 @@ pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
         if let Some(mut n) = new {
             n.mask &= !UNBLOCKABLE;
             s.set_action(sig, n);
+            if sig == libc::SIGCHLD {
+                super::mirror_sigchld(&n);
+            }
         }
         old
     };

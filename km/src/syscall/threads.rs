@@ -44,7 +44,8 @@ struct CloneArgs {
 
 fn new_thread(ctx: &mut Ctx, c: CloneArgs) -> Ret {
     if c.flags & CLONE_THREAD as u64 == 0 {
-        return super::unimplemented_feature(ctx, "clone of a new process (fork)");
+        let CloneArgs { flags, stack, parent_tid, child_tid, tls } = c;
+        return crate::fork::fork(ctx, crate::fork::ForkArgs { flags, stack, parent_tid, child_tid, tls });
     }
     // CLONE_THREAD needs CLONE_SIGHAND, which needs CLONE_VM (as on Linux).
     if c.flags & !THREAD_FLAGS & !0xff != 0 || c.flags & NEEDED != NEEDED {
@@ -101,9 +102,17 @@ pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     copy::read_slice(at, &mut v[..n])?;
     // pidfd is read only with CLONE_PIDFD (glibc fills it in regardless).
     let [flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
-    if set_tid != 0 || set_tid_size != 0 || cgroup != 0 || (flags & CLONE_THREAD as u64 != 0 && exit_signal != 0) {
+    // clone3 takes the exit signal apart from the flags.
+    if set_tid != 0
+        || set_tid_size != 0
+        || cgroup != 0
+        || flags & 0xff != 0
+        || exit_signal > 0xff
+        || (flags & CLONE_THREAD as u64 != 0 && exit_signal != 0)
+    {
         return Err(Errno::EINVAL);
     }
+    let flags = flags | exit_signal;
     if (stack == 0) != (stack_size == 0) {
         return Err(Errno::EINVAL);
     }

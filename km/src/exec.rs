@@ -1,0 +1,304 @@
+//! execve: a new program in the same process. km re-executes itself (the
+//! host execve of its own binary) with the program, its arguments and
+//! environment, and a hidden argument with the state Linux keeps across
+//! exec (the signal mask, ignored signals, the limits km emulates). The
+//! host then does what Linux does to the old image: other threads end,
+//! km's own fds (all close-on-exec) close, payload fds without FD_CLOEXEC
+//! stay; and the new km starts the program as the first one.
+//!
+//! The target is checked first (permissions, format, `#!` chain, the ELF
+//! interpreter), so a failing exec returns Linux's errno to a caller that
+//! keeps running.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+
+use crate::device::DeviceChoice;
+use crate::loader::elf::{self, LoadError};
+use crate::signal::{bit, KSigaction, NSIG, SIG_IGN, UNBLOCKABLE};
+use crate::thread::Thread;
+
+/// How km was started: what a re-executed km needs again.
+#[derive(Debug)]
+pub struct Launch {
+    pub device: DeviceChoice,
+    pub strict: bool,
+    /// The diagnostics filter in force.
+    pub log: String,
+}
+
+static LAUNCH: OnceLock<Launch> = OnceLock::new();
+
+pub fn set_launch(l: Launch) {
+    let _ = LAUNCH.set(l);
+}
+
+pub fn launch() -> &'static Launch {
+    LAUNCH.get().expect("main records the launch options first")
+}
+
+/// Linux reads this much of a file to recognise it (BINPRM_BUF_SIZE).
+const HEAD: usize = 256;
+/// Interpreters one exec may go through (Linux's exec_binprm).
+const MAX_INTERPRETERS: usize = 5;
+
+/// The program to load for `path` and the arguments it gets: a `#!`
+/// script becomes its interpreter, with the optional argument and the
+/// script's path in front of the arguments after argv[0], as Linux does.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+///
+/// For an execve (`exec`), each file needs execute permission and the
+/// final program and its ELF interpreter are validated. At start-up km is
+/// the program's interpreter, as ld.so can be, so it needs only to read
+/// it, and km's loader reports ELF errors in detail.
+pub fn resolve(path: &Path, mut args: Vec<OsString>, exec: bool) -> Result<Resolved, Errno> {
+    let mut program = path.to_path_buf();
+    for _ in 0..=MAX_INTERPRETERS {
+        let head = open_executable(&program, exec)?;
+        let Some((interp, arg)) = shebang(&head)? else {
+            if exec {
+                loadable(&program)?;
+            }
+            return Ok(Resolved { program, args });
+        };
+        let mut new_args = vec![interp.clone()];
+        new_args.extend(arg);
+        new_args.push(program.into_os_string());
+        new_args.extend(args.into_iter().skip(1));
+        args = new_args;
+        program = PathBuf::from(interp);
+    }
+    Err(Errno::ELOOP)
+}
+
+/// Opens a file exec may run and returns its first bytes: a regular file
+/// (with execute permission, on a filesystem that allows it, if `exec`).
+fn open_executable(path: &Path, exec: bool) -> Result<Vec<u8>, Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::ENOENT)?;
+    // SAFETY: faccessat reads the NUL-terminated path we own.
+    if exec && unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } != 0 {
+        return Err(Errno::last());
+    }
+    let file = File::open(path).map_err(io_errno)?;
+    let meta = file.metadata().map_err(io_errno)?;
+    if !meta.is_file() {
+        return Err(Errno::EACCES);
+    }
+    let fs = nix::sys::statvfs::fstatvfs(&file)?;
+    if exec && fs.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
+        return Err(Errno::EACCES);
+    }
+    let mut head = Vec::with_capacity(HEAD);
+    file.take(HEAD as u64).read_to_end(&mut head).map_err(io_errno)?;
+    Ok(head)
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// The interpreter and optional argument of a `#!` line, None if `head`
+/// is not a script. Like Linux: the line ends at a newline (or the end of
+/// what was read, if the interpreter's name ends before it), surrounding
+/// blanks go, the name ends at the first blank and the rest is one
+/// argument.
+fn shebang(head: &[u8]) -> Result<Option<(OsString, Option<OsString>)>, Errno> {
+    let Some(rest) = head.strip_prefix(b"#!") else { return Ok(None) };
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let (line, complete) = match rest.iter().position(|&c| c == b'\n') {
+        Some(n) => (&rest[..n], true),
+        None => (rest, false),
+    };
+    let line = &line[..line.iter().position(|&c| c == 0).unwrap_or(line.len())];
+    let start = line.iter().position(|c| !blank(c)).ok_or(Errno::ENOEXEC)?;
+    let end = line.iter().rposition(|c| !blank(c)).map_or(0, |e| e + 1);
+    let line = &line[start..end];
+    let name_end = line.iter().position(blank).unwrap_or(line.len());
+    // Without a newline in a full buffer, a name running to its end may
+    // have been cut off: that would be the wrong file.
+    if !complete && head.len() >= HEAD && name_end == line.len() {
+        return Err(Errno::ENOEXEC);
+    }
+    let name = OsStr::from_bytes(&line[..name_end]).to_os_string();
+    let arg = line[name_end..].iter().position(|c| !blank(c)).map(|a| {
+        let a = &line[name_end + a..];
+        OsStr::from_bytes(a).to_os_string()
+    });
+    Ok(Some((name, arg)))
+}
+
+/// An x86-64 ELF executable km can load, whose interpreter (if any)
+/// exists: what Linux would run, else its errno.
+fn loadable(path: &Path) -> Result<(), Errno> {
+    let image = elf::inspect(path).map_err(load_errno)?;
+    if let Some(interp) = image.interp {
+        let i = elf::inspect(&interp).map_err(load_errno)?;
+        if i.interp.is_some() {
+            return Err(Errno::ELIBBAD);
+        }
+    }
+    Ok(())
+}
+
+fn load_errno(e: LoadError) -> Errno {
+    match e {
+        LoadError::Io(e) => io_errno(e),
+        _ => Errno::ENOEXEC,
+    }
+}
+
+/// Linux's bound on one argument or environment string (MAX_ARG_STRLEN).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// E2BIG as Linux judges it: a string over MAX_ARG_STRLEN, or strings and
+/// pointers over a quarter of the stack limit (at least 128 KiB, at most
+/// three quarters of 8 MiB).
+pub fn check_size(args: &[OsString], env: &[OsString]) -> Result<(), Errno> {
+    let mut total = (args.len() + env.len() + 2) * 8;
+    for s in args.iter().chain(env) {
+        let len = s.len() + 1;
+        if len > MAX_ARG_STRLEN {
+            return Err(Errno::E2BIG);
+        }
+        total += len;
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) };
+    let limit = (lim.rlim_cur / 4).clamp(32 * 4096, 6 << 20);
+    if total as u64 > limit {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+/// What the new km restores, in the hidden `--exec-state` argument.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub mask: u64,
+    /// Signals whose disposition is SIG_IGN (kept across exec).
+    pub ignored: u64,
+    pub nofile: (u64, u64),
+    pub address_space: (u64, u64),
+}
+
+impl State {
+    pub fn encode(&self) -> String {
+        format!(
+            "{:x},{:x},{:x},{:x},{:x},{:x}",
+            self.mask, self.ignored, self.nofile.0, self.nofile.1, self.address_space.0, self.address_space.1
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<State> {
+        let v: Vec<u64> = s.split(',').map(|p| u64::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+        let [mask, ignored, nc, nm, ac, am] = v[..] else { return None };
+        Some(State { mask, ignored, nofile: (nc, nm), address_space: (ac, am) })
+    }
+}
+
+/// Gives the first thread of a re-executed km the state the old one kept
+/// (none at a plain start), and the host's SIGCHLD disposition to match.
+pub fn restore(state: Option<&State>, first: &Thread) {
+    let proc = &first.proc;
+    let mut signals = proc.signals();
+    if let Some(s) = state {
+        for sig in (1..=NSIG as i32).filter(|&sig| s.ignored & bit(sig) != 0 && bit(sig) & UNBLOCKABLE == 0) {
+            signals.set_action(sig, KSigaction { handler: SIG_IGN, ..Default::default() });
+        }
+        signals.set_mask(first.tid(), s.mask);
+        let mut limits = crate::process::lock(&proc.limits);
+        limits.restore(s.nofile, s.address_space);
+        proc.space().set_limit(limits.get(libc::RLIMIT_AS).rlim_cur);
+    }
+    crate::syscall::mirror_sigchld(&signals.action(libc::SIGCHLD));
+}
+
+/// Replaces km with a new km running `path` (the new km resolves it
+/// again; `execfn` is its AT_EXECFN) with `args` and `env`. Returns only
+/// on failure, with the host's errno.
+pub fn replace(path: &Path, execfn: &OsStr, args: &[OsString], env: &[OsString], state: &State) -> Errno {
+    let l = launch();
+    let mut km: Vec<OsString> = vec!["km".into()];
+    if let DeviceChoice::Explicit(p) = &l.device {
+        km.push("--device".into());
+        km.push(p.clone().into_os_string());
+    }
+    if l.strict {
+        km.push("--strict".into());
+    }
+    km.push(format!("--log={}", l.log).into());
+    km.push(format!("--exec-state={}", state.encode()).into());
+    if !crate::seccomp::active() {
+        // km runs unconfined (--no-seccomp): so does the new one.
+        km.push("--no-seccomp".into());
+    }
+    km.push("--exec-path".into());
+    km.push(path.as_os_str().to_os_string());
+    if execfn != path.as_os_str() {
+        km.push("--exec-fn".into());
+        km.push(execfn.to_os_string());
+    }
+    km.push("--".into());
+    if args.is_empty() {
+        // Linux gives a program started without arguments an empty argv[0].
+        km.push(OsString::new());
+    }
+    km.extend(args.iter().cloned());
+    let cstrings = |v: &[OsString]| -> Option<Vec<CString>> {
+        v.iter().map(|s| CString::new(s.clone().into_vec()).ok()).collect()
+    };
+    let (Some(argv), Some(envp)) = (cstrings(&km), cstrings(env)) else { return Errno::EINVAL };
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    crate::kick::set_blocked(true);
+    // SAFETY: both arrays are NULL-terminated and point at CStrings alive
+    // for the call; on success nothing of this process remains.
+    unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    let e = Errno::last();
+    crate::kick::set_blocked(false);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb(s: &[u8]) -> Result<Option<(OsString, Option<OsString>)>, Errno> {
+        shebang(s)
+    }
+
+    #[test]
+    fn shebang_lines_split_as_linux() {
+        assert_eq!(sb(b"\x7fELF"), Ok(None));
+        assert_eq!(sb(b"#!/bin/sh\necho"), Ok(Some(("/bin/sh".into(), None))));
+        assert_eq!(sb(b"#! /bin/sh  \n"), Ok(Some(("/bin/sh".into(), None))));
+        assert_eq!(sb(b"#!/usr/bin/env  a b \t\n"), Ok(Some(("/usr/bin/env".into(), Some("a b".into())))));
+        assert_eq!(sb(b"#!\n"), Err(Errno::ENOEXEC));
+        assert_eq!(sb(b"#!/bin/sh"), Ok(Some(("/bin/sh".into(), None))), "short file, no newline");
+        let mut long = b"#!/".to_vec();
+        long.resize(HEAD, b'a');
+        assert_eq!(sb(&long), Err(Errno::ENOEXEC), "no newline: the name may be cut off");
+        assert_eq!(sb(b"#!/bin/sh -e"), Ok(Some(("/bin/sh".into(), Some("-e".into())))));
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let s = State { mask: 0x8000_0001, ignored: 1 << 16, nofile: (1024, 4096), address_space: (u64::MAX, 7) };
+        assert_eq!(State::decode(&s.encode()), Some(s));
+        assert_eq!(State::decode("1,2"), None);
+    }
+}
