@@ -255,12 +255,19 @@ pub fn programs(pid: u32) -> Result<[BpfProgram; 2], seccompiler::Error> {
     Ok([no_clone3.try_into()?, allow.try_into()?])
 }
 
-/// Confines every km thread, present and future.
-pub fn install() -> Result<(), seccompiler::Error> {
-    for program in programs(std::process::id())? {
-        seccompiler::apply_filter_all_threads(&program)?;
+/// Confines every km thread, present and future. Ok(false) when the
+/// kernel has no seccomp filters at all (built without CONFIG_SECCOMP_FILTER,
+/// like the minimal kkm test kernel): km then runs unconfined.
+pub fn install() -> Result<bool, seccompiler::Error> {
+    let [first, second] = programs(std::process::id())?;
+    match seccompiler::apply_filter_all_threads(&first) {
+        Err(seccompiler::Error::Seccomp(e)) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            return Ok(false);
+        }
+        r => r?,
     }
-    Ok(())
+    seccompiler::apply_filter_all_threads(&second)?;
+    Ok(true)
 }
 
 /// SYS_SECCOMP: the si_code of a SIGSYS raised by a filter.
