@@ -185,9 +185,13 @@ fn main() {
     }
     // Every km thread exists now but the vCPU threads, which inherit it.
     if !cli.no_seccomp {
-        if let Err(e) = seccomp::install() {
-            diag::line(format_args!("cannot install the seccomp filter: {e}"));
-            std::process::exit(1);
+        match seccomp::install() {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(target: "device", "this kernel has no seccomp filters: km runs unconfined"),
+            Err(e) => {
+                diag::line(format_args!("cannot install the seccomp filter: {e}"));
+                std::process::exit(1);
+            }
         }
     }
     first.run(None);

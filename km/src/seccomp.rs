@@ -362,14 +362,22 @@ pub fn active() -> bool {
 /// Confines every km thread, present and future. A km started by another
 /// km's exec already runs under that km's filter, which it keeps: filters
 /// cannot be loosened, only stacked, and the same one twice adds nothing.
-pub fn install() -> Result<(), seccompiler::Error> {
+/// Ok(false) when the kernel has no seccomp filters at all (built without
+/// CONFIG_SECCOMP_FILTER, like the minimal kkm test kernel): km then runs
+/// unconfined.
+pub fn install() -> Result<bool, seccompiler::Error> {
     if active() {
-        return Ok(());
+        return Ok(true);
     }
-    for program in programs(std::process::id())? {
-        seccompiler::apply_filter_all_threads(&program)?;
+    let [first, second] = programs(std::process::id())?;
+    match seccompiler::apply_filter_all_threads(&first) {
+        Err(seccompiler::Error::Seccomp(e)) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            return Ok(false);
+        }
+        r => r?,
     }
-    Ok(())
+    seccompiler::apply_filter_all_threads(&second)?;
+    Ok(true)
 }
 
 /// SYS_SECCOMP: the si_code of a SIGSYS raised by a filter.

@@ -181,8 +181,9 @@ fn seccomp_of_km_threads(options: &[&str]) -> (Vec<String>, String) {
 fn seccomp_filter_confines_every_km_thread() {
     km_half(|| {
         let (fields, rest) = seccomp_of_km_threads(&[]);
-        // main, signal forwarding, clock, and the payload's second thread
-        assert!(fields.len() >= 4, "{fields:?}");
+        // main, signal forwarding, the payload's second thread (and the
+        // clock thread where the device reports the guest TSC)
+        assert!(fields.len() >= 3, "{fields:?}");
         for f in &fields {
             assert_eq!(f, "Seccomp:\t2 Seccomp_filters:\t2", "every thread is filtered: {fields:?}");
         }
