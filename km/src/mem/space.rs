@@ -1,10 +1,11 @@
 //! The address space: km's reservation of the guest window, the payload's
 //! mappings in it, the memory slots behind them and the guest page tables.
 //!
-//! Every change goes to three places in the same order: the host mapping
-//! (so the host kernel enforces the payload's protections on any pointer
-//! km passes it, and KVM's MMU notifiers drop stale guest translations),
-//! km's record (`Vmas`), and the guest page tables.
+//! Every change goes to three places: the host mapping (so the host kernel
+//! enforces the payload's protections on any pointer km passes it, and
+//! KVM's MMU notifiers drop stale guest translations), km's record
+//! (`Vmas`), and the guest page tables. Access taken away leaves the guest
+//! tables before the host changes; access granted enters them after.
 
 use std::io;
 use std::sync::Arc;
