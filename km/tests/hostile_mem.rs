@@ -37,7 +37,9 @@ fn failed_map_fixed_keeps_old_mapping() {
 /// Mappers, checkers and touchers on one address space: every canary a
 /// checker reads is the current round's (no stale translation after an
 /// munmap and a new mmap at the same place), and every write after
-/// mprotect(PROT_READ) faults.
+/// mprotect(PROT_READ) faults. A thread moving the break and growing a
+/// mapping in place with mremap runs meanwhile (km's in-place growth
+/// once picked a spot overlapping the grown range: EINVAL).
 #[test]
 fn mmap_race_sees_current_pages() {
     Case::new("mmap-race", &["8", "40"]).check(0);
