@@ -22,6 +22,8 @@ fn robust_list_past_eof() {
     Case::new("robust", &["past-eof"]).check(0);
 }
 
+/// Words km cannot read or mark; the owned read-only one takes km's
+/// fault-safe cmpxchg through its SIGSEGV fixup.
 #[test]
 fn robust_list_unmapped_or_read_only() {
     Case::new("robust", &["unmapped"]).check(0);
