@@ -22,6 +22,8 @@ fn robust_list_past_eof() {
     Case::new("robust", &["past-eof"]).check(0);
 }
 
+/// Words km cannot read or mark; the owned read-only one takes km's
+/// fault-safe cmpxchg through its SIGSEGV fixup.
 #[test]
 fn robust_list_unmapped_or_read_only() {
     Case::new("robust", &["unmapped"]).check(0);
@@ -37,7 +39,9 @@ fn failed_map_fixed_keeps_old_mapping() {
 /// Mappers, checkers and touchers on one address space: every canary a
 /// checker reads is the current round's (no stale translation after an
 /// munmap and a new mmap at the same place), and every write after
-/// mprotect(PROT_READ) faults.
+/// mprotect(PROT_READ) faults. A thread moving the break and growing a
+/// mapping in place with mremap runs meanwhile (km's in-place growth
+/// once picked a spot overlapping the grown range: EINVAL).
 #[test]
 fn mmap_race_sees_current_pages() {
     Case::new("mmap-race", &["8", "40"]).check(0);

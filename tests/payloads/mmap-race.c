@@ -7,7 +7,10 @@
  * exactly that canary (a stale translation would show the last round's
  * page) and answers through the pages. The mapper then makes them
  * read-only; the checker's write must fault. Then the mapper unmaps them.
- * Prints one line of totals; any mismatch is reported on stderr, exit 1. */
+ * Meanwhile one more thread grows and shrinks the break and moves a
+ * mapping with mremap (calls km serves with the address space to itself),
+ * checking their contents. Prints one line of totals; any mismatch is
+ * reported on stderr, exit 1. */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -16,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -118,6 +122,32 @@ static void *checker(void *arg)
 	return NULL;
 }
 
+/* brk and mremap, ITERS rounds, while the pairs run. */
+static void *resizer(void *arg)
+{
+	(void)arg;
+	long *m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(m != MAP_FAILED);
+	for (long i = 0; i < iters; i++) {
+		/* musl's sbrk only reports the break: ask the kernel directly. */
+		long cur = syscall(SYS_brk, 0);
+		CHECK(syscall(SYS_brk, cur + PAGE) == cur + PAGE);
+		long *top = (long *)cur;
+		top[0] = i;
+		CHECK(top[0] == i && syscall(SYS_brk, cur) == cur);
+		m[0] = i;
+		long *grown = mremap(m, PAGE, 4 * PAGE, MREMAP_MAYMOVE);
+		CHECK(grown != MAP_FAILED);
+		grown[3 * LONGS] = ~i;
+		if (grown[0] != i || grown[3 * LONGS] != ~i)
+			fail("mremap contents", i, grown[0], i);
+		m = mremap(grown, 4 * PAGE, PAGE, 0);
+		CHECK(m == grown);
+	}
+	CHECK(munmap(m, PAGE) == 0);
+	return NULL;
+}
+
 static void *toucher(void *arg)
 {
 	(void)arg;
@@ -141,7 +171,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
 	struct pair *p = calloc(pairs, sizeof *p);
-	pthread_t *t = calloc(3 * pairs, sizeof *t);
+	pthread_t *t = calloc(3 * pairs + 1, sizeof *t);
 	CHECK(p && t);
 	atomic_store(&mappers_left, pairs);
 	for (int i = 0; i < pairs; i++) {
@@ -151,8 +181,9 @@ int main(int argc, char **argv)
 		CHECK(pthread_create(&t[3 * i + 1], NULL, checker, &p[i]) == 0);
 		CHECK(pthread_create(&t[3 * i + 2], NULL, toucher, NULL) == 0);
 	}
+	CHECK(pthread_create(&t[3 * pairs], NULL, resizer, NULL) == 0);
 	int faults = 0;
-	for (int i = 0; i < 3 * pairs; i++)
+	for (int i = 0; i < 3 * pairs + 1; i++)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < pairs; i++)
 		faults += p[i].faults;

@@ -8,7 +8,9 @@
  *               a MAP_SHARED page past the end of its file, then exits:
  *               the kernel skips the word and the program goes on
  *   unmapped  - the same with the word in an unmapped page, and with the
- *               list's next pointer in one */
+ *               list's next pointer in one; a word in a read-only page,
+ *               also one the thread owns (readable, not writable: left
+ *               as it was) */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -125,6 +127,19 @@ static void *register_and_exit(void *arg)
 	return NULL;
 }
 
+static volatile unsigned *owned;
+static unsigned owner_tid;
+
+/* Owns `owned`, makes it read-only, registers `list`, exits. */
+static void *own_read_only_and_exit(void *arg)
+{
+	owner_tid = (unsigned)syscall(SYS_gettid);
+	*owned = owner_tid | 0x80000000u;
+	owner_tid |= 0x80000000u;
+	CHECK(mprotect((void *)owned, PAGE, PROT_READ) == 0);
+	return register_and_exit(arg);
+}
+
 /* A thread exits with `list` registered; the program must go on. */
 static void exit_with_list(const char *what)
 {
@@ -178,6 +193,16 @@ static void unmapped(void)
 	list.futex_offset = (long)((uintptr_t)ro - (uintptr_t)&list.entry_next);
 	exit_with_list("word read-only");
 	CHECK(munmap(ro, PAGE) == 0);
+	/* A read-only word the dying thread owns: it can be read but not
+	 * marked, so the kernel stops there and leaves it as it was. */
+	owned = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(owned != MAP_FAILED);
+	list.futex_offset = (long)((uintptr_t)owned - (uintptr_t)&list.entry_next);
+	pthread_t t;
+	run(&t, own_read_only_and_exit, NULL);
+	pthread_join(t, NULL);
+	printf("owned word read-only: unchanged %s\n", yes(*owned == owner_tid));
+	CHECK(munmap((void *)owned, PAGE) == 0);
 }
 
 int main(int argc, char **argv)

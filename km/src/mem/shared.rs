@@ -12,6 +12,7 @@
 //! host. brk and mremap keep the whole address space to themselves for
 //! the little time they take.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -21,7 +22,8 @@ use crate::process::lock;
 
 pub struct SharedSpace {
     space: Mutex<AddressSpace>,
-    /// Signalled whenever a busy range is released.
+    /// Signalled whenever a busy range is released or an exclusive
+    /// holder is done.
     released: Condvar,
 }
 
@@ -36,15 +38,16 @@ impl SharedSpace {
         lock(&self.space)
     }
 
-    /// The address space once no host change is in flight; new ones wait.
-    pub fn exclusive(&self) -> MutexGuard<'_, AddressSpace> {
+    /// The address space once no host change is in flight; new ones wait
+    /// until the guard is dropped.
+    pub fn exclusive(&self) -> Exclusive<'_> {
         let mut space = self.lock();
         space.exclusive_waiters += 1;
         while !space.idle() {
             space = self.released.wait(space).unwrap_or_else(|e| e.into_inner());
         }
         space.exclusive_waiters -= 1;
-        space
+        Exclusive { space, released: &self.released }
     }
 
     /// Runs `begin` under the lock until it stops asking to wait, makes the
@@ -85,5 +88,31 @@ impl SharedSpace {
     /// mprotect(2).
     pub fn mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
         self.change(|s| s.begin_mprotect(addr, len, prot)).map(drop)
+    }
+}
+
+/// The address space held by `SharedSpace::exclusive`.
+pub struct Exclusive<'a> {
+    space: MutexGuard<'a, AddressSpace>,
+    released: &'a Condvar,
+}
+
+impl Deref for Exclusive<'_> {
+    type Target = AddressSpace;
+    fn deref(&self) -> &AddressSpace {
+        &self.space
+    }
+}
+
+impl DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut AddressSpace {
+        &mut self.space
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    /// Calls that waited for this one may go on.
+    fn drop(&mut self) {
+        self.released.notify_all();
     }
 }

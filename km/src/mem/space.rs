@@ -663,8 +663,13 @@ impl AddressSpace {
         let grown_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
         if grown_end <= PAYLOAD_END && self.vmas.is_free(old_end, grown_end) {
             // Grow in place by moving out to a free spot and straight back:
-            // the host cannot grow into the reservation, but a move can.
-            let temp = self.place(0, new_len, false)?;
+            // the host cannot grow into the reservation, but a move can. The
+            // spot must not overlap the grown range (the host refuses a move
+            // onto an overlapping range): placement skips it while busy.
+            self.busy.push((old, grown_end));
+            let temp = self.place(0, new_len, false);
+            self.busy.pop();
+            let temp = temp?;
             self.move_mapping(old, old_len, temp, new_len, prot)?;
             self.move_mapping(temp, new_len, old, new_len, prot)?;
             return Ok(old);
