@@ -90,6 +90,10 @@ struct thread {
 	unsigned char *arena;
 	/* Crafted objects for the few calls whose arguments must be safe. */
 	uint64_t sigset[2];
+	struct kaction {
+		uint64_t handler, flags, restorer, mask;
+	} action;
+	int action_sig; /* the signal `action` was last given to */
 	struct {
 		void *set;
 		size_t size;
@@ -111,6 +115,11 @@ static int under_km;
 /* FUZZ_TRACE=1: every call and its result on stderr. */
 static int trace;
 static volatile unsigned long ticks;
+/* Handlers fuzzed calls install: the no-op below, returning through
+ * musl's restorer (learnt at start-up). */
+static volatile unsigned long caught;
+static uint64_t restorer;
+static int single_thread;
 
 static long sys6(long n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, uint64_t f)
 {
@@ -828,6 +837,12 @@ static void memory(struct thread *t, long nr, uint64_t *a)
 	}
 }
 
+static void noop(int sig)
+{
+	(void)sig;
+	caught++;
+}
+
 static int fuzzer_signal(long s)
 {
 	switch (s) {
@@ -897,6 +912,21 @@ static void special(struct thread *t, long nr, uint64_t *a)
 			a[0] = chance(t, 80) ? 1 + below(t, 64) : next(t);
 		if (chance(t, 70))
 			a[3] = mask_size(t);
+		if (restorer && chance(t, 40)) {
+			/* A real handler, so that raised signals run it. */
+			static const uint64_t extra[] = {SA_SIGINFO, SA_NODEFER, SA_RESETHAND, SA_RESTART};
+			uint64_t h = below(t, 4);
+			t->action.handler = h == 0 ? (uint64_t)SIG_DFL : h == 1 ? (uint64_t)SIG_IGN : (uint64_t)noop;
+			t->action.flags = SA_RESTORER;
+			for (unsigned i = 0; i < 4; i++)
+				if (chance(t, 40))
+					t->action.flags |= extra[i];
+			t->action.restorer = restorer;
+			t->action.mask = chance(t, 50) ? 0 : next(t);
+			a[1] = (uint64_t)&t->action;
+			a[3] = 8;
+			t->action_sig = (int)a[0];
+		}
 		break;
 	case 14: /* rt_sigprocmask(how, set, old, size) */
 		a[0] = chance(t, 80) ? below(t, 3) : a[0];
@@ -1022,8 +1052,37 @@ static void remember(struct thread *t, long v)
 
 /* ---- the loop ---- */
 
+/* Sends the thread a signal whose handler is known to be the fuzzer's
+ * no-op (or that is ignored), so that km delivers signals in every state
+ * fuzzed calls leave behind. Only with one thread: another could change
+ * the disposition between the check and the delivery. */
+static void raise_safe(struct thread *t)
+{
+	int sig = t->action_sig > 0 && chance(t, 70) ? t->action_sig : 1 + (int)below(t, 64);
+	struct kaction old;
+	uint64_t mask;
+	if (fuzzer_signal(sig) || sig == SIGKILL || sig == SIGSTOP)
+		return;
+	if (sys6(SYS_rt_sigaction, sig, 0, (uint64_t)&old, 8, 0, 0) ||
+	    sys6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (uint64_t)&mask, 8, 0, 0))
+		return;
+	/* Blocked, it would stay pending while fuzzed calls change its
+	 * handler to anything. */
+	if (mask & (1ULL << (sig - 1)))
+		return;
+	int ok = old.handler == (uint64_t)SIG_IGN ||
+		 (old.handler == (uint64_t)noop && old.restorer == restorer && !(old.flags & SA_ONSTACK) &&
+		  old.flags & SA_RESTORER);
+	if (old.handler == (uint64_t)SIG_DFL)
+		ok = sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+	if (ok)
+		sys6(SYS_tgkill, getpid(), t->tid, sig, 0, 0, 0);
+}
+
 static void one_call(struct thread *t)
 {
+	if (single_thread && chance(t, 3))
+		raise_safe(t);
 	long nr = pick_nr(t);
 	uint64_t a[6];
 	switch (classify(nr)) {
@@ -1135,6 +1194,15 @@ static void signals_setup(void)
 }
 
 /* ---- set-up ---- */
+
+static void learn_restorer(void)
+{
+	struct kaction k;
+	handle(SIGUSR1, noop, 0);
+	if (!sys6(SYS_rt_sigaction, SIGUSR1, 0, (uint64_t)&k, 8, 0, 0) && k.flags & SA_RESTORER)
+		restorer = k.restorer;
+	handle(SIGUSR1, SIG_DFL, 0);
+}
 
 static void *map(void *at, size_t len, int prot, int flags)
 {
@@ -1324,6 +1392,7 @@ int main(int argc, char **argv)
 		die("fuzz: %s: errno %d\n", "setrlimit");
 	umask(077);
 	signals_setup();
+	learn_restorer();
 	fds_setup();
 
 	int workers = nthreads ? nthreads : 1;
@@ -1334,6 +1403,7 @@ int main(int argc, char **argv)
 		buffers(&threads[i]);
 		pool_setup(&threads[i]);
 	}
+	single_thread = nthreads == 0;
 	if (nthreads == 0) {
 		threads[0].tid = sys6(SYS_gettid, 0, 0, 0, 0, 0, 0);
 		struct itimerval it = {{0, TICK_NS / 1000}, {0, TICK_NS / 1000}};
@@ -1383,7 +1453,7 @@ int main(int argc, char **argv)
 		eintr += threads[i].eintr;
 	}
 	remove_tree(DIR_FD, 0);
-	say(OUT_FD, "fuzz: done seed %lu calls %lu succeeded %lu failed %lu (EINTR %lu) ENOSYS %lu watchdog %lu\n",
-	    seed, calls, ok, failed, eintr, enosys, ticks);
+	say(OUT_FD, "fuzz: done seed %lu calls %lu succeeded %lu failed %lu (EINTR %lu) ENOSYS %lu watchdog %lu "
+	    "handled %lu\n", seed, calls, ok, failed, eintr, enosys, ticks, caught);
 	return 0;
 }
