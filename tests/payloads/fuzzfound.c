@@ -6,6 +6,8 @@
  *   path-edge - a path running off that mapping: EFAULT (km's host call
  *              read on into its monitor area: ENOENT), or ENAMETOOLONG
  *              when PATH_MAX bytes fit before the end
+ *   exec-only - a PROT_EXEC-only page can be read and run (x86 cannot
+ *              make a page executable but not readable)
  *   mlock    - mlock/munlock lengths that overflow when the offset into
  *              the first page is added: Linux wraps them (to nothing, or
  *              to one page) or fails with EINVAL */
@@ -53,6 +55,21 @@ int main(int argc, char **argv)
 		SHOW("access(4096 bytes before the edge)", syscall(SYS_access, page, F_OK));
 		return 0;
 	}
+	if (MODE("exec-only")) {
+		unsigned char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(p != MAP_FAILED);
+		p[0] = 0xb8; /* mov $42, %eax; ret */
+		p[1] = 42;
+		p[2] = p[3] = p[4] = 0;
+		p[5] = 0xc3;
+		CHECK(mprotect(p, 4096, PROT_EXEC) == 0);
+		printf("read from the exec-only page: %#x\n", *(volatile unsigned char *)p);
+		printf("ran it: %d\n", ((int (*)(void))p)());
+		unsigned char *q = mmap(NULL, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(q != MAP_FAILED);
+		printf("read from a fresh exec-only mapping: %d\n", *(volatile unsigned char *)q);
+		return 0;
+	}
 	if (MODE("mlock")) {
 		char *p = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		CHECK(p != MAP_FAILED);
@@ -69,6 +86,6 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	fprintf(stderr, "usage: fuzzfound timezone|path-edge|mlock\n");
+	fprintf(stderr, "usage: fuzzfound timezone|path-edge|exec-only|mlock\n");
 	return 2;
 }

@@ -101,6 +101,17 @@ fn access(prot: i32, user: bool) -> Access {
     }
 }
 
+/// The host protection for payload protection `prot`: on x86 an
+/// executable page is also readable (the CPU cannot tell them apart), and
+/// KVM must be able to read an exec-only page to run or read it.
+fn host_prot(prot: i32) -> i32 {
+    if prot & libc::PROT_EXEC != 0 {
+        prot | libc::PROT_READ
+    } else {
+        prot
+    }
+}
+
 /// Maps over [start, start+len) of the window in km's address space.
 ///
 /// # Safety
@@ -243,7 +254,7 @@ impl AddressSpace {
         let end = start + len;
         debug_assert!(start.is_multiple_of(PAGE_SIZE) && start >= WINDOW_START && end <= PAYLOAD_END);
         // SAFETY: the range lies inside the payload part of the window.
-        if let Err(e) = unsafe { host_mmap(start, len, prot & PROT_RWX, flags, fd, off) } {
+        if let Err(e) = unsafe { host_mmap(start, len, host_prot(prot & PROT_RWX), flags, fd, off) } {
             self.release(start, end)?;
             return Err(e);
         }
@@ -346,7 +357,7 @@ impl AddressSpace {
             self.tables.map(s, e, access(old & prot, true)).map_err(|_| Errno::ENOMEM)?;
         }
         // SAFETY: [addr, end) is payload memory inside the window (checked).
-        if unsafe { libc::mprotect(addr as *mut libc::c_void, (end - addr) as usize, prot) } != 0 {
+        if unsafe { libc::mprotect(addr as *mut libc::c_void, (end - addr) as usize, host_prot(prot)) } != 0 {
             let err = Errno::last();
             for &(s, e, old) in &pieces {
                 // Entries that existed a moment ago need no new table page.
