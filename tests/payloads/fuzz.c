@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -94,6 +95,10 @@ struct thread {
 		uint64_t handler, flags, restorer, mask;
 	} action;
 	int action_sig; /* the signal `action` was last given to */
+	/* A touch of the arena in progress: its faults are expected. */
+	volatile int probing;
+	sigjmp_buf probe;
+	unsigned long probes, probe_faults;
 	struct {
 		void *set;
 		size_t size;
@@ -1079,10 +1084,34 @@ static void raise_safe(struct thread *t)
 		sys6(SYS_tgkill, getpid(), t->tid, sig, 0, 0, 0);
 }
 
+/* Reads or writes a byte of the arena, whatever fuzzed calls made of it
+ * (unmapped, PROT_NONE, a file past its end): a fault is expected then,
+ * and exercises km's fault delivery. */
+static void touch_arena(struct thread *t)
+{
+	volatile unsigned char *p = t->arena + below(t, ARENA_PAGES * PAGE);
+	int write = chance(t, 30);
+	t->probes++;
+	if (trace)
+		say(ERR_FD, "fuzz: %d touches %p (arena %p)%s\n", t->index, (void *)p, t->arena, write ? ", writing" : "");
+	if (sigsetjmp(t->probe, 1)) {
+		t->probe_faults++;
+		return;
+	}
+	t->probing = 1;
+	if (write)
+		*p = *p + 1;
+	else
+		(void)*p;
+	t->probing = 0;
+}
+
 static void one_call(struct thread *t)
 {
 	if (single_thread && chance(t, 3))
 		raise_safe(t);
+	if (chance(t, 3))
+		touch_arena(t);
 	long nr = pick_nr(t);
 	uint64_t a[6];
 	switch (classify(nr)) {
@@ -1150,10 +1179,18 @@ static struct thread *current(void)
 	return NULL;
 }
 
+static void handle(int sig, void (*fn)(int), int flags);
+
 /* A signal no fuzzed call should cause: report what was going on, then
  * die of it (the handler was reset to the default on entry). */
 static void fatal(int sig, siginfo_t *info, void *context)
 {
+	struct thread *probing = current();
+	if (probing && probing->probing && (sig == SIGSEGV || sig == SIGBUS)) {
+		probing->probing = 0;
+		siglongjmp(probing->probe, 1);
+	}
+	handle(sig, SIG_DFL, 0);
 	ucontext_t *uc = context;
 	unsigned long rip = uc->uc_mcontext.gregs[REG_RIP], rsp = uc->uc_mcontext.gregs[REG_RSP],
 		      rdi = uc->uc_mcontext.gregs[REG_RDI];
@@ -1187,7 +1224,7 @@ static void signals_setup(void)
 	for (unsigned i = 0; i < sizeof deadly / sizeof deadly[0]; i++) {
 		struct sigaction sa = {0};
 		sa.sa_sigaction = fatal;
-		sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 		if (sigaction(deadly[i], &sa, NULL))
 			die("fuzz: sigaction %s: errno %d\n", "fatal");
 	}
@@ -1444,16 +1481,19 @@ int main(int argc, char **argv)
 			pthread_join(ids[i], NULL);
 	}
 
-	unsigned long calls = 0, ok = 0, failed = 0, enosys = 0, eintr = 0;
+	unsigned long calls = 0, ok = 0, failed = 0, enosys = 0, eintr = 0, probes = 0, faults = 0;
 	for (int i = 0; i < workers; i++) {
 		calls += threads[i].calls;
 		ok += threads[i].ok;
 		failed += threads[i].failed;
 		enosys += threads[i].enosys;
 		eintr += threads[i].eintr;
+		probes += threads[i].probes;
+		faults += threads[i].probe_faults;
 	}
 	remove_tree(DIR_FD, 0);
 	say(OUT_FD, "fuzz: done seed %lu calls %lu succeeded %lu failed %lu (EINTR %lu) ENOSYS %lu watchdog %lu "
-	    "handled %lu\n", seed, calls, ok, failed, eintr, enosys, ticks, caught);
+	    "handled %lu arena touches %lu (faults %lu)\n",
+	    seed, calls, ok, failed, eintr, enosys, ticks, caught, probes, faults);
 	return 0;
 }
