@@ -85,8 +85,9 @@ fn path_running_off_the_top_of_payload_memory() {
     Case::new("fuzzfound", &["path-edge"]).check(0);
 }
 
-/// km mapped a PROT_EXEC-only page exec-only on the host too, which KVM
-/// cannot read: running or reading it killed the payload with SIGBUS.
+/// km mapped PROT_EXEC-only (PROT_WRITE-only) pages so on the host too,
+/// which KVM cannot read: running or reading one killed the payload with
+/// SIGBUS.
 #[test]
 fn exec_only_pages_are_readable() {
     Case::new("fuzzfound", &["exec-only"]).check(0);

@@ -6,8 +6,9 @@
  *   path-edge - a path running off that mapping: EFAULT (km's host call
  *              read on into its monitor area: ENOENT), or ENAMETOOLONG
  *              when PATH_MAX bytes fit before the end
- *   exec-only - a PROT_EXEC-only page can be read and run (x86 cannot
- *              make a page executable but not readable)
+ *   exec-only - a PROT_EXEC-only page can be read and run, a PROT_WRITE-only
+ *              one read (x86 cannot make a page executable or writable
+ *              but not readable)
  *   mlock    - mlock/munlock lengths that overflow when the offset into
  *              the first page is added: Linux wraps them (to nothing, or
  *              to one page) or fails with EINVAL */
@@ -68,6 +69,11 @@ int main(int argc, char **argv)
 		unsigned char *q = mmap(NULL, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		CHECK(q != MAP_FAILED);
 		printf("read from a fresh exec-only mapping: %d\n", *(volatile unsigned char *)q);
+		unsigned char *w = mmap(NULL, 4096, PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(w != MAP_FAILED);
+		printf("read from a fresh write-only mapping: %d\n", *(volatile unsigned char *)w);
+		w[1] = 7;
+		printf("read back from it: %d\n", ((volatile unsigned char *)w)[1]);
 		return 0;
 	}
 	if (MODE("mlock")) {

@@ -101,11 +101,11 @@ fn access(prot: i32, user: bool) -> Access {
     }
 }
 
-/// The host protection for payload protection `prot`: on x86 an
-/// executable page is also readable (the CPU cannot tell them apart), and
-/// KVM must be able to read an exec-only page to run or read it.
+/// The host protection for payload protection `prot`: on x86 a writable
+/// or executable page is also readable (its page-table entry cannot say
+/// otherwise), and KVM must be able to read such a page to back it.
 fn host_prot(prot: i32) -> i32 {
-    if prot & libc::PROT_EXEC != 0 {
+    if prot & (libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
         prot | libc::PROT_READ
     } else {
         prot
