@@ -296,7 +296,9 @@ impl AddressSpace {
         let host_flags = flags & !(libc::MAP_FIXED_NOREPLACE | libc::MAP_32BIT | libc::MAP_GROWSDOWN);
         let fd = if flags & libc::MAP_ANONYMOUS != 0 { -1 } else { fd };
         self.map_fixed(start, len, prot, host_flags, fd, off)?;
-        if fd >= 0 {
+        // Shared anonymous memory is a shmem file too: mremap can grow a
+        // mapping of it past the file's end.
+        if fd >= 0 || kind != libc::MAP_PRIVATE {
             self.files.insert(start, start + len, 0);
         } else {
             self.files.remove(start, start + len);
