@@ -5,7 +5,10 @@
  * arguments mixed with plausible ones: pointers into its own buffers, their
  * guard pages, NULL, kernel and non-canonical addresses, km's monitor area
  * at 511..512 GiB; its own fds, -1, AT_FDCWD, fds near km's floor; sizes
- * and flags of every kind. It prints "fuzz: seed ..." first and
+ * and flags of every kind. Between calls it touches bytes of the arena
+ * its mapping calls reshape (catching the faults that may cause) and, with
+ * one thread, raises signals whose handler fuzzed rt_sigaction calls set
+ * to its no-op. It prints "fuzz: seed ..." first and
  * "fuzz: done ..." last, and exits 0: any other end (a signal, a hang) is
  * a failure. The same SEED replays the same calls (exactly so with one
  * thread; with several, their interleaving varies).
@@ -125,6 +128,7 @@ static volatile unsigned long ticks;
 static volatile unsigned long caught;
 static uint64_t restorer;
 static int single_thread;
+static int workers; /* fuzzing threads */
 
 static long sys6(long n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, uint64_t f)
 {
@@ -1089,11 +1093,15 @@ static void raise_safe(struct thread *t)
  * and exercises km's fault delivery. */
 static void touch_arena(struct thread *t)
 {
-	volatile unsigned char *p = t->arena + below(t, ARENA_PAGES * PAGE);
+	/* With threads, often another's arena: its mapping calls race the
+	 * touch, as km's address-space changes race other vCPUs. */
+	struct thread *owner = workers > 1 && chance(t, 50) ? &threads[below(t, workers)] : t;
+	volatile unsigned char *p = owner->arena + below(t, ARENA_PAGES * PAGE);
 	int write = chance(t, 30);
 	t->probes++;
 	if (trace)
-		say(ERR_FD, "fuzz: %d touches %p (arena %p)%s\n", t->index, (void *)p, t->arena, write ? ", writing" : "");
+		say(ERR_FD, "fuzz: %d touches %p (arena %p)%s\n", t->index, (void *)p, owner->arena,
+		    write ? ", writing" : "");
 	if (sigsetjmp(t->probe, 1)) {
 		t->probe_faults++;
 		return;
@@ -1432,7 +1440,7 @@ int main(int argc, char **argv)
 	learn_restorer();
 	fds_setup();
 
-	int workers = nthreads ? nthreads : 1;
+	workers = nthreads ? nthreads : 1;
 	for (int i = 0; i < workers; i++) {
 		threads[i].index = i;
 		threads[i].rng = seed * 0x100000001b3ULL + i;
