@@ -98,6 +98,7 @@ struct thread {
 		uint64_t handler, flags, restorer, mask;
 	} action;
 	int action_sig; /* the signal `action` was last given to */
+	stack_t altstack;
 	/* A touch of the arena in progress: its faults are expected. */
 	volatile int probing;
 	sigjmp_buf probe;
@@ -221,6 +222,7 @@ static enum kind classify(long nr)
 	case 72:  /* fcntl: no owners, signals or leases */
 	case 109: /* setpgid: itself only */
 	case 130: /* rt_sigsuspend: a crafted set */
+	case 131: /* sigaltstack: often a usable stack */
 	case 157: /* prctl: harmless options */
 	case 202: /* futex: PI waits get a deadline */
 	case 203: /* sched_setaffinity: itself only */
@@ -923,11 +925,11 @@ static void special(struct thread *t, long nr, uint64_t *a)
 			a[3] = mask_size(t);
 		if (restorer && chance(t, 40)) {
 			/* A real handler, so that raised signals run it. */
-			static const uint64_t extra[] = {SA_SIGINFO, SA_NODEFER, SA_RESETHAND, SA_RESTART};
+			static const uint64_t extra[] = {SA_SIGINFO, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_ONSTACK};
 			uint64_t h = below(t, 4);
 			t->action.handler = h == 0 ? (uint64_t)SIG_DFL : h == 1 ? (uint64_t)SIG_IGN : (uint64_t)noop;
 			t->action.flags = SA_RESTORER;
-			for (unsigned i = 0; i < 4; i++)
+			for (unsigned i = 0; i < sizeof extra / sizeof extra[0]; i++)
 				if (chance(t, 40))
 					t->action.flags |= extra[i];
 			t->action.restorer = restorer;
@@ -941,6 +943,15 @@ static void special(struct thread *t, long nr, uint64_t *a)
 		a[0] = chance(t, 80) ? below(t, 3) : a[0];
 		a[1] = crafted_set(t);
 		a[3] = mask_size(t);
+		break;
+	case 131: /* sigaltstack(new, old) */
+		if (chance(t, 50)) {
+			static const int ss_flags[] = {0, 0, SS_AUTODISARM, SS_DISABLE};
+			t->altstack.ss_size = 8192 + below(t, DATA_PAGES * PAGE - 8192);
+			t->altstack.ss_sp = t->data + below(t, DATA_PAGES * PAGE - t->altstack.ss_size + 1);
+			t->altstack.ss_flags = ss_flags[below(t, 4)];
+			a[0] = (uint64_t)&t->altstack;
+		}
 		break;
 	case 130: /* rt_sigsuspend(set, size) */
 		a[0] = crafted_set(t);
@@ -1080,8 +1091,18 @@ static void raise_safe(struct thread *t)
 	if (mask & (1ULL << (sig - 1)))
 		return;
 	int ok = old.handler == (uint64_t)SIG_IGN ||
-		 (old.handler == (uint64_t)noop && old.restorer == restorer && !(old.flags & SA_ONSTACK) &&
-		  old.flags & SA_RESTORER);
+		 (old.handler == (uint64_t)noop && old.restorer == restorer && old.flags & SA_RESTORER);
+	if (ok && old.handler == (uint64_t)noop && old.flags & SA_ONSTACK) {
+		/* The frame goes on the alternate stack if one is set: it must
+		 * be room in the data buffer, or Linux would kill with SIGSEGV. */
+		stack_t ss;
+		if (sys6(SYS_sigaltstack, 0, (uint64_t)&ss, 0, 0, 0, 0))
+			return;
+		if (!(ss.ss_flags & SS_DISABLE) &&
+		    (ss.ss_flags & SS_ONSTACK || ss.ss_size < 8192 || (unsigned char *)ss.ss_sp < t->data ||
+		     (unsigned char *)ss.ss_sp + ss.ss_size > data_end(t)))
+			return;
+	}
 	if (old.handler == (uint64_t)SIG_DFL)
 		ok = sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
 	if (ok)
