@@ -25,7 +25,7 @@ use crate::device::{self, Hypervisor};
 use crate::guest::cpu;
 use crate::guest::{clock, vdso};
 use crate::limits::Limits;
-use crate::mem::{copy, AddressSpace, GuestRange};
+use crate::mem::{copy, AddressSpace, Exclusive, GuestRange};
 use crate::process::{end, lock, ExitStatus, Process};
 use crate::signal::frame::{fx, StackT, FXSAVE_SIZE};
 use crate::signal::{forward, Signals};
@@ -267,7 +267,7 @@ fn wait_for_release(fd: RawFd) {
 /// thread runs in it. Never returns to the parent's frames.
 fn child(
     old: &Arc<Process>,
-    space: MutexGuard<AddressSpace>,
+    space: Exclusive<'_>,
     signals: MutexGuard<Signals>,
     limits: MutexGuard<Limits>,
     mut state: ChildState,

@@ -84,3 +84,20 @@ fn mlock_length_overflow() {
 fn path_running_off_the_top_of_payload_memory() {
     Case::new("fuzzfound", &["path-edge"]).check(0);
 }
+
+/// km mapped PROT_EXEC-only (PROT_WRITE-only) pages so on the host too,
+/// which KVM cannot read: running or reading one killed the payload with
+/// SIGBUS.
+#[test]
+fn exec_only_pages_are_readable() {
+    Case::new("fuzzfound", &["exec-only"]).check(0);
+}
+
+/// A MAP_SHARED anonymous mapping grown by mremap reaches past its shmem
+/// object: a touch there is SIGBUS on Linux, which km could not deliver
+/// (it did not count shared anonymous memory as file-backed) and ended
+/// the payload instead.
+#[test]
+fn grown_shared_anonymous_mapping_is_sigbus() {
+    Case::new("fuzzfound", &["shared-grown"]).check(0);
+}

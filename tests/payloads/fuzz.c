@@ -5,7 +5,10 @@
  * arguments mixed with plausible ones: pointers into its own buffers, their
  * guard pages, NULL, kernel and non-canonical addresses, km's monitor area
  * at 511..512 GiB; its own fds, -1, AT_FDCWD, fds near km's floor; sizes
- * and flags of every kind. It prints "fuzz: seed ..." first and
+ * and flags of every kind. Between calls it touches bytes of the arena
+ * its mapping calls reshape (catching the faults that may cause) and, with
+ * one thread, raises signals whose handler fuzzed rt_sigaction calls set
+ * to its no-op. It prints "fuzz: seed ..." first and
  * "fuzz: done ..." last, and exits 0: any other end (a signal, a hang) is
  * a failure. The same SEED replays the same calls (exactly so with one
  * thread; with several, their interleaving varies).
@@ -34,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -90,6 +94,15 @@ struct thread {
 	unsigned char *arena;
 	/* Crafted objects for the few calls whose arguments must be safe. */
 	uint64_t sigset[2];
+	struct kaction {
+		uint64_t handler, flags, restorer, mask;
+	} action;
+	int action_sig; /* the signal `action` was last given to */
+	stack_t altstack;
+	/* A touch of the arena in progress: its faults are expected. */
+	volatile int probing;
+	sigjmp_buf probe;
+	unsigned long probes, probe_faults;
 	struct {
 		void *set;
 		size_t size;
@@ -111,6 +124,12 @@ static int under_km;
 /* FUZZ_TRACE=1: every call and its result on stderr. */
 static int trace;
 static volatile unsigned long ticks;
+/* Handlers fuzzed calls install: the no-op below, returning through
+ * musl's restorer (learnt at start-up). */
+static volatile unsigned long caught;
+static uint64_t restorer;
+static int single_thread;
+static int workers; /* fuzzing threads */
 
 static long sys6(long n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, uint64_t f)
 {
@@ -203,6 +222,7 @@ static enum kind classify(long nr)
 	case 72:  /* fcntl: no owners, signals or leases */
 	case 109: /* setpgid: itself only */
 	case 130: /* rt_sigsuspend: a crafted set */
+	case 131: /* sigaltstack: often a usable stack */
 	case 157: /* prctl: harmless options */
 	case 202: /* futex: PI waits get a deadline */
 	case 203: /* sched_setaffinity: itself only */
@@ -828,6 +848,12 @@ static void memory(struct thread *t, long nr, uint64_t *a)
 	}
 }
 
+static void noop(int sig)
+{
+	(void)sig;
+	caught++;
+}
+
 static int fuzzer_signal(long s)
 {
 	switch (s) {
@@ -897,11 +923,35 @@ static void special(struct thread *t, long nr, uint64_t *a)
 			a[0] = chance(t, 80) ? 1 + below(t, 64) : next(t);
 		if (chance(t, 70))
 			a[3] = mask_size(t);
+		if (restorer && chance(t, 40)) {
+			/* A real handler, so that raised signals run it. */
+			static const uint64_t extra[] = {SA_SIGINFO, SA_NODEFER, SA_RESETHAND, SA_RESTART, SA_ONSTACK};
+			uint64_t h = below(t, 4);
+			t->action.handler = h == 0 ? (uint64_t)SIG_DFL : h == 1 ? (uint64_t)SIG_IGN : (uint64_t)noop;
+			t->action.flags = SA_RESTORER;
+			for (unsigned i = 0; i < sizeof extra / sizeof extra[0]; i++)
+				if (chance(t, 40))
+					t->action.flags |= extra[i];
+			t->action.restorer = restorer;
+			t->action.mask = chance(t, 50) ? 0 : next(t);
+			a[1] = (uint64_t)&t->action;
+			a[3] = 8;
+			t->action_sig = (int)a[0];
+		}
 		break;
 	case 14: /* rt_sigprocmask(how, set, old, size) */
 		a[0] = chance(t, 80) ? below(t, 3) : a[0];
 		a[1] = crafted_set(t);
 		a[3] = mask_size(t);
+		break;
+	case 131: /* sigaltstack(new, old) */
+		if (chance(t, 50)) {
+			static const int ss_flags[] = {0, 0, SS_AUTODISARM, SS_DISABLE};
+			t->altstack.ss_size = 8192 + below(t, DATA_PAGES * PAGE - 8192);
+			t->altstack.ss_sp = t->data + below(t, DATA_PAGES * PAGE - t->altstack.ss_size + 1);
+			t->altstack.ss_flags = ss_flags[below(t, 4)];
+			a[0] = (uint64_t)&t->altstack;
+		}
 		break;
 	case 130: /* rt_sigsuspend(set, size) */
 		a[0] = crafted_set(t);
@@ -1022,8 +1072,75 @@ static void remember(struct thread *t, long v)
 
 /* ---- the loop ---- */
 
+/* Sends the thread a signal whose handler is known to be the fuzzer's
+ * no-op (or that is ignored), so that km delivers signals in every state
+ * fuzzed calls leave behind. Only with one thread: another could change
+ * the disposition between the check and the delivery. */
+static void raise_safe(struct thread *t)
+{
+	int sig = t->action_sig > 0 && chance(t, 70) ? t->action_sig : 1 + (int)below(t, 64);
+	struct kaction old;
+	uint64_t mask;
+	if (fuzzer_signal(sig) || sig == SIGKILL || sig == SIGSTOP)
+		return;
+	if (sys6(SYS_rt_sigaction, sig, 0, (uint64_t)&old, 8, 0, 0) ||
+	    sys6(SYS_rt_sigprocmask, SIG_BLOCK, 0, (uint64_t)&mask, 8, 0, 0))
+		return;
+	/* Blocked, it would stay pending while fuzzed calls change its
+	 * handler to anything. */
+	if (mask & (1ULL << (sig - 1)))
+		return;
+	int ok = old.handler == (uint64_t)SIG_IGN ||
+		 (old.handler == (uint64_t)noop && old.restorer == restorer && old.flags & SA_RESTORER);
+	if (ok && old.handler == (uint64_t)noop && old.flags & SA_ONSTACK) {
+		/* The frame goes on the alternate stack if one is set: it must
+		 * be room in the data buffer, or Linux would kill with SIGSEGV. */
+		stack_t ss;
+		if (sys6(SYS_sigaltstack, 0, (uint64_t)&ss, 0, 0, 0, 0))
+			return;
+		if (!(ss.ss_flags & SS_DISABLE) &&
+		    (ss.ss_flags & SS_ONSTACK || ss.ss_size < 8192 || (unsigned char *)ss.ss_sp < t->data ||
+		     (unsigned char *)ss.ss_sp + ss.ss_size > data_end(t)))
+			return;
+	}
+	if (old.handler == (uint64_t)SIG_DFL)
+		ok = sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+	if (ok)
+		sys6(SYS_tgkill, getpid(), t->tid, sig, 0, 0, 0);
+}
+
+/* Reads or writes a byte of the arena, whatever fuzzed calls made of it
+ * (unmapped, PROT_NONE, a file past its end): a fault is expected then,
+ * and exercises km's fault delivery. */
+static void touch_arena(struct thread *t)
+{
+	/* With threads, often another's arena: its mapping calls race the
+	 * touch, as km's address-space changes race other vCPUs. */
+	struct thread *owner = workers > 1 && chance(t, 50) ? &threads[below(t, workers)] : t;
+	volatile unsigned char *p = owner->arena + below(t, ARENA_PAGES * PAGE);
+	int write = chance(t, 30);
+	t->probes++;
+	if (trace)
+		say(ERR_FD, "fuzz: %d touches %p (arena %p)%s\n", t->index, (void *)p, owner->arena,
+		    write ? ", writing" : "");
+	if (sigsetjmp(t->probe, 1)) {
+		t->probe_faults++;
+		return;
+	}
+	t->probing = 1;
+	if (write)
+		*p = *p + 1;
+	else
+		(void)*p;
+	t->probing = 0;
+}
+
 static void one_call(struct thread *t)
 {
+	if (single_thread && chance(t, 3))
+		raise_safe(t);
+	if (chance(t, 3))
+		touch_arena(t);
 	long nr = pick_nr(t);
 	uint64_t a[6];
 	switch (classify(nr)) {
@@ -1091,10 +1208,18 @@ static struct thread *current(void)
 	return NULL;
 }
 
+static void handle(int sig, void (*fn)(int), int flags);
+
 /* A signal no fuzzed call should cause: report what was going on, then
  * die of it (the handler was reset to the default on entry). */
 static void fatal(int sig, siginfo_t *info, void *context)
 {
+	struct thread *probing = current();
+	if (probing && probing->probing && (sig == SIGSEGV || sig == SIGBUS)) {
+		probing->probing = 0;
+		siglongjmp(probing->probe, 1);
+	}
+	handle(sig, SIG_DFL, 0);
 	ucontext_t *uc = context;
 	unsigned long rip = uc->uc_mcontext.gregs[REG_RIP], rsp = uc->uc_mcontext.gregs[REG_RSP],
 		      rdi = uc->uc_mcontext.gregs[REG_RDI];
@@ -1128,13 +1253,22 @@ static void signals_setup(void)
 	for (unsigned i = 0; i < sizeof deadly / sizeof deadly[0]; i++) {
 		struct sigaction sa = {0};
 		sa.sa_sigaction = fatal;
-		sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 		if (sigaction(deadly[i], &sa, NULL))
 			die("fuzz: sigaction %s: errno %d\n", "fatal");
 	}
 }
 
 /* ---- set-up ---- */
+
+static void learn_restorer(void)
+{
+	struct kaction k;
+	handle(SIGUSR1, noop, 0);
+	if (!sys6(SYS_rt_sigaction, SIGUSR1, 0, (uint64_t)&k, 8, 0, 0) && k.flags & SA_RESTORER)
+		restorer = k.restorer;
+	handle(SIGUSR1, SIG_DFL, 0);
+}
 
 static void *map(void *at, size_t len, int prot, int flags)
 {
@@ -1324,9 +1458,10 @@ int main(int argc, char **argv)
 		die("fuzz: %s: errno %d\n", "setrlimit");
 	umask(077);
 	signals_setup();
+	learn_restorer();
 	fds_setup();
 
-	int workers = nthreads ? nthreads : 1;
+	workers = nthreads ? nthreads : 1;
 	for (int i = 0; i < workers; i++) {
 		threads[i].index = i;
 		threads[i].rng = seed * 0x100000001b3ULL + i;
@@ -1334,6 +1469,7 @@ int main(int argc, char **argv)
 		buffers(&threads[i]);
 		pool_setup(&threads[i]);
 	}
+	single_thread = nthreads == 0;
 	if (nthreads == 0) {
 		threads[0].tid = sys6(SYS_gettid, 0, 0, 0, 0, 0, 0);
 		struct itimerval it = {{0, TICK_NS / 1000}, {0, TICK_NS / 1000}};
@@ -1374,16 +1510,19 @@ int main(int argc, char **argv)
 			pthread_join(ids[i], NULL);
 	}
 
-	unsigned long calls = 0, ok = 0, failed = 0, enosys = 0, eintr = 0;
+	unsigned long calls = 0, ok = 0, failed = 0, enosys = 0, eintr = 0, probes = 0, faults = 0;
 	for (int i = 0; i < workers; i++) {
 		calls += threads[i].calls;
 		ok += threads[i].ok;
 		failed += threads[i].failed;
 		enosys += threads[i].enosys;
 		eintr += threads[i].eintr;
+		probes += threads[i].probes;
+		faults += threads[i].probe_faults;
 	}
 	remove_tree(DIR_FD, 0);
-	say(OUT_FD, "fuzz: done seed %lu calls %lu succeeded %lu failed %lu (EINTR %lu) ENOSYS %lu watchdog %lu\n",
-	    seed, calls, ok, failed, eintr, enosys, ticks);
+	say(OUT_FD, "fuzz: done seed %lu calls %lu succeeded %lu failed %lu (EINTR %lu) ENOSYS %lu watchdog %lu "
+	    "handled %lu arena touches %lu (faults %lu)\n",
+	    seed, calls, ok, failed, eintr, enosys, ticks, caught, probes, faults);
 	return 0;
 }

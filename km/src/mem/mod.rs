@@ -10,5 +10,5 @@ mod space;
 mod vma;
 
 pub use range::GuestRange;
-pub use shared::SharedSpace;
+pub use shared::{Exclusive, SharedSpace};
 pub use space::{AddressSpace, MemError};

@@ -133,11 +133,13 @@ impl Change {
         match self.kind {
             // SAFETY: the range lies inside the payload part of the window,
             // and is busy: no other thread of km changes it meanwhile.
-            ChangeKind::Map { prot, flags, fd, off, .. } => unsafe { host_mmap(start, len, prot, flags, fd, off) },
+            ChangeKind::Map { prot, flags, fd, off, .. } => unsafe {
+                host_mmap(start, len, host_prot(prot), flags, fd, off)
+            },
             ChangeKind::Unmap => reserve(start, len),
             ChangeKind::Protect { prot } => {
                 // SAFETY: as above; mprotect changes only payload memory.
-                if unsafe { libc::mprotect(start as *mut libc::c_void, len as usize, prot) } != 0 {
+                if unsafe { libc::mprotect(start as *mut libc::c_void, len as usize, host_prot(prot)) } != 0 {
                     return Err(Errno::last());
                 }
                 Ok(())
@@ -168,6 +170,17 @@ fn access(prot: i32, user: bool) -> Access {
         write: prot & libc::PROT_WRITE != 0,
         exec: prot & libc::PROT_EXEC != 0,
         user,
+    }
+}
+
+/// The host protection for payload protection `prot`: on x86 a writable
+/// or executable page is also readable (its page-table entry cannot say
+/// otherwise), and KVM must be able to read such a page to back it.
+fn host_prot(prot: i32) -> i32 {
+    if prot & (libc::PROT_WRITE | libc::PROT_EXEC) != 0 {
+        prot | libc::PROT_READ
+    } else {
+        prot
     }
 }
 
@@ -457,11 +470,13 @@ impl AddressSpace {
             return Err(e);
         }
         match change.kind {
-            ChangeKind::Map { prot, fd, record_file, .. } => {
+            ChangeKind::Map { prot, flags, fd, record_file, .. } => {
                 // Tables exist since `begin`: this cannot fail.
                 let _ = self.tables.map(start, end, access(prot, true));
                 self.vmas.insert(start, end, prot);
-                if record_file && fd >= 0 {
+                // Shared anonymous memory is a shmem file too: mremap can
+                // grow a mapping of it past the file's end.
+                if record_file && (fd >= 0 || flags & 0x0f != libc::MAP_PRIVATE) {
                     self.files.insert(start, end, 0);
                 } else if record_file {
                     self.files.remove(start, end);
