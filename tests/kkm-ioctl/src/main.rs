@@ -452,6 +452,26 @@ fn forked_child(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
     t.check("forked child: EIO on VM and vCPU fds, no kvm_run mapping", status == Some(0), status);
 }
 
+/// Another thread of the creator shares its address space, so the fds and
+/// the kvm_run mapping work there: KVM's rule is per address space.
+fn other_thread(t: &mut Report, vm: &VmFd, vcpu: &VcpuFd) {
+    let (vmfd, vcpufd) = (vm.as_raw_fd(), vcpu.as_raw_fd());
+    let got = std::thread::spawn(move || {
+        let mut regs = abi::KvmRegs::default();
+        let regs = ioctl_ref(vcpufd, abi::KVM_GET_REGS, &mut regs);
+        let created = ioctl_val(vmfd, abi::KVM_CREATE_VCPU, 6);
+        if let Ok(fd) = created {
+            // SAFETY: the fd was just created here and is closed once.
+            unsafe { libc::close(fd as RawFd) };
+        }
+        let mapped = map(PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpufd, 0).map(|p| unmap(p, PAGE));
+        (regs, created.map(|_| ()), mapped)
+    })
+    .join();
+    let ok = matches!(got, Ok((Ok(_), Ok(()), Ok(()))));
+    t.check("another thread: KVM_GET_REGS, KVM_CREATE_VCPU and mmap of kvm_run work", ok, got);
+}
+
 fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
     let Some(vm) = t.ok("KVM_CREATE_VM", kvm_err(kvm.create_vm())) else {
         return;
@@ -479,6 +499,7 @@ fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
         guest_state(t, &mut vcpu);
         wrong_fds(t, &vm, &vcpu);
         forked_child(t, &vm, &mut vcpu);
+        other_thread(t, &vm, &vcpu);
     }
     drop(vm);
     unmap(mem, mem_len);
