@@ -108,6 +108,10 @@ impl FdObject for Vcpu {
     }
 
     fn mmap(&self, vma: &VmaNew) -> Result {
+        // Only into the creator's address space, like the ioctls: kvm_run
+        // is the vCPU's channel to km, not to a forked child or a process
+        // that received the fd. (fork cannot copy it: VM_DONTCOPY below.)
+        self.vm.check_mm(vma.mm())?;
         // SAFETY: `vma` is valid for this call (`VmaNew`'s invariant) and
         // `vm_pgoff` is set by mmap_region() before the driver is called and
         // not changed concurrently while the VMA is being created.

@@ -450,6 +450,11 @@ fn forked_child(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
         regs_eio && vcpu_eio && unmapped
     });
     t.check("forked child: EIO on VM and vCPU fds, no kvm_run mapping", status == Some(0), status);
+    let status = in_child(|| {
+        let r = map(PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpufd, 0);
+        r == Err(libc::EIO)
+    });
+    t.check("forked child: mmap of the inherited vCPU fd -> EIO", status == Some(0), status);
 }
 
 /// Another thread of the creator shares its address space, so the fds and
