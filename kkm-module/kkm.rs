@@ -46,8 +46,10 @@ module! {
             default: 64,
             description: "Highest vCPU count per VM (1-4096); vCPU ids must be below it",
         },
+        // 8192 = one slot per 64 MiB chunk of km's 512 GiB guest window
+        // (docs/kkm.md).
         max_memslots: u32 {
-            default: 32,
+            default: 8192,
             description: "Memory slots per VM (1-32764); slot ids must be below it",
         },
     },

@@ -217,6 +217,9 @@ fn memory_slots(t: &mut Report, vm: &VmFd, mem: u64, max_memslots: u32) {
     t.errno("slot 1 overlapping slot 0", r, libc::EEXIST);
     ok(t, "slot 1: adjacent to slot 0", set_region(vm, region(1, 4 * MIB, 2 * MIB, mem + 2 * MIB, 0)));
     t.errno("slot id = max_memslots", set_region(vm, region(max_memslots, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
+    let top = max_memslots - 1;
+    let r = set_region(vm, region(top, 64 * MIB, MIB, mem, 0)).and(set_region(vm, region(top, 0, 0, 0, 0)));
+    ok(t, "slot id = max_memslots - 1 (added, deleted)", r);
     t.errno("slot in address space 1", set_region(vm, region(1 << 16, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
     t.errno("misaligned guest address", set_region(vm, region(2, 8 * MIB + 0x800, MIB, mem, 0)), libc::EINVAL);
     t.errno("misaligned size", set_region(vm, region(2, 8 * MIB, 0x1800, mem, 0)), libc::EINVAL);
