@@ -9,8 +9,8 @@
 //! owning an `Arc<Vcpu>`, which holds its own `Arc<Vm>`. Closing the last fd
 //! (or process exit) frees everything; each fd pins the module.
 //!
-//! Guest execution (`KVM_RUN`) is not implemented yet and fails with
-//! `EOPNOTSUPP`.
+//! Guest execution (`KVM_RUN`) is not implemented yet: it checks that the
+//! registers could be entered (`guest_state`), then fails with `EOPNOTSUPP`.
 
 use kernel::{
     fs::File,
@@ -27,6 +27,10 @@ use kernel::{
 mod abi;
 mod cpuid;
 mod fd;
+// The register checks, shared with kkm-uapi's tests (see kkm-uapi).
+#[path = "../kkm-uapi/src/guest_state.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod guest_state;
 mod uapi;
 mod vcpu;
 mod vm;
@@ -42,8 +46,10 @@ module! {
             default: 64,
             description: "Highest vCPU count per VM (1-4096); vCPU ids must be below it",
         },
+        // 8192 = one slot per 64 MiB chunk of km's 512 GiB guest window
+        // (docs/kkm.md).
         max_memslots: u32 {
-            default: 32,
+            default: 8192,
             description: "Memory slots per VM (1-32764); slot ids must be below it",
         },
     },

@@ -5,6 +5,7 @@
 use crate::{
     abi::{self, KvmRegs, KvmSregs},
     fd::FdObject,
+    guest_state::{self, RFLAGS_FIXED},
     vm::Vm,
 };
 use kernel::{
@@ -64,6 +65,13 @@ impl FdObject for Vcpu {
         match cmd {
             abi::KVM_RUN => {
                 crate::no_arg(arg)?;
+                // The entry contract is checked on every entry, already now,
+                // so that what can never be entered is refused the same way
+                // before and after the switcher lands.
+                {
+                    let regs = this.regs.lock();
+                    guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
+                }
                 // Entering the guest lands with the ring-3 switcher; until
                 // then say plainly that running is not supported.
                 pr_info_once!("KVM_RUN is not implemented yet (vcpu {})\n", this.id);
@@ -74,7 +82,10 @@ impl FdObject for Vcpu {
                 crate::write_user(arg, &regs).map(|()| 0)
             }
             abi::KVM_SET_REGS => {
-                let regs: KvmRegs = crate::read_user(arg)?;
+                // Any values, as in KVM (checked at entry); RFLAGS bit 1 is
+                // set as KVM sets it.
+                let mut regs: KvmRegs = crate::read_user(arg)?;
+                regs.rflags |= RFLAGS_FIXED;
                 this.regs.lock().regs = regs;
                 Ok(0)
             }
@@ -83,10 +94,12 @@ impl FdObject for Vcpu {
                 crate::write_user(arg, &sregs).map(|()| 0)
             }
             abi::KVM_SET_SREGS => {
-                // Stored as given: under kkm the guest's control registers
-                // and descriptor tables are never loaded (the module builds
-                // its own), so no value here can harm the host.
+                // Control registers are checked as KVM checks them against
+                // its vCPU model; segments at entry. The guest's control
+                // registers and descriptor tables are never loaded (the
+                // module uses its own).
                 let sregs: KvmSregs = crate::read_user(arg)?;
+                guest_state::check_sregs(&sregs).map_err(|_| EINVAL)?;
                 this.regs.lock().sregs = sregs;
                 Ok(0)
             }
@@ -95,6 +108,10 @@ impl FdObject for Vcpu {
     }
 
     fn mmap(&self, vma: &VmaNew) -> Result {
+        // Only into the creator's address space, like the ioctls: kvm_run
+        // is the vCPU's channel to km, not to a forked child or a process
+        // that received the fd. (fork cannot copy it: VM_DONTCOPY below.)
+        self.vm.check_mm(vma.mm())?;
         // SAFETY: `vma` is valid for this call (`VmaNew`'s invariant) and
         // `vm_pgoff` is set by mmap_region() before the driver is called and
         // not changed concurrently while the VMA is being created.

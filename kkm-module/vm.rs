@@ -7,8 +7,10 @@ use crate::{
     fd::{self, FdObject},
     vcpu::Vcpu,
 };
+use core::ptr::NonNull;
 use kernel::{
-    mm::{virt::VmaNew, Mm},
+    bindings,
+    mm::{virt::VmaNew, Mm, MmWithUser},
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -25,6 +27,24 @@ const USER_ADDR_END: u64 = (1 << 47) - PAGE;
 /// KVM's per-slot limit (KVM_MEM_MAX_NR_PAGES), kept so that a region KVM
 /// refuses is refused here too.
 const MAX_SLOT_PAGES: u64 = (1 << 31) - 1;
+
+/// The caller's address space, `None` for a kernel thread.
+///
+/// Read by C (`get_task_mm`), not with the kernel crate's `Task::mm()`, which
+/// reads `task_struct` through bindgen's view of its layout: on the test
+/// kernel that view is 48 bytes off (`mm` at 0x360 instead of C's 0x390), so
+/// `Task::mm()` returned a word inside the task itself, and a VM took
+/// `mmgrab` on it.
+fn current_mm() -> Option<ARef<MmWithUser>> {
+    let task = kernel::current!().as_ptr();
+    // SAFETY: `task` is the current task, alive for this call; get_task_mm
+    // takes the task lock itself and returns its mm with one `mmget`
+    // reference, or NULL (kernel thread, or a task past exit_mm).
+    let mm = unsafe { bindings::get_task_mm(task) };
+    // SAFETY: a non-NULL `mm` carries the `mmget` reference get_task_mm took
+    // for us, which the `ARef` now owns and gives back with `mmput`.
+    NonNull::new(mm).map(|mm| unsafe { ARef::from_raw(mm.cast()) })
+}
 
 /// One memory slot: guest range [gpa, gpa + size) backed by the creator's
 /// memory at [uaddr, uaddr + size).
@@ -60,11 +80,8 @@ impl Vm {
     /// Everything a VM allocates is charged to the caller's memory cgroup
     /// (`GFP_KERNEL_ACCOUNT`), as KVM does.
     pub(crate) fn new() -> Result<Arc<Self>> {
-        let mm: ARef<Mm> = match kernel::current!().mm() {
-            Some(mm) => ARef::from(&**mm),
-            // A kernel thread has no user memory to give a VM.
-            None => return Err(EINVAL),
-        };
+        // A kernel thread has no user memory to give a VM.
+        let mm: ARef<Mm> = ARef::from(&**current_mm().ok_or(EINVAL)?);
         Arc::pin_init(
             pin_init!(Self {
                 mm,
@@ -78,9 +95,16 @@ impl Vm {
     /// the VM: slots name its addresses. Another process (e.g. a forked
     /// child) gets EIO.
     pub(crate) fn check_caller(&self) -> Result {
-        match kernel::current!().mm() {
-            Some(mm) if mm.as_raw() == self.mm.as_raw() => Ok(()),
-            _ => Err(EIO),
+        let mm = current_mm().ok_or(EIO)?;
+        self.check_mm(&mm)
+    }
+
+    /// EIO unless `mm` is the creator's address space.
+    pub(crate) fn check_mm(&self, mm: &Mm) -> Result {
+        if mm.as_raw() == self.mm.as_raw() {
+            Ok(())
+        } else {
+            Err(EIO)
         }
     }
 

@@ -10,7 +10,8 @@
 //! `N passed, M failed` and `KKM-IOCTL: PASS` or `KKM-IOCTL: FAIL`.
 
 use kkm_uapi as abi;
-use kvm_bindings::{kvm_userspace_memory_region, KVM_MEM_READONLY};
+use kkm_uapi::guest_state as gs;
+use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs, kvm_userspace_memory_region, KVM_MEM_READONLY};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use std::fmt::Debug;
 use std::os::fd::{AsRawFd, RawFd};
@@ -216,6 +217,9 @@ fn memory_slots(t: &mut Report, vm: &VmFd, mem: u64, max_memslots: u32) {
     t.errno("slot 1 overlapping slot 0", r, libc::EEXIST);
     ok(t, "slot 1: adjacent to slot 0", set_region(vm, region(1, 4 * MIB, 2 * MIB, mem + 2 * MIB, 0)));
     t.errno("slot id = max_memslots", set_region(vm, region(max_memslots, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
+    let top = max_memslots - 1;
+    let r = set_region(vm, region(top, 64 * MIB, MIB, mem, 0)).and(set_region(vm, region(top, 0, 0, 0, 0)));
+    ok(t, "slot id = max_memslots - 1 (added, deleted)", r);
     t.errno("slot in address space 1", set_region(vm, region(1 << 16, 8 * MIB, MIB, mem, 0)), libc::EINVAL);
     t.errno("misaligned guest address", set_region(vm, region(2, 8 * MIB + 0x800, MIB, mem, 0)), libc::EINVAL);
     t.errno("misaligned size", set_region(vm, region(2, 8 * MIB, 0x1800, mem, 0)), libc::EINVAL);
@@ -291,10 +295,133 @@ fn vcpu_regs(t: &mut Report, vcpu: &mut VcpuFd) {
     }
     t.errno("KVM_SET_REGS from a bad address", ioctl_val(fd, abi::KVM_SET_REGS, 8), libc::EFAULT);
     t.errno("KVM_GET_SREGS to a bad address", ioctl_val(fd, abi::KVM_GET_SREGS, 8), libc::EFAULT);
-
-    let r = kvm_err(vcpu.run()).map(|_| ());
-    t.errno("KVM_RUN (guest mode not implemented yet)", r, libc::EOPNOTSUPP);
     t.errno("KVM_RUN with an argument", ioctl_val(fd, abi::KVM_RUN, 1), libc::EINVAL);
+}
+
+fn user_segment(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 0xb } else { 0x3 },
+        present: 1,
+        dpl: 3,
+        db: u8::from(!code),
+        s: 1,
+        l: u8::from(code),
+        g: 1,
+        ..Default::default()
+    }
+}
+
+/// The long-mode CPL3 state km's guest model gives a vCPU.
+fn km_state() -> (kvm_regs, kvm_sregs) {
+    let data = user_segment(0x1b, false);
+    let sregs = kvm_sregs {
+        cs: user_segment(0x23, true),
+        ss: data,
+        ds: data,
+        es: data,
+        fs: kvm_segment { base: 0x7fff_f7ff_8000, ..data },
+        gs: data,
+        cr0: gs::CR0_PE | gs::CR0_MP | gs::CR0_ET | gs::CR0_NE | gs::CR0_WP | gs::CR0_PG,
+        cr3: 0x7f_c000_0000,
+        cr4: gs::CR4_PAE | gs::CR4_OSFXSR | gs::CR4_OSXMMEXCPT,
+        efer: gs::EFER_SCE | gs::EFER_LME | gs::EFER_LMA | gs::EFER_NXE,
+        ..Default::default()
+    };
+    (kvm_regs { rip: 0x40_1000, rsp: 0x7f_bfff_f000, rflags: 0x202, ..Default::default() }, sregs)
+}
+
+/// The register checks of kkm-uapi's guest_state: KVM_SET_SREGS refuses
+/// control registers kkm's vCPU model cannot hold, KVM_RUN (before its
+/// EOPNOTSUPP) a state that could not be entered safely.
+fn guest_state(t: &mut Report, vcpu: &mut VcpuFd) {
+    let run = |vcpu: &mut VcpuFd| kvm_err(vcpu.run()).map(|_| ());
+    let reset = kvm_sregs::default();
+    let set = kvm_err(vcpu.set_sregs(&reset));
+    let r = run(vcpu);
+    t.check("KVM_SET_SREGS of the reset state; KVM_RUN of it -> EINVAL", set.is_ok() && r == Err(libc::EINVAL), r);
+
+    let (regs, sregs) = km_state();
+    let set = (kvm_err(vcpu.set_regs(&regs)), kvm_err(vcpu.set_sregs(&sregs)));
+    let r = run(vcpu);
+    t.check("KVM_RUN of km's state: past the entry check -> EOPNOTSUPP", r == Err(libc::EOPNOTSUPP), (set, r));
+
+    let with_regs = kvm_err(vcpu.set_regs(&kvm_regs { rflags: 0, ..regs })).and(kvm_err(vcpu.get_regs()));
+    t.check("KVM_SET_REGS sets RFLAGS bit 1 (as KVM)", with_regs.is_ok_and(|r| r.rflags == 2), with_regs);
+
+    let cr = |f: fn(&mut kvm_sregs)| {
+        let mut s = sregs;
+        f(&mut s);
+        s
+    };
+    for (name, bad) in [
+        ("CR0.CD", cr(|s| s.cr0 |= 1 << 30)),
+        ("CR0.TS", cr(|s| s.cr0 |= 1 << 3)),
+        ("CR0 bit 32", cr(|s| s.cr0 |= 1 << 32)),
+        ("CR0.PG without PE", cr(|s| (s.cr0, s.efer) = (gs::CR0_PG, 0))),
+        ("CR4.VMXE", cr(|s| s.cr4 |= 1 << 13)),
+        ("CR4.LA57", cr(|s| s.cr4 |= 1 << 12)),
+        ("EFER.SVME", cr(|s| s.efer |= 1 << 12)),
+        ("EFER.LMA without LME", cr(|s| s.efer &= !gs::EFER_LME)),
+        ("long mode without CR4.PAE", cr(|s| s.cr4 &= !gs::CR4_PAE)),
+        ("CR8 (no APIC)", cr(|s| s.cr8 = 1)),
+        ("APIC base", cr(|s| s.apic_base = 0xfee0_0900)),
+        ("pending interrupt", cr(|s| s.interrupt_bitmap[1] = 1)),
+    ] {
+        let r = kvm_err(vcpu.set_sregs(&bad));
+        let kept = kvm_err(vcpu.get_sregs()).is_ok_and(|s| s.cr0 == sregs.cr0 && s.cr8 == 0 && s.efer == sregs.efer);
+        t.check(&format!("KVM_SET_SREGS with {name} -> EINVAL, state kept"), r == Err(libc::EINVAL) && kept, r);
+    }
+
+    // Accepted by KVM_SET_SREGS (as KVM does), refused at entry.
+    let non_canonical = 0x0000_8000_0000_0000;
+    for (name, bad) in [
+        ("CS of CPL0", cr(|s| (s.cs.selector, s.cs.dpl) = (0x08, 0))),
+        ("CS of 32-bit code", cr(|s| (s.cs.l, s.cs.db) = (0, 1))),
+        ("a data segment in CS", cr(|s| s.cs.type_ = 0x3)),
+        ("a null SS", cr(|s| s.ss.selector = 3)),
+        ("SS of CPL0", cr(|s| (s.ss.selector, s.ss.dpl) = (0x10, 0))),
+        ("non-canonical FS base", cr(|s| s.fs.base = 0x0000_8000_0000_0000)),
+        ("non-canonical GS base", cr(|s| s.gs.base = 0xfff0_0000_0000_0000)),
+        ("real mode", cr(|s| (s.cr0, s.cr4, s.efer) = (0, 0, 0))),
+    ] {
+        let set = kvm_err(vcpu.set_sregs(&bad));
+        let r = run(vcpu);
+        t.check(&format!("KVM_RUN with {name} -> EINVAL"), set.is_ok() && r == Err(libc::EINVAL), (set, r));
+    }
+    let _ = vcpu.set_sregs(&sregs);
+    for (name, bad) in [
+        ("RFLAGS.IOPL=3", kvm_regs { rflags: regs.rflags | gs::RFLAGS_IOPL, ..regs }),
+        ("RFLAGS.IOPL=1", kvm_regs { rflags: regs.rflags | 1 << 12, ..regs }),
+        ("RFLAGS.NT", kvm_regs { rflags: regs.rflags | gs::RFLAGS_NT, ..regs }),
+        ("RFLAGS.VM", kvm_regs { rflags: regs.rflags | gs::RFLAGS_VM, ..regs }),
+        ("RFLAGS.VIF", kvm_regs { rflags: regs.rflags | gs::RFLAGS_VIF, ..regs }),
+        ("RFLAGS.VIP", kvm_regs { rflags: regs.rflags | gs::RFLAGS_VIP, ..regs }),
+        ("RFLAGS bit 15", kvm_regs { rflags: regs.rflags | 1 << 15, ..regs }),
+        ("non-canonical RIP", kvm_regs { rip: non_canonical, ..regs }),
+    ] {
+        let set = kvm_err(vcpu.set_regs(&bad));
+        let r = run(vcpu);
+        t.check(&format!("KVM_RUN with {name} -> EINVAL"), set.is_ok() && r == Err(libc::EINVAL), (set, r));
+    }
+    for (name, fine) in [
+        (
+            "TF, AC, RF and ID",
+            kvm_regs { rflags: regs.rflags | gs::RFLAGS_TF | gs::RFLAGS_AC | gs::RFLAGS_RF | gs::RFLAGS_ID, ..regs },
+        ),
+        ("IF clear", kvm_regs { rflags: 0x2, ..regs }),
+        ("a non-canonical RSP", kvm_regs { rsp: non_canonical, ..regs }),
+        ("a kernel-half RIP", kvm_regs { rip: 0xffff_8000_0000_0000, ..regs }),
+    ] {
+        let set = kvm_err(vcpu.set_regs(&fine));
+        let r = run(vcpu);
+        t.check(
+            &format!("KVM_RUN with {name}: accepted -> EOPNOTSUPP"),
+            set.is_ok() && r == Err(libc::EOPNOTSUPP),
+            (set, r),
+        );
+    }
 }
 
 fn wrong_fds(t: &mut Report, vm: &VmFd, vcpu: &VcpuFd) {
@@ -326,6 +453,31 @@ fn forked_child(t: &mut Report, vm: &VmFd, vcpu: &mut VcpuFd) {
         regs_eio && vcpu_eio && unmapped
     });
     t.check("forked child: EIO on VM and vCPU fds, no kvm_run mapping", status == Some(0), status);
+    let status = in_child(|| {
+        let r = map(PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpufd, 0);
+        r == Err(libc::EIO)
+    });
+    t.check("forked child: mmap of the inherited vCPU fd -> EIO", status == Some(0), status);
+}
+
+/// Another thread of the creator shares its address space, so the fds and
+/// the kvm_run mapping work there: KVM's rule is per address space.
+fn other_thread(t: &mut Report, vm: &VmFd, vcpu: &VcpuFd) {
+    let (vmfd, vcpufd) = (vm.as_raw_fd(), vcpu.as_raw_fd());
+    let got = std::thread::spawn(move || {
+        let mut regs = abi::KvmRegs::default();
+        let regs = ioctl_ref(vcpufd, abi::KVM_GET_REGS, &mut regs);
+        let created = ioctl_val(vmfd, abi::KVM_CREATE_VCPU, 6);
+        if let Ok(fd) = created {
+            // SAFETY: the fd was just created here and is closed once.
+            unsafe { libc::close(fd as RawFd) };
+        }
+        let mapped = map(PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpufd, 0).map(|p| unmap(p, PAGE));
+        (regs, created.map(|_| ()), mapped)
+    })
+    .join();
+    let ok = matches!(got, Ok((Ok(_), Ok(()), Ok(()))));
+    t.check("another thread: KVM_GET_REGS, KVM_CREATE_VCPU and mmap of kvm_run work", ok, got);
 }
 
 fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
@@ -352,8 +504,10 @@ fn vm_and_vcpus(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u32) {
         t.check("KVM_CREATE_VCPU id = max_vcpus - 1", r.is_ok(), r);
         vcpu_mmap(t, &vm, &mut vcpu);
         vcpu_regs(t, &mut vcpu);
+        guest_state(t, &mut vcpu);
         wrong_fds(t, &vm, &vcpu);
         forked_child(t, &vm, &mut vcpu);
+        other_thread(t, &vm, &vcpu);
     }
     drop(vm);
     unmap(mem, mem_len);

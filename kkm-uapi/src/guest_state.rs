@@ -1,0 +1,157 @@
+// Which vCPU register values /dev/kkm accepts. Like abi.rs, this file is
+// compiled twice: by cargo in kkm-uapi (tests/guest_state.rs tests it) and by
+// kbuild inside the kkm module (via `#[path]`), so it may use `core` only.
+//
+// Under kkm the payload runs on the host CPU in ring 3, entered with `iretq`
+// from the module, so a register value is not a guest's private business:
+// some values would fault in ring 0 (a non-canonical RIP in the iretq frame,
+// a non-canonical FS/GS base written to its MSR) or hand the payload host
+// privileges (IOPL). Two levels:
+// - `check_sregs`: what KVM_SET_SREGS refuses, as KVM refuses control
+//   register values its vCPU model cannot hold. kkm's model is a 64-bit
+//   user-mode CPU without a local APIC.
+// - `check_entry`: the whole contract, checked on every entry (KVM_RUN), when
+//   the state is final. KVM_SET_REGS refuses nothing, as in KVM: km stores
+//   payload-chosen values there (a signal handler's address) and sets
+//   registers and segments in separate calls, so only the state at entry
+//   counts.
+//
+// Deliberately not checked: RSP (iretq loads it without a canonical check,
+// every exit switches to the module's own stacks, and a Linux process may
+// hold any RSP too), CR3, GDT, IDT, LDT, TR and the DS/ES bases (kkm uses its
+// own tables and flat user segments; km sets these for KVM).
+
+use crate::abi::{KvmRegs, KvmSegment, KvmSregs};
+
+pub const CR0_PE: u64 = 1 << 0;
+pub const CR0_MP: u64 = 1 << 1;
+pub const CR0_ET: u64 = 1 << 4;
+pub const CR0_NE: u64 = 1 << 5;
+pub const CR0_WP: u64 = 1 << 16;
+pub const CR0_PG: u64 = 1 << 31;
+pub const CR4_PAE: u64 = 1 << 5;
+pub const CR4_OSFXSR: u64 = 1 << 9;
+pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
+pub const CR4_OSXSAVE: u64 = 1 << 18;
+pub const EFER_SCE: u64 = 1 << 0;
+pub const EFER_LME: u64 = 1 << 8;
+pub const EFER_LMA: u64 = 1 << 10;
+pub const EFER_NXE: u64 = 1 << 11;
+
+/// CR0, CR4 and EFER bits kkm gives a meaning to: exactly those km's guest
+/// model sets. The guest's copies are never loaded (the CPU keeps the host's
+/// while the payload runs), so any other bit would be a promise kkm cannot
+/// keep (CD, TS, VMXE, LA57, SVME, ...).
+pub const CR0_ALLOWED: u64 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+pub const CR4_ALLOWED: u64 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE;
+pub const EFER_ALLOWED: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+
+pub const RFLAGS_TF: u64 = 1 << 8;
+pub const RFLAGS_IF: u64 = 1 << 9;
+pub const RFLAGS_IOPL: u64 = 3 << 12;
+pub const RFLAGS_NT: u64 = 1 << 14;
+pub const RFLAGS_RF: u64 = 1 << 16;
+pub const RFLAGS_VM: u64 = 1 << 17;
+pub const RFLAGS_AC: u64 = 1 << 18;
+pub const RFLAGS_VIF: u64 = 1 << 19;
+pub const RFLAGS_VIP: u64 = 1 << 20;
+pub const RFLAGS_ID: u64 = 1 << 21;
+/// Bit 1 of RFLAGS reads as one; KVM_SET_REGS sets it, as KVM does.
+pub const RFLAGS_FIXED: u64 = 1 << 1;
+/// RFLAGS a 64-bit Linux process can hold and kkm enters as given: the
+/// arithmetic flags, TF, DF, RF, AC and ID. TF and AC matter to ring 0 only
+/// until the exit path clears them (interrupt gates clear TF, `syscall` clears
+/// TF and AC through FMASK, and the exit path starts with `clac`). IF is
+/// accepted either way and forced to 1 at entry: host interrupts must reach
+/// the host. Refused: IOPL (port I/O and `cli` for the payload), NT, VM, VIF,
+/// VIP and the reserved bits.
+pub const RFLAGS_ALLOWED: u64 = 0x0000_0cd5 | RFLAGS_FIXED | RFLAGS_TF | RFLAGS_IF | RFLAGS_RF | RFLAGS_AC | RFLAGS_ID;
+
+/// Why a register state was refused (KVM_SET_SREGS or KVM_RUN fail with
+/// EINVAL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A CR0 bit outside `CR0_ALLOWED`, or PG without PE.
+    Cr0,
+    /// A CR4 bit outside `CR4_ALLOWED`.
+    Cr4,
+    /// An EFER bit outside `EFER_ALLOWED`.
+    Efer,
+    /// EFER.LMA that disagrees with LME and CR0.PG, or long mode paging
+    /// without CR4.PAE (KVM's consistency rule).
+    PagingMode,
+    /// A task priority, APIC base or pending interrupt: kkm has no local APIC
+    /// and injects no interrupts.
+    Apic,
+    /// At entry: not 64-bit long mode with paging.
+    NotLongMode,
+    /// At entry: CS is not a present 64-bit code segment of privilege 3.
+    CodeSegment,
+    /// At entry: SS is not a present writable data segment of privilege 3.
+    StackSegment,
+    /// At entry: an RFLAGS bit outside `RFLAGS_ALLOWED`.
+    Rflags,
+    /// At entry: RIP is not canonical.
+    Rip,
+    /// At entry: the FS or GS base is not canonical.
+    SegmentBase,
+}
+
+/// Whether `addr` is canonical with 48 address bits (4-level paging, the
+/// guest model's; on a 5-level host that is stricter than the CPU).
+pub const fn is_canonical(addr: u64) -> bool {
+    (((addr << 16) as i64) >> 16) as u64 == addr
+}
+
+/// The checks of KVM_SET_SREGS.
+pub fn check_sregs(s: &KvmSregs) -> Result<(), Refusal> {
+    if s.cr0 & !CR0_ALLOWED != 0 || (s.cr0 & CR0_PG != 0 && s.cr0 & CR0_PE == 0) {
+        return Err(Refusal::Cr0);
+    }
+    if s.cr4 & !CR4_ALLOWED != 0 {
+        return Err(Refusal::Cr4);
+    }
+    if s.efer & !EFER_ALLOWED != 0 {
+        return Err(Refusal::Efer);
+    }
+    let long_paging = s.efer & EFER_LME != 0 && s.cr0 & CR0_PG != 0;
+    let lma = s.efer & EFER_LMA != 0;
+    if lma != long_paging || (long_paging && s.cr4 & CR4_PAE == 0) {
+        return Err(Refusal::PagingMode);
+    }
+    if s.cr8 != 0 || s.apic_base != 0 || s.interrupt_bitmap != [0; 4] {
+        return Err(Refusal::Apic);
+    }
+    Ok(())
+}
+
+/// The state KVM_RUN may enter: `check_sregs`, long mode, a 64-bit user code
+/// segment and a user stack segment (kkm then loads its own selectors for
+/// them), RFLAGS within `RFLAGS_ALLOWED`, a canonical RIP and canonical FS and
+/// GS bases.
+pub fn check_entry(r: &KvmRegs, s: &KvmSregs) -> Result<(), Refusal> {
+    check_sregs(s)?;
+    if s.cr0 & (CR0_PE | CR0_PG) != CR0_PE | CR0_PG || s.efer & EFER_LMA == 0 {
+        return Err(Refusal::NotLongMode);
+    }
+    let user = |seg: &KvmSegment| seg.selector & 3 == 3 && seg.dpl == 3 && seg.s == 1 && seg.present == 1;
+    let usable = |seg: &KvmSegment| user(seg) && seg.unusable == 0;
+    // Type bit 3: code; with L = 1, D must be 0 (64-bit mode).
+    if !usable(&s.cs) || s.cs.type_ & 0x8 == 0 || s.cs.l != 1 || s.cs.db != 0 {
+        return Err(Refusal::CodeSegment);
+    }
+    // Type bits 3..1 = 0_1: writable data. A null SS cannot return to CPL3.
+    if !usable(&s.ss) || s.ss.type_ & 0xa != 0x2 || s.ss.selector & !3 == 0 {
+        return Err(Refusal::StackSegment);
+    }
+    if r.rflags & !RFLAGS_ALLOWED != 0 {
+        return Err(Refusal::Rflags);
+    }
+    if !is_canonical(r.rip) {
+        return Err(Refusal::Rip);
+    }
+    if !is_canonical(s.fs.base) || !is_canonical(s.gs.base) {
+        return Err(Refusal::SegmentBase);
+    }
+    Ok(())
+}
