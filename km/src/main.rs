@@ -5,6 +5,7 @@ mod diag;
 mod exec;
 mod fds;
 mod fork;
+mod futex;
 mod guest;
 mod kick;
 mod limits;

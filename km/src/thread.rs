@@ -408,12 +408,12 @@ impl Thread {
     /// the kernel's robust list, so no walk of km's would find them).
     fn exit(self, code: i32) -> (Box<dyn Vcpu>, bool) {
         let tid = self.tid();
-        crate::syscall::threads::release_robust_list(tid, self.robust_list);
+        crate::futex::release_robust_list(tid, self.robust_list);
         // A stored pointer is checked again now; one that is not payload
         // memory is skipped, as Linux skips a failing put_user.
         let tid_word = GuestRange::of::<u32>(self.clear_child_tid);
         if self.clear_child_tid != 0 && tid_word.and_then(|r| copy::write_obj(r, &0u32)).is_ok() {
-            crate::syscall::threads::wake(self.clear_child_tid, 1);
+            crate::futex::wake(self.clear_child_tid, 1);
         }
         let last = {
             let mut s = self.proc.signals();
