@@ -6,6 +6,16 @@
 //! `args`), then performs the call on the host, where the payload's own
 //! memory is at the same addresses as in the guest.
 
+/// Handlers that hand the call to the host as it is: `name => SYS_nr`.
+/// The handler's module provides `Ctx`, `A`, `Ret` and `host`.
+macro_rules! passthrough {
+    ($($name:ident => $nr:ident),* $(,)?) => {$(
+        pub fn $name(_: &mut Ctx, a: A) -> Ret {
+            host($nr, a)
+        }
+    )*};
+}
+
 mod args;
 mod events;
 pub mod files;

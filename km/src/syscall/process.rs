@@ -11,14 +11,6 @@ use crate::process::lock;
 
 type A = [u64; 6];
 
-macro_rules! passthrough {
-    ($($name:ident => $nr:ident),* $(,)?) => {$(
-        pub fn $name(_: &mut Ctx, a: A) -> Ret {
-            host($nr, a)
-        }
-    )*};
-}
-
 passthrough! {
     getpid => SYS_getpid,
     getppid => SYS_getppid,

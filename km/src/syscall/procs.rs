@@ -67,14 +67,6 @@ fn wait(ctx: &mut Ctx, nr: c_long, a: A, options: i32) -> Ret {
     }
 }
 
-macro_rules! passthrough {
-    ($($name:ident => $nr:ident),* $(,)?) => {$(
-        pub fn $name(_: &mut Ctx, a: A) -> Ret {
-            host($nr, a)
-        }
-    )*};
-}
-
 // Credentials change per host thread, as the kernel does: the payload's
 // libc repeats the call in each of its threads (each a host thread).
 passthrough! {

@@ -10,6 +10,15 @@ use super::{host, unsupported, Ctx, Ret};
 
 type A = [u64; 6];
 
+passthrough! {
+    sched_yield => SYS_sched_yield,
+    sched_getscheduler => SYS_sched_getscheduler,
+    sched_get_priority_max => SYS_sched_get_priority_max,
+    sched_get_priority_min => SYS_sched_get_priority_min,
+    getpriority => SYS_getpriority,
+    setpriority => SYS_setpriority,
+}
+
 /// struct sched_param: one int.
 type SchedParam = i32;
 
@@ -23,10 +32,6 @@ pub fn sched_setaffinity(_: &mut Ctx, a: A) -> Ret {
     host(SYS_sched_setaffinity, a)
 }
 
-pub fn sched_yield(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_sched_yield, a)
-}
-
 pub fn sched_getparam(_: &mut Ctx, a: A) -> Ret {
     obj::<SchedParam>(a[1])?;
     host(SYS_sched_getparam, a)
@@ -37,34 +42,14 @@ pub fn sched_setparam(_: &mut Ctx, a: A) -> Ret {
     host(SYS_sched_setparam, a)
 }
 
-pub fn sched_getscheduler(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_sched_getscheduler, a)
-}
-
 pub fn sched_setscheduler(_: &mut Ctx, a: A) -> Ret {
     obj::<SchedParam>(a[2])?;
     host(SYS_sched_setscheduler, a)
 }
 
-pub fn sched_get_priority_max(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_sched_get_priority_max, a)
-}
-
-pub fn sched_get_priority_min(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_sched_get_priority_min, a)
-}
-
 pub fn sched_rr_get_interval(_: &mut Ctx, a: A) -> Ret {
     obj::<timespec>(a[1])?;
     host(SYS_sched_rr_get_interval, a)
-}
-
-pub fn getpriority(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_getpriority, a)
-}
-
-pub fn setpriority(_: &mut Ctx, a: A) -> Ret {
-    host(SYS_setpriority, a)
 }
 
 pub fn getcpu(_: &mut Ctx, a: A) -> Ret {
