@@ -229,7 +229,9 @@ impl Thread {
 
     /// Serves one syscall; Some(code) when the thread exits.
     fn syscall(&mut self, u: &mut kvm_regs) -> Option<i32> {
-        let nr = u.rax;
+        // The kernel takes the number from eax alone (its syscall entry
+        // reads an int): 0x1_0000_0027 is getpid there too.
+        let (raw, nr) = (u.rax, u64::from(u.rax as u32));
         let args = [u.rdi, u.rsi, u.rdx, u.r10, u.r8, u.r9];
         let mut ctx = Ctx::new(self, u);
         let ret = syscall::dispatch(&mut ctx, nr, args);
@@ -244,7 +246,7 @@ impl Thread {
         if interrupted.is_some_and(|how| eintr && self.restarts(how)) {
             // Back to the syscall instruction with the number in rax, as
             // Linux restarts: the frame of a handler run first saves this.
-            u.rax = nr;
+            u.rax = raw;
             u.rip = u.rip.wrapping_sub(2);
             u.rcx = u.rip;
         } else {

@@ -147,6 +147,7 @@ fn bogus_syscall_numbers_enosys() {
     let out = case.check_ignoring_km_warnings(0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().filter(|l| l.ends_with(": -1 ENOSYS")).count(), 4, "{text}");
+    assert_lines(&out, &["getpid with rax's upper half set is getpid: yes"]);
 }
 
 /// An unimplemented syscall returns ENOSYS to the payload (like the host

@@ -110,6 +110,8 @@ static void enosys(void)
 	SHOW("syscall(1000)", syscall(1000));
 	SHOW("syscall(-1)", syscall(-1L));
 	SHOW("syscall(0x7fffffff)", syscall(0x7fffffffL));
+	/* The kernel reads the number from eax: the upper half is ignored. */
+	printf("getpid with rax's upper half set is getpid: %s\n", syscall(0x100000000L | SYS_getpid) == getpid() ? "yes" : "no");
 }
 
 int main(int argc, char **argv)
