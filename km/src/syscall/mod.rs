@@ -29,6 +29,7 @@ mod process;
 mod procio;
 mod procs;
 mod sched;
+mod signalfd;
 mod signals;
 pub mod threads;
 mod time;
@@ -316,6 +317,8 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_epoll_pwait => events::epoll_pwait,
         SYS_eventfd => events::eventfd,
         SYS_eventfd2 => events::eventfd2,
+        SYS_signalfd => signalfd::signalfd,
+        SYS_signalfd4 => signalfd::signalfd4,
         SYS_select => events::select,
         SYS_pselect6 => events::pselect6,
         // memory
