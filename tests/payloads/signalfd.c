@@ -238,9 +238,10 @@ static void across_fork(void)
 	if (pid == 0) {
 		int empty = !readable(fd);
 		raise(SIGUSR1);
+		int ready = readable(fd);
 		ssi_t s;
 		int got = read(fd, &s, sizeof s) == sizeof s && s.ssi_signo == SIGUSR1;
-		_exit(empty && got ? 0 : 1);
+		_exit(empty && ready && got && !readable(fd) ? 0 : 1);
 	}
 	int status;
 	CHECK(waitpid(pid, &status, 0) == pid);
