@@ -289,8 +289,44 @@ static void interrupted(void)
 	close(fd);
 }
 
-int main(void)
+/* A signalfd without FD_CLOEXEC stays one across exec, with its mask (as
+ * fd 20); a close-on-exec one (fd 21) is gone. Checked by the new image. */
+static void exec_keeps(const char *self)
 {
+	sigset_t m;
+	sigemptyset(&m);
+	sigaddset(&m, SIGUSR1);
+	int fd = signalfd(-1, &m, SFD_NONBLOCK), gone = signalfd(-1, &m, SFD_CLOEXEC);
+	CHECK(fd >= 0 && gone >= 0);
+	CHECK(dup2(fd, 20) == 20 && dup3(gone, 21, O_CLOEXEC) == 21);
+	execl(self, "signalfd", "exec-child", (char *)0);
+	printf("exec failed: %s\n", errno_name(errno));
+}
+
+static void exec_child(void)
+{
+	printf("after exec: cloexec one open %s, kept one readable %s\n", yes(fcntl(21, F_GETFD) >= 0),
+	       yes(readable(20)));
+	read_one("after exec, empty", 20);
+	sigset_t m;
+	sigemptyset(&m);
+	sigaddset(&m, SIGUSR2);
+	CHECK(sigprocmask(SIG_BLOCK, &m, NULL) == 0);
+	kill(getpid(), SIGUSR2);
+	printf("after exec, other signal: readable %s\n", yes(readable(20)));
+	raise(SIGUSR1);
+	printf("after exec, its signal: readable %s\n", yes(readable(20)));
+	read_one("after exec", 20);
+	read_one("after exec, again", 20);
+	printf("exec done\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (MODE("exec-child")) {
+		exec_child();
+		return 0;
+	}
 	sigset_t m;
 	sigemptyset(&m);
 	sigaddset(&m, SIGUSR1);
@@ -306,5 +342,9 @@ int main(void)
 	across_fork();
 	interrupted();
 	printf("done\n");
+	if (MODE("exec")) {
+		fflush(stdout);
+		exec_keeps(argv[0]);
+	}
 	return 0;
 }

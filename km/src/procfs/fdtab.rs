@@ -75,6 +75,24 @@ pub fn hold() -> Held {
 }
 
 impl Held {
+    /// Each signalfd's mask and its payload fd numbers that an exec keeps
+    /// (those without FD_CLOEXEC).
+    pub fn signalfds_kept_on_exec(&self) -> Vec<(u64, Vec<i32>)> {
+        let mut groups: Vec<(Arc<SignalFd>, Vec<i32>)> = Vec::new();
+        for (&n, v) in self.0.iter() {
+            let Virtual::Signal(s) = v else { continue };
+            // SAFETY: F_GETFD on a payload fd km knows as a signalfd.
+            if unsafe { libc::fcntl(n, libc::F_GETFD) } & libc::FD_CLOEXEC != 0 {
+                continue;
+            }
+            match groups.iter_mut().find(|g| Arc::ptr_eq(&g.0, s)) {
+                Some(g) => g.1.push(n),
+                None => groups.push((s.clone(), vec![n])),
+            }
+        }
+        groups.into_iter().map(|(s, fds)| (s.mask(), fds)).collect()
+    }
+
     /// The payload fd numbers that are signalfd `s`.
     pub fn numbers_of(&self, s: &Arc<SignalFd>) -> Vec<i32> {
         let same = |v: &Virtual| matches!(v, Virtual::Signal(o) if Arc::ptr_eq(o, s));

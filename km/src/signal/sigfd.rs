@@ -37,6 +37,14 @@ impl SignalFd {
         })
     }
 
+    /// An eventfd inherited across exec, whose counter may be non-zero:
+    /// marked ready, so that the first sync clears it if nothing is pending.
+    pub fn adopted(event: RawFd, mask: u64) -> Arc<SignalFd> {
+        let s = SignalFd::new(event, mask);
+        s.ready.store(true, Ordering::Relaxed);
+        s
+    }
+
     pub fn mask(&self) -> u64 {
         self.mask.load(Ordering::Relaxed)
     }

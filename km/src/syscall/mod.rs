@@ -43,6 +43,7 @@ use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
 pub use process::TASK_SIZE_MAX;
 pub use procs::mirror_sigchld;
+pub use signalfd::adopt_signalfd;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;

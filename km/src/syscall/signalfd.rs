@@ -12,6 +12,7 @@ use super::{host, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
 use crate::procfs::fdtab;
 use crate::signal::sigfd::{self, SignalFd, SIGINFO_SIZE};
+use crate::signal::Signals;
 
 type A = [u64; 6];
 
@@ -149,4 +150,26 @@ impl Out<'_> {
         }
         Ok(())
     }
+}
+
+/// In a re-executed km: payload fds `fds` were signalfd(s) of the old km
+/// with `mask` (one open file). They are the same eventfd still, unless the
+/// payload replaced the number in the meantime, which leaves it alone.
+pub fn adopt_signalfd(signals: &mut Signals, mask: u64, fds: &[i32]) {
+    let Some(&first) = fds.first() else { return };
+    let is_eventfd = |n: i32| {
+        std::fs::read_link(format!("/proc/self/fd/{n}")).is_ok_and(|l| l.as_os_str() == "anon_inode:[eventfd]")
+    };
+    if !fds.iter().all(|&n| crate::fds::payload_may_use(n.into()) && is_eventfd(n)) {
+        return;
+    }
+    // SAFETY: duplicates a payload eventfd for km's own use.
+    let Ok(private) = crate::fds::privatize(unsafe { libc::fcntl(first, F_DUPFD_CLOEXEC, 0) }) else { return };
+    // Whatever count the old km left is cleared unless a signal is pending.
+    let s = SignalFd::adopted(private, mask);
+    for &n in fds {
+        fdtab::insert_signalfd(n, s.clone());
+    }
+    signals.sigfds.add(&s);
+    signals.sync_sigfds();
 }
