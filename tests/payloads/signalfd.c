@@ -182,6 +182,14 @@ static void errors(void)
 	SHOW("wild buffer", read(fd, (void *)16, 128));
 	printf("signal lost with it: %s\n", yes(!readable(fd)));
 	SHOW("write", write(fd, small, 8));
+	struct iovec wild[2] = { { small, 64 }, { (void *)-4096L, 128 } };
+	SHOW("readv past user space", readv(fd, wild, 2));
+	struct iovec neg[1] = { { small, (size_t)-1 } };
+	SHOW("readv negative length", readv(fd, neg, 1));
+	raise(SIGUSR1);
+	struct iovec unmapped[2] = { { small, 64 }, { (void *)4096, 128 } };
+	SHOW("readv unmapped", readv(fd, unmapped, 2));
+	printf("signal lost with it: %s\n", yes(!readable(fd)));
 	close(fd);
 }
 

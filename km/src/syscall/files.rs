@@ -74,6 +74,10 @@ pub(super) fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     }
     if [SYS_readv, SYS_writev].contains(&nr) {
         if let Some(s) = fdtab::signalfd(a[0] as i32) {
+            // As import_iovec: a length that is negative as an ssize_t.
+            if iov.iter().any(|v| (v.iov_len as i64) < 0) {
+                return Err(Errno::EINVAL);
+            }
             let bufs: Vec<(u64, u64)> =
                 iov.iter().map(|v| (v.iov_base as u64, (v.iov_len as u64).min(super::args::MAX_RW_COUNT))).collect();
             return signalfd_io(ctx, a[0], &s, &bufs, nr == SYS_writev);
