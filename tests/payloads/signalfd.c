@@ -182,6 +182,14 @@ static void errors(void)
 	SHOW("wild buffer", read(fd, (void *)16, 128));
 	printf("signal lost with it: %s\n", yes(!readable(fd)));
 	SHOW("write", write(fd, small, 8));
+	/* close_range forgets it: a pipe at the same number is a pipe. */
+	int other = signalfd(-1, &m, 0);
+	CHECK(other >= 0 && syscall(SYS_close_range, other, other, 0) == 0);
+	int q[2];
+	CHECK(pipe(q) == 0 && write(q[1], "x", 1) == 1);
+	printf("number reused by a pipe: %s, reads %zd\n", yes(q[0] == other), read(q[0], small, 1));
+	close(q[0]);
+	close(q[1]);
 	struct iovec wild[2] = { { small, 64 }, { (void *)-4096L, 128 } };
 	SHOW("readv past user space", readv(fd, wild, 2));
 	struct iovec neg[1] = { { small, (size_t)-1 } };

@@ -105,6 +105,11 @@ pub fn forget(fd: i32) {
     lock(&TABLE).remove(&fd);
 }
 
+/// After close_range closed fds `first..=last`.
+pub fn forget_range(first: i32, last: i32) {
+    lock(&TABLE).retain(|&n, _| !(first..=last).contains(&n));
+}
+
 /// After `new` became a duplicate of `old`.
 pub fn dup(old: i32, new: i32) {
     let mut t = lock(&TABLE);
