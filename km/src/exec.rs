@@ -1,7 +1,8 @@
 //! execve: a new program in the same process. km re-executes itself (the
 //! host execve of its own binary) with the program, its arguments and
 //! environment, and a hidden argument with the state Linux keeps across
-//! exec (the signal mask, ignored signals, the limits km emulates). The
+//! exec (the signal mask, ignored signals, the limits km emulates, which
+//! inherited fds are signalfds and their masks). The
 //! host then does what Linux does to the old image: other threads end,
 //! km's own fds (all close-on-exec) close, payload fds without FD_CLOEXEC
 //! stay; and the new km starts the program as the first one.
@@ -184,27 +185,44 @@ pub fn check_size(args: &[OsString], env: &[OsString]) -> Result<(), Errno> {
 }
 
 /// What the new km restores, in the hidden `--exec-state` argument.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct State {
     pub mask: u64,
     /// Signals whose disposition is SIG_IGN (kept across exec).
     pub ignored: u64,
     pub nofile: (u64, u64),
     pub address_space: (u64, u64),
+    /// Signalfds that stay open: each one's mask and payload fd numbers.
+    pub signalfds: Vec<(u64, Vec<i32>)>,
 }
 
 impl State {
+    /// "mask,ignored,limits…" then ";mask:fd.fd" for each signalfd.
     pub fn encode(&self) -> String {
-        format!(
+        let mut s = format!(
             "{:x},{:x},{:x},{:x},{:x},{:x}",
             self.mask, self.ignored, self.nofile.0, self.nofile.1, self.address_space.0, self.address_space.1
-        )
+        );
+        for (mask, fds) in &self.signalfds {
+            let fds: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
+            s += &format!(";{mask:x}:{}", fds.join("."));
+        }
+        s
     }
 
     pub fn decode(s: &str) -> Option<State> {
-        let v: Vec<u64> = s.split(',').map(|p| u64::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
+        let mut parts = s.split(';');
+        let v: Vec<u64> =
+            parts.next()?.split(',').map(|p| u64::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
         let [mask, ignored, nc, nm, ac, am] = v[..] else { return None };
-        Some(State { mask, ignored, nofile: (nc, nm), address_space: (ac, am) })
+        let signalfds = parts
+            .map(|p| {
+                let (m, fds) = p.split_once(':')?;
+                let fds = fds.split('.').map(|f| f.parse().ok()).collect::<Option<Vec<i32>>>()?;
+                Some((u64::from_str_radix(m, 16).ok()?, fds))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(State { mask, ignored, nofile: (nc, nm), address_space: (ac, am), signalfds })
     }
 }
 
@@ -218,6 +236,9 @@ pub fn restore(state: Option<&State>, first: &Thread) {
             signals.set_action(sig, KSigaction { handler: SIG_IGN, ..Default::default() });
         }
         signals.set_mask(first.tid(), s.mask);
+        for (mask, fds) in &s.signalfds {
+            crate::syscall::adopt_signalfd(&mut signals, *mask, fds);
+        }
         let mut limits = crate::process::lock(&proc.limits);
         limits.restore(s.nofile, s.address_space);
         proc.space().set_limit(limits.get(libc::RLIMIT_AS).rlim_cur);
@@ -297,7 +318,15 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let s = State { mask: 0x8000_0001, ignored: 1 << 16, nofile: (1024, 4096), address_space: (u64::MAX, 7) };
+        let mut s = State {
+            mask: 0x8000_0001,
+            ignored: 1 << 16,
+            nofile: (1024, 4096),
+            address_space: (u64::MAX, 7),
+            signalfds: vec![],
+        };
+        assert_eq!(State::decode(&s.encode()), Some(State { signalfds: vec![], ..s.clone() }));
+        s.signalfds = vec![(0x300, vec![3, 7]), (1, vec![4])];
         assert_eq!(State::decode(&s.encode()), Some(s));
         assert_eq!(State::decode("1,2"), None);
     }

@@ -160,6 +160,7 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     let space = proc.space.exclusive();
     let signals = proc.signals();
     let limits = lock(&proc.limits);
+    let fdtab = crate::procfs::fdtab::hold();
     if has(CLONE_VM) && signals.threads.len() == 1 {
         // SAFETY: getpid has no arguments.
         state.shared = Some(SharedVm { parent: unsafe { libc::getpid() }, ranges: space.writable() });
@@ -169,10 +170,10 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     // diag's and the end's are held across it, and malloc's by glibc.
     let pid = crate::process::unless_ending(|| crate::diag::holding(|| unsafe { libc::fork() }));
     if pid == 0 {
-        child(&proc, space, signals, limits, state);
+        child(&proc, space, signals, limits, fdtab, state);
     }
     let err = Errno::last();
-    drop((space, signals, limits));
+    drop((space, signals, limits, fdtab));
     if let Some([read_end, write_end]) = pipe {
         close(write_end);
         if pid > 0 {
@@ -270,6 +271,7 @@ fn child(
     space: Exclusive<'_>,
     signals: MutexGuard<Signals>,
     limits: MutexGuard<Limits>,
+    fdtab: crate::procfs::fdtab::Held,
     mut state: ChildState,
 ) -> ! {
     // SAFETY: the parent's vCPU mapping is gone here (MADV_DONTFORK); the
@@ -278,6 +280,14 @@ fn child(
     let mut keep: Vec<RawFd> = crate::diag::fd().into_iter().collect();
     keep.extend(state.vfork_fd);
     keep.extend(crate::procfs::host_fds());
+    // The child's signalfds must not share readiness with the parent's.
+    for s in signals.sigfds.live() {
+        match s.renew(&fdtab.numbers_of(&s)) {
+            Ok(private) => keep.push(private),
+            Err(e) => end(ExitStatus::Signal(SIGKILL, format!("fork: cannot renew a signalfd: {e}"))),
+        }
+    }
+    drop(fdtab);
     crate::fds::close_km_fds(&keep);
     if let Err(e) = crate::procfs::after_fork() {
         end(ExitStatus::Signal(SIGKILL, format!("fork: cannot open the child's own memory: {e}")));

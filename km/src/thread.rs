@@ -420,6 +420,8 @@ impl Thread {
         let last = {
             let mut s = self.proc.signals();
             s.threads.remove(&tid);
+            // Its own pending signals go with it.
+            s.sync_sigfds();
             s.threads.is_empty()
         };
         if last {

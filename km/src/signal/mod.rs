@@ -7,6 +7,7 @@
 pub mod forward;
 pub mod frame;
 mod info;
+pub mod sigfd;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -159,6 +160,9 @@ pub struct Signals {
     shared: Pending,
     pub threads: BTreeMap<Tid, ThreadSignals>,
     pid: Tid,
+    /// The process's signalfds, readable while one of their signals is
+    /// pending.
+    pub sigfds: sigfd::Registry,
 }
 
 /// What the caller must do after posting a signal.
@@ -172,13 +176,30 @@ pub enum Posted {
 
 impl Signals {
     pub fn new(pid: Tid) -> Signals {
-        Signals { actions: [KSigaction::default(); NSIG], shared: Pending::default(), threads: BTreeMap::new(), pid }
+        Signals {
+            actions: [KSigaction::default(); NSIG],
+            shared: Pending::default(),
+            threads: BTreeMap::new(),
+            pid,
+            sigfds: sigfd::Registry::default(),
+        }
     }
 
-    /// A forked child's: the same dispositions, nothing pending, no
-    /// thread yet.
+    /// A forked child's: the same dispositions and signalfds, nothing
+    /// pending, no thread yet.
     pub fn forked(&self, pid: Tid) -> Signals {
-        Signals { actions: self.actions, ..Signals::new(pid) }
+        Signals { actions: self.actions, sigfds: self.sigfds.clone_weak(), ..Signals::new(pid) }
+    }
+
+    /// Makes each signalfd readable exactly while a signal of its mask is
+    /// pending, for any thread or the process. Called after every change
+    /// of what is pending; a no-op while there is no signalfd.
+    pub fn sync_sigfds(&mut self) {
+        if self.sigfds.is_empty() {
+            return;
+        }
+        let pending = self.threads.values().fold(self.shared.set, |p, t| p | t.pending.set);
+        self.sigfds.sync(pending);
     }
 
     pub fn action(&self, sig: i32) -> KSigaction {
@@ -194,6 +215,7 @@ impl Signals {
             for t in self.threads.values_mut() {
                 t.pending.remove_all(sig);
             }
+            self.sync_sigfds();
         }
     }
 
@@ -234,6 +256,7 @@ impl Signals {
             return Posted::Done;
         }
         self.shared.add(info);
+        self.sync_sigfds();
         // Like Linux: the main thread if it can take it, else any that can.
         let target = self
             .threads
@@ -262,6 +285,7 @@ impl Signals {
         if t.wants(sig) {
             t.handle.kick();
         }
+        self.sync_sigfds();
         Some(Posted::Done)
     }
 
@@ -276,11 +300,19 @@ impl Signals {
             self.actions[sig as usize - 1] = KSigaction::default();
         }
         self.thread(tid).pending.add(info);
+        self.sync_sigfds();
     }
 
     /// The next signal thread `tid` must act on, with what to do; ignored
     /// ones are consumed on the way.
     pub fn dequeue(&mut self, tid: Tid) -> Option<(SigInfo, Action)> {
+        // Ignored signals taken on the way count too.
+        let r = self.dequeue_unsynced(tid);
+        self.sync_sigfds();
+        r
+    }
+
+    fn dequeue_unsynced(&mut self, tid: Tid) -> Option<(SigInfo, Action)> {
         loop {
             let t = self.threads.get_mut(&tid)?;
             let allowed = !t.mask;
@@ -322,6 +354,14 @@ impl Signals {
     /// Takes the first pending signal of `tid` in `set` (rt_sigtimedwait),
     /// blocked or not.
     pub fn take_from(&mut self, tid: Tid, set: u64) -> Option<SigInfo> {
+        let r = self.take_unsynced(tid, set);
+        if r.is_some() {
+            self.sync_sigfds();
+        }
+        r
+    }
+
+    fn take_unsynced(&mut self, tid: Tid, set: u64) -> Option<SigInfo> {
         let t = self.threads.get_mut(&tid)?;
         if let Some(sig) = t.pending.next(set) {
             return t.pending.take(sig);

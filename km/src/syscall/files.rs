@@ -9,6 +9,7 @@ use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
 use super::{host, procio, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
 use crate::procfs::fdtab::{self, Kind};
+use crate::signal::sigfd::SignalFd;
 
 type A = [u64; 6];
 
@@ -21,12 +22,26 @@ const IOV_MAX: u64 = 1024;
 /// read, write, pread64, pwrite64: `at` is the offset argument, if any.
 fn plain(ctx: &mut Ctx, nr: c_long, a: A, at: Option<i64>, write: bool) -> Ret {
     fd(a[0])?;
+    // A signalfd's buffer is checked as it is filled (see `signalfd::read`).
+    if at.is_none() {
+        if let Some(s) = fdtab::signalfd(a[0] as i32) {
+            return signalfd_io(ctx, a[0], &s, &[(a[1], a[2].min(super::args::MAX_RW_COUNT))], write);
+        }
+    }
     rw_buf(a[1], a[2])?;
     if let Some(kind) = procio::special(a[0]) {
         let len = a[2].min(super::args::MAX_RW_COUNT);
         return procio::mem_io(ctx, a[0], kind, at, &[(a[1], len)], write);
     }
     ctx.blocking(nr, a, Restart::IfSaRestart)
+}
+
+/// A signalfd has no write (EINVAL, as Linux); its reads are km's.
+fn signalfd_io(ctx: &mut Ctx, f: u64, s: &SignalFd, bufs: &[(u64, u64)], write: bool) -> Ret {
+    if write {
+        return Err(Errno::EINVAL);
+    }
+    super::signalfd::read(ctx, f, s, bufs)
 }
 
 pub fn read(ctx: &mut Ctx, a: A) -> Ret {
@@ -56,6 +71,17 @@ pub(super) fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
     let mut iov = vec![iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; count as usize];
     if count > 0 {
         copy::read_slice(GuestRange::array::<iovec>(a[1], count)?, &mut iov)?;
+    }
+    if [SYS_readv, SYS_writev].contains(&nr) {
+        if let Some(s) = fdtab::signalfd(a[0] as i32) {
+            // As import_iovec: a length that is negative as an ssize_t.
+            if iov.iter().any(|v| (v.iov_len as i64) < 0) {
+                return Err(Errno::EINVAL);
+            }
+            let bufs: Vec<(u64, u64)> =
+                iov.iter().map(|v| (v.iov_base as u64, (v.iov_len as u64).min(super::args::MAX_RW_COUNT))).collect();
+            return signalfd_io(ctx, a[0], &s, &bufs, nr == SYS_writev);
+        }
     }
     for v in &iov {
         rw_buf(v.iov_base as u64, v.iov_len as u64)?;

@@ -91,7 +91,13 @@ pub fn close_range(_: &mut Ctx, a: A) -> Ret {
     if first > top {
         return Ok(0);
     }
-    host(SYS_close_range, [first.into(), last.min(top).into(), a[2], 0, 0, 0])
+    let last = last.min(top);
+    host(SYS_close_range, [first.into(), last.into(), a[2], 0, 0, 0])?;
+    // Closed (not only marked close-on-exec): no longer virtual fds.
+    if a[2] as u32 & CLOSE_RANGE_CLOEXEC == 0 {
+        crate::procfs::fdtab::forget_range(first as i32, last as i32);
+    }
+    Ok(0)
 }
 
 /// io_uring is a deliberate ENOSYS, not reported: its rings carry pointers

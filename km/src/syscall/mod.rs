@@ -29,6 +29,7 @@ mod process;
 mod procio;
 mod procs;
 mod sched;
+mod signalfd;
 mod signals;
 pub mod threads;
 mod time;
@@ -42,6 +43,7 @@ use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
 pub use process::TASK_SIZE_MAX;
 pub use procs::mirror_sigchld;
+pub use signalfd::adopt_signalfd;
 
 /// A handler's result: the value for rax, or the errno (returned negated).
 pub type Ret = Result<u64, Errno>;
@@ -316,6 +318,8 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_epoll_pwait => events::epoll_pwait,
         SYS_eventfd => events::eventfd,
         SYS_eventfd2 => events::eventfd2,
+        SYS_signalfd => signalfd::signalfd,
+        SYS_signalfd4 => signalfd::signalfd4,
         SYS_select => events::select,
         SYS_pselect6 => events::pselect6,
         // memory

@@ -238,7 +238,8 @@ fn names_own_exe(path: &std::path::Path, pid: i32) -> bool {
 }
 
 /// What Linux keeps across exec that lives in km: the caller's mask, the
-/// ignored signals (handlers are reset), the emulated limits.
+/// ignored signals (handlers are reset), the emulated limits, the
+/// signalfds that stay open.
 fn exec_state(ctx: &mut Ctx) -> exec::State {
     let tid = ctx.tid();
     let (mask, ignored) = {
@@ -247,5 +248,6 @@ fn exec_state(ctx: &mut Ctx) -> exec::State {
         (s.thread(tid).mask, ignored)
     };
     let (nofile, address_space) = crate::process::lock(&ctx.proc().limits).snapshot();
-    exec::State { mask, ignored, nofile, address_space }
+    let signalfds = crate::procfs::fdtab::hold().signalfds_kept_on_exec();
+    exec::State { mask, ignored, nofile, address_space, signalfds }
 }

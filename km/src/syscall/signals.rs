@@ -258,7 +258,7 @@ fn bad_frame(ctx: &mut Ctx, why: String) -> Ret {
 
 /// Sleeps in host call `nr` until a kick (a signal may have arrived:
 /// false) or the call's own end (a timeout: true).
-fn wait_for_kick(ctx: &mut Ctx, nr: c_long, a: A) -> Result<bool, Errno> {
+pub(super) fn wait_for_kick(ctx: &mut Ctx, nr: c_long, a: A) -> Result<bool, Errno> {
     let r = ctx.blocking(nr, a, Restart::Never);
     ctx.interrupted = None;
     ctx.t.handle.attention.take();
