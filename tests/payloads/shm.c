@@ -139,7 +139,8 @@ static void attach_and_share(int id)
 	CHECK(anon != MAP_FAILED);
 	printf("shmdt of a mapping: %s\n", err(shmdt(anon)));
 	printf("over a mapping: %s\n", attach_err(shmat(id, anon, 0)));
-	printf("over a mapping with SHM_REMAP: %s, sees: %s\n", yes(shmat(id, anon, SHM_REMAP) == anon), anon);
+	printf("over a mapping with SHM_REMAP: %s, ", yes(shmat(id, anon, SHM_REMAP) == anon));
+	printf("sees: %s\n", anon);
 	CHECK(shmdt(anon) == 0);
 	printf("after shmdt there: %s\n", try_read(anon));
 	printf("SHM_REMAP without address: %s\n", attach_err(shmat(id, 0, SHM_REMAP)));
@@ -153,16 +154,48 @@ static void attach_and_share(int id)
 	printf("mprotect it writable: %s\n", err(mprotect(r, PAGE, PROT_READ | PROT_WRITE)));
 	printf("IPC_STAT into it: %s\n", err(shmctl(id, IPC_STAT, (struct shmid_ds *)r)));
 	CHECK(shmdt(r) == 0);
+	char *x = shmat(id, 0, SHM_EXEC), *rx = shmat(id, 0, SHM_EXEC | SHM_RDONLY);
+	CHECK(x != (void *)-1 && rx != (void *)-1);
+	show_map("SHM_EXEC maps", x);
+	show_map("SHM_EXEC|SHM_RDONLY maps", rx);
+	CHECK(shmdt(x) == 0 && shmdt(rx) == 0);
 
 	/* munmap detaches too. */
 	char *m = shmat(id, 0, 0);
 	CHECK(m != (void *)-1);
 	printf("nattch before munmap: %lu\n", nattch(id));
 	CHECK(munmap(m, 3 * PAGE) == 0);
-	printf("after: %lu, shmdt there: %s\n", nattch(id), err(shmdt(m)));
+	printf("after: %lu, ", nattch(id));
+	printf("shmdt there: %s\n", err(shmdt(m)));
 
 	CHECK(shmdt(p) == 0);
 	printf("after shmdt: read %s, nattch %lu\n", try_read(p), nattch(id));
+
+	/* shmdt takes every piece of a split attachment, found from its start
+	 * even when the first page is gone. */
+	char *s = shmat(id, 0, 0);
+	CHECK(s != (void *)-1);
+	CHECK(munmap(s + PAGE, PAGE) == 0);
+	CHECK(mprotect(s + 2 * PAGE, PAGE, PROT_READ) == 0);
+	printf("split: nattch %lu, ", nattch(id));
+	printf("shmdt %s, ", err(shmdt(s)));
+	printf("first page %s, ", try_read(s));
+	printf("last page %s, nattch %lu\n", try_read(s + 2 * PAGE), nattch(id));
+	s = shmat(id, 0, 0);
+	CHECK(s != (void *)-1);
+	CHECK(munmap(s, PAGE) == 0);
+	printf("without its first page: shmdt inside %s, ", err(shmdt(s + PAGE)));
+	printf("shmdt %s, ", err(shmdt(s)));
+	printf("rest %s, nattch %lu\n", try_read(s + 2 * PAGE), nattch(id));
+	/* mremap keeps it an attachment, where it began moving with it. */
+	s = shmat(id, 0, 0);
+	CHECK(s != (void *)-1);
+	char *to = free_range(3);
+	CHECK(mremap(s, 3 * PAGE, 3 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to);
+	printf("moved: sees %s, ", to);
+	printf("shmdt old %s, ", err(shmdt(s)));
+	printf("new %s, ", err(shmdt(to)));
+	printf("nattch %lu\n", nattch(id));
 
 	pid_t pid = fork();
 	CHECK(pid >= 0);

@@ -91,9 +91,14 @@ impl SharedSpace {
         attached.ok_or(Errno::EINVAL)
     }
 
-    /// shmdt(2).
+    /// shmdt(2): each piece of the attachment goes back to the
+    /// reservation as munmap would take it.
     pub fn shmdt(&self, addr: u64) -> Result<(), Errno> {
-        self.change(|s| s.begin_shmdt(addr)).map(drop)
+        let ranges = self.lock().shmdt_ranges(addr)?;
+        for (start, end) in ranges {
+            self.munmap(start, end - start)?;
+        }
+        Ok(())
     }
 
     /// mprotect(2).

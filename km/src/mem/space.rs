@@ -10,12 +10,12 @@
 //! after; access taken away (munmap, mprotect down) leaves the guest
 //! tables first and the host after.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use super::shm::Attachments;
 use super::vma::{Vma, Vmas};
 use crate::device::{DeviceError, Hypervisor};
 use crate::guest::layout::{
@@ -101,9 +101,8 @@ pub struct AddressSpace {
     files: Vmas,
     /// True while the file mappings are out of the guest tables.
     files_hidden: bool,
-    /// System V shared memory attachments, start to end: the addresses
-    /// shmdt accepts.
-    shm: BTreeMap<u64, u64>,
+    /// Where System V shared memory segments are attached.
+    shm: Attachments,
     /// The payload's RLIMIT_AS in bytes (RLIM_INFINITY for none).
     limit: u64,
     /// Ranges whose host mapping a thread is changing right now, outside
@@ -287,7 +286,7 @@ impl AddressSpace {
             mmap_top: PAYLOAD_END,
             files: Vmas::default(),
             files_hidden: false,
-            shm: BTreeMap::new(),
+            shm: Attachments::default(),
             busy: Vec::new(),
             exclusive_waiters: 0,
             limit: libc::RLIM_INFINITY,
@@ -410,23 +409,8 @@ impl AddressSpace {
         self.tables.unmap(start, end);
         self.vmas.remove(start, end);
         self.files.remove(start, end);
-        self.forget_shm(start, end);
+        self.shm.forget(start, end);
         reserve(start, end - start)
-    }
-
-    /// Drops the attachments whose start [start, end) no longer maps, and
-    /// ends those it cuts short there: shmdt then returns only what is
-    /// left of the segment to the reservation.
-    fn forget_shm(&mut self, start: u64, end: u64) {
-        let gone: Vec<u64> = self.shm.range(start..end).map(|(&s, _)| s).collect();
-        for s in gone {
-            self.shm.remove(&s);
-        }
-        if let Some((_, e)) = self.shm.range_mut(..start).next_back() {
-            if *e > start {
-                *e = start;
-            }
-        }
     }
 
     /// Maps [start, start+len) at a fixed place with host `flags` (plus
@@ -506,7 +490,7 @@ impl AddressSpace {
                     // left a hole: the range is unmapped, as for Linux.
                     self.vmas.remove(start, end);
                     self.files.remove(start, end);
-                    self.forget_shm(start, end);
+                    self.shm.forget(start, end);
                     reserve(start, end - start)?;
                 }
                 // The host kept the old mapping: so does the guest.
@@ -522,7 +506,7 @@ impl AddressSpace {
                 // Tables exist since `begin`: this cannot fail.
                 let _ = self.tables.map(start, end, access(prot, true));
                 self.vmas.insert(start, end, prot);
-                self.forget_shm(start, end);
+                self.shm.forget(start, end);
                 // Shared anonymous memory is a shmem file too: mremap can
                 // grow a mapping of it past the file's end.
                 if record_file && (fd >= 0 || flags & 0x0f != libc::MAP_PRIVATE) {
@@ -531,14 +515,13 @@ impl AddressSpace {
                     self.files.remove(start, end);
                 }
             }
-            ChangeKind::Shm { prot, .. } => {
+            ChangeKind::Shm { id, prot, .. } => {
                 let _ = self.tables.map(start, end, access(prot, true));
                 self.vmas.insert(start, end, prot);
                 // A segment is a shmem file: mremap can grow a mapping of
                 // it past the segment's end.
                 self.files.insert(start, end, 0);
-                self.forget_shm(start, end);
-                self.shm.insert(start, end);
+                self.shm.attach(start, id, end - start);
             }
             ChangeKind::Unmap => {}
             ChangeKind::Protect { prot } => {
@@ -637,7 +620,7 @@ impl AddressSpace {
         let change = self.begin(start, end, ChangeKind::Unmap)?;
         self.vmas.remove(start, end);
         self.files.remove(start, end);
-        self.forget_shm(start, end);
+        self.shm.forget(start, end);
         Ok(Begin::Now(change))
     }
 
@@ -676,11 +659,17 @@ impl AddressSpace {
         self.begin(start, end, kind).map(Begin::Now)
     }
 
-    /// Validates shmdt(2) and prepares the detachment: only where a
-    /// segment was attached, and only what of it is still mapped there.
-    pub fn begin_shmdt(&mut self, addr: u64) -> Result<Begin, Errno> {
-        let end = *self.shm.get(&addr).ok_or(Errno::EINVAL)?;
-        self.begin_munmap(addr, end - addr)
+    /// The ranges shmdt(addr) returns to the reservation: the pieces
+    /// still mapped of the attachment that began at `addr`.
+    pub fn shmdt_ranges(&self, addr: u64) -> Result<Vec<(u64, u64)>, Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let ranges = self.shm.detach(addr);
+        if ranges.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(ranges)
     }
 
     /// Makes a change prepared by `begin` at once, under the caller's lock
@@ -804,7 +793,7 @@ impl AddressSpace {
         let file = self.files.at(old).is_some();
         self.tables.unmap(dest, dest + new_len);
         self.vmas.remove(dest, dest + new_len);
-        self.forget_shm(dest, dest + new_len);
+        self.shm.forget(dest, dest + new_len);
         // SAFETY: both ranges lie in the payload part of the window (checked
         // by the callers); MREMAP_FIXED replaces only the reservation or
         // payload memory at `dest`.
@@ -823,6 +812,7 @@ impl AddressSpace {
             reserve(dest, new_len)?;
             return Err(e);
         }
+        self.shm.relocate(old, old_len, dest);
         self.release(old, old + old_len)?;
         self.commit(dest, dest + new_len, prot).map_err(Errno::from)?;
         if file {
