@@ -4,7 +4,8 @@
  * Every segment is removed at exit, failure paths included.
  *
  *   (none)  - everything compared with the native run
- *   monitor - shmat at an address inside km's monitor area (km only) */
+ *   monitor - shmat at addresses outside km's payload memory: its monitor
+ *             area, below its window (km only) */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdint.h>
@@ -276,6 +277,8 @@ int main(int argc, char **argv)
 		printf("in the monitor area: %s\n", attach_err(shmat(id, monitor, 0)));
 		printf("with SHM_REMAP: %s\n", attach_err(shmat(id, monitor, SHM_REMAP)));
 		printf("across the payload's end: %s\n", attach_err(shmat(id, (char *)monitor - PAGE, SHM_REMAP)));
+		printf("below the window: %s\n", attach_err(shmat(id, (void *)0x100000ul, 0)));
+		printf("SHM_RND down to 0: %s\n", attach_err(shmat(id, (void *)100ul, SHM_RND)));
 		return 0;
 	}
 	control(segment(1, SIZE));

@@ -86,7 +86,7 @@ impl SharedSpace {
     }
 
     /// shmat(2) of segment `id` of `len` bytes: the address attached.
-    pub fn shmat(&self, id: i32, addr: u64, len: u64, flags: i32) -> Result<u64, Errno> {
+    pub fn shmat(&self, id: i32, addr: Option<u64>, len: u64, flags: i32) -> Result<u64, Errno> {
         let attached = self.change(|s| s.begin_shmat(id, addr, len, flags))?;
         attached.ok_or(Errno::EINVAL)
     }

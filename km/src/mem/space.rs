@@ -625,15 +625,13 @@ impl AddressSpace {
     }
 
     /// Validates shmat(2) of segment `id`, `len` bytes (page-rounded) at
-    /// `addr` (SHMLBA-aligned by the caller, 0 for km's choice), and
+    /// `addr` (SHMLBA-aligned by the caller, None for km's choice), and
     /// prepares the host attachment. An address outside payload memory is
     /// taken as occupied (EINVAL, as an overlap is natively): km never
     /// maps a segment over its monitor area or outside the window.
-    pub fn begin_shmat(&mut self, id: i32, addr: u64, len: u64, flags: i32) -> Result<Begin, Errno> {
+    pub fn begin_shmat(&mut self, id: i32, addr: Option<u64>, len: u64, flags: i32) -> Result<Begin, Errno> {
         let remap = flags & libc::SHM_REMAP != 0;
-        let start = if addr == 0 {
-            self.place(0, len, false)?
-        } else {
+        let start = if let Some(addr) = addr {
             let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
             if end > TASK_SIZE {
                 return Err(Errno::ENOMEM);
@@ -648,6 +646,8 @@ impl AddressSpace {
                 return Err(Errno::EINVAL);
             }
             addr
+        } else {
+            self.place(0, len, false)?
         };
         let end = start + len;
         self.may_grow(len, if remap { (start, end) } else { (0, 0) })?;

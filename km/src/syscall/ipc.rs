@@ -184,21 +184,16 @@ pub fn shmctl(_: &mut Ctx, a: A) -> Ret {
 
 pub fn shmat(ctx: &mut Ctx, a: A) -> Ret {
     let (id, flags) = (a[0] as i32, a[2] as i32);
-    let mut addr = a[1];
-    // Linux checks the address before it looks the segment up.
-    if addr == 0 {
-        if flags & SHM_REMAP != 0 {
-            return Err(Errno::EINVAL);
-        }
-    } else if !addr.is_multiple_of(SHMLBA) {
-        if flags & SHM_RND == 0 {
-            return Err(Errno::EINVAL);
-        }
-        addr &= !(SHMLBA - 1);
-        if addr == 0 && flags & SHM_REMAP != 0 {
-            return Err(Errno::EINVAL);
-        }
-    }
+    // Linux checks the address before it looks the segment up. One the
+    // payload gave stays fixed even when SHM_RND takes it down to 0.
+    let addr = match a[1] {
+        0 if flags & SHM_REMAP != 0 => return Err(Errno::EINVAL),
+        0 => None,
+        addr if addr.is_multiple_of(SHMLBA) => Some(addr),
+        _ if flags & SHM_RND == 0 => return Err(Errno::EINVAL),
+        addr if addr < SHMLBA && flags & SHM_REMAP != 0 => return Err(Errno::EINVAL),
+        addr => Some(addr & !(SHMLBA - 1)),
+    };
     // The segment's size (fixed at creation), into km's memory.
     let mut ds = [0u8; SHMID_DS];
     host(SYS_shmctl, [id as u64, IPC_STAT as u64, ds.as_mut_ptr() as u64, 0, 0, 0])?;
