@@ -7,6 +7,7 @@
  *   monitor - shmat at addresses outside km's payload memory: its monitor
  *             area, below its window (km only) */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <sys/ipc.h>
@@ -249,6 +250,39 @@ static void control(int id)
 	printf("unknown command: %s\n", err(syscall(SYS_shmctl, id, 99, wild)));
 }
 
+/* Threads attaching, writing, reading and detaching at once: each sees
+ * its own bytes through its own attachments, and every one is detached. */
+static void *churn(void *arg)
+{
+	int id = ids[3];
+	long me = (long)arg;
+	for (int i = 0; i < 200; i++) {
+		char *a = shmat(id, 0, 0), *b = shmat(id, 0, SHM_RDONLY);
+		if (a == (void *)-1 || b == (void *)-1)
+			return (void *)1;
+		a[me * PAGE] = (char)i;
+		int same = b[me * PAGE] == (char)i;
+		if (!same || shmdt(a) != 0 || shmdt(b) != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+static void threads(void)
+{
+	segment(3, 4 * PAGE);
+	pthread_t t[4];
+	for (long i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, churn, (void *)i) == 0);
+	int bad = 0;
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		CHECK(pthread_join(t[i], &r) == 0);
+		bad += r != NULL;
+	}
+	printf("threads: %d failed, nattch %lu\n", bad, nattch(ids[3]));
+}
+
 /* A segment larger than the address-space limit cannot be attached. */
 static void limit(void)
 {
@@ -284,6 +318,7 @@ int main(int argc, char **argv)
 	control(segment(1, SIZE));
 	attach_and_share(segment(0, SIZE));
 	limit();
+	threads();
 	printf("done\n");
 	return 0;
 }
