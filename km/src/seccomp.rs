@@ -195,6 +195,8 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_setsockopt,
     libc::SYS_setuid,
     libc::SYS_setxattr,
+    libc::SYS_shmctl,
+    libc::SYS_shmget,
     libc::SYS_shutdown,
     libc::SYS_socket,
     libc::SYS_socketpair,
@@ -242,6 +244,9 @@ const KM_CALLS: &[c_long] = &[
     libc::SYS_mprotect,
     libc::SYS_mremap,
     libc::SYS_brk,
+    // `mem::space` attaches the payload's shared memory (it detaches it
+    // by mapping the reservation over it).
+    libc::SYS_shmat,
     libc::SYS_clone3,
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
@@ -503,6 +508,26 @@ mod tests {
                 let name: String = piece.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                 let nr = number(&name).unwrap_or_else(|| panic!("SYS_{name} is no x86-64 syscall"));
                 assert!(rules.contains_key(&nr), "SYS_{name} is made by a handler but not allowed by the filter");
+            }
+        }
+    }
+
+    /// Every syscall the address space makes through a libc wrapper of
+    /// the same name (mmap, shmat, ...) is on the allow list too.
+    #[test]
+    fn memory_calls_are_allowed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mem");
+        let rules = allowed(1234);
+        for entry in std::fs::read_dir(dir).expect("the memory sources") {
+            let source = std::fs::read_to_string(entry.expect("a directory entry").path()).expect("a source file");
+            for piece in source.split("libc::").skip(1) {
+                let name: String = piece.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !piece[name.len()..].starts_with('(') {
+                    continue;
+                }
+                if let Some(nr) = number(&name) {
+                    assert!(rules.contains_key(&nr), "libc::{name} is called in mem/ but not allowed by the filter");
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod copy;
 mod range;
 mod shared;
+mod shm;
 mod space;
 mod vma;
 

@@ -85,6 +85,22 @@ impl SharedSpace {
         self.change(|s| s.begin_munmap(addr, len)).map(drop)
     }
 
+    /// shmat(2) of segment `id` of `len` bytes: the address attached.
+    pub fn shmat(&self, id: i32, addr: Option<u64>, len: u64, flags: i32) -> Result<u64, Errno> {
+        let attached = self.change(|s| s.begin_shmat(id, addr, len, flags))?;
+        attached.ok_or(Errno::EINVAL)
+    }
+
+    /// shmdt(2): each piece of the attachment goes back to the
+    /// reservation as munmap would take it.
+    pub fn shmdt(&self, addr: u64) -> Result<(), Errno> {
+        let ranges = self.lock().shmdt_ranges(addr)?;
+        for (start, end) in ranges {
+            self.munmap(start, end - start)?;
+        }
+        Ok(())
+    }
+
     /// mprotect(2).
     pub fn mprotect(&self, addr: u64, len: u64, prot: i32) -> Result<(), Errno> {
         self.change(|s| s.begin_mprotect(addr, len, prot)).map(drop)

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use super::shm::Attachments;
 use super::vma::{Vma, Vmas};
 use crate::device::{DeviceError, Hypervisor};
 use crate::guest::layout::{
@@ -27,6 +28,11 @@ const PROT_SEM: i32 = 0x8;
 const PROT_RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 /// Slot 0 is the monitor area; payload chunks get the next ids in turn.
 const MONITOR_SLOT: u32 = 0;
+/// The top of a 4-level x86-64 user address space: a native shmat that
+/// would map past it is ENOMEM.
+const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
+/// The shmat flags the host call keeps (km chose the address itself).
+const SHM_ACCESS: i32 = libc::SHM_RDONLY | libc::SHM_EXEC;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemError {
@@ -95,6 +101,8 @@ pub struct AddressSpace {
     files: Vmas,
     /// True while the file mappings are out of the guest tables.
     files_hidden: bool,
+    /// Where System V shared memory segments are attached.
+    shm: Attachments,
     /// The payload's RLIMIT_AS in bytes (RLIM_INFINITY for none).
     limit: u64,
     /// Ranges whose host mapping a thread is changing right now, outside
@@ -136,6 +144,18 @@ impl Change {
             ChangeKind::Map { prot, flags, fd, off, .. } => unsafe {
                 host_mmap(start, len, host_prot(prot), flags, fd, off)
             },
+            ChangeKind::Shm { id, flags, .. } => {
+                // SAFETY: as above; SHM_REMAP at the exact, page-aligned
+                // start replaces only the payload's part of the window
+                // there, and the kernel maps the segment's whole size, which
+                // is `len`.
+                let p = unsafe { libc::shmat(id, start as *const libc::c_void, flags | libc::SHM_REMAP) };
+                if p as isize == -1 {
+                    return Err(Errno::last());
+                }
+                debug_assert_eq!(p as u64, start);
+                Ok(())
+            }
             ChangeKind::Unmap => reserve(start, len),
             ChangeKind::Protect { prot } => {
                 // SAFETY: as above; mprotect changes only payload memory.
@@ -157,6 +177,12 @@ enum ChangeKind {
         fd: i32,
         off: i64,
         record_file: bool,
+    },
+    /// shmat of segment `id` with SHM_ACCESS `flags`.
+    Shm {
+        id: i32,
+        prot: i32,
+        flags: i32,
     },
     Unmap,
     Protect {
@@ -260,6 +286,7 @@ impl AddressSpace {
             mmap_top: PAYLOAD_END,
             files: Vmas::default(),
             files_hidden: false,
+            shm: Attachments::default(),
             busy: Vec::new(),
             exclusive_waiters: 0,
             limit: libc::RLIM_INFINITY,
@@ -285,6 +312,7 @@ impl AddressSpace {
             mmap_top: self.mmap_top,
             files: self.files.clone(),
             files_hidden: false,
+            shm: self.shm.clone(),
             limit: self.limit,
             busy: Vec::new(),
             exclusive_waiters: 0,
@@ -381,6 +409,7 @@ impl AddressSpace {
         self.tables.unmap(start, end);
         self.vmas.remove(start, end);
         self.files.remove(start, end);
+        self.shm.forget(start, end);
         reserve(start, end - start)
     }
 
@@ -419,7 +448,7 @@ impl AddressSpace {
             .map(|(s, v)| (s.max(start), Vma { end: v.end.min(end), prot: v.prot }))
             .collect();
         let prepared = match kind {
-            ChangeKind::Map { .. } => self
+            ChangeKind::Map { .. } | ChangeKind::Shm { .. } => self
                 .ensure_slots(start, end)
                 .and_then(|_| self.tables.map(start, end, Access::default()).map_err(MemError::from)),
             ChangeKind::Unmap => {
@@ -455,16 +484,19 @@ impl AddressSpace {
         self.busy.retain(|&r| r != (start, end));
         if let Err(e) = done {
             match change.kind {
-                ChangeKind::Map { .. } if !host_mapped(start, end) => {
+                ChangeKind::Map { .. } | ChangeKind::Shm { .. } if !host_mapped(start, end) => {
                     // The host could not put the old mapping back (a file's
                     // mmap hook failed after the old pages were gone) and
                     // left a hole: the range is unmapped, as for Linux.
                     self.vmas.remove(start, end);
                     self.files.remove(start, end);
+                    self.shm.forget(start, end);
                     reserve(start, end - start)?;
                 }
                 // The host kept the old mapping: so does the guest.
-                ChangeKind::Map { .. } | ChangeKind::Protect { .. } => self.restore(&change.old),
+                ChangeKind::Map { .. } | ChangeKind::Shm { .. } | ChangeKind::Protect { .. } => {
+                    self.restore(&change.old)
+                }
                 ChangeKind::Unmap => {}
             }
             return Err(e);
@@ -474,6 +506,7 @@ impl AddressSpace {
                 // Tables exist since `begin`: this cannot fail.
                 let _ = self.tables.map(start, end, access(prot, true));
                 self.vmas.insert(start, end, prot);
+                self.shm.forget(start, end);
                 // Shared anonymous memory is a shmem file too: mremap can
                 // grow a mapping of it past the file's end.
                 if record_file && (fd >= 0 || flags & 0x0f != libc::MAP_PRIVATE) {
@@ -481,6 +514,14 @@ impl AddressSpace {
                 } else if record_file {
                     self.files.remove(start, end);
                 }
+            }
+            ChangeKind::Shm { id, prot, .. } => {
+                let _ = self.tables.map(start, end, access(prot, true));
+                self.vmas.insert(start, end, prot);
+                // A segment is a shmem file: mremap can grow a mapping of
+                // it past the segment's end.
+                self.files.insert(start, end, 0);
+                self.shm.attach(start, id, end - start);
             }
             ChangeKind::Unmap => {}
             ChangeKind::Protect { prot } => {
@@ -579,7 +620,56 @@ impl AddressSpace {
         let change = self.begin(start, end, ChangeKind::Unmap)?;
         self.vmas.remove(start, end);
         self.files.remove(start, end);
+        self.shm.forget(start, end);
         Ok(Begin::Now(change))
+    }
+
+    /// Validates shmat(2) of segment `id`, `len` bytes (page-rounded) at
+    /// `addr` (SHMLBA-aligned by the caller, None for km's choice), and
+    /// prepares the host attachment. An address outside payload memory is
+    /// taken as occupied (EINVAL, as an overlap is natively): km never
+    /// maps a segment over its monitor area or outside the window.
+    pub fn begin_shmat(&mut self, id: i32, addr: Option<u64>, len: u64, flags: i32) -> Result<Begin, Errno> {
+        let remap = flags & libc::SHM_REMAP != 0;
+        let start = if let Some(addr) = addr {
+            let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+            if end > TASK_SIZE {
+                return Err(Errno::ENOMEM);
+            }
+            if addr < WINDOW_START || end > PAYLOAD_END {
+                return Err(Errno::EINVAL);
+            }
+            if self.busy(addr, end) {
+                return Ok(Begin::Wait);
+            }
+            if !remap && !self.vmas.is_free(addr, end) {
+                return Err(Errno::EINVAL);
+            }
+            addr
+        } else {
+            self.place(0, len, false)?
+        };
+        let end = start + len;
+        self.may_grow(len, if remap { (start, end) } else { (0, 0) })?;
+        let mut prot = if flags & libc::SHM_RDONLY != 0 { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
+        if flags & libc::SHM_EXEC != 0 {
+            prot |= libc::PROT_EXEC;
+        }
+        let kind = ChangeKind::Shm { id, prot, flags: flags & SHM_ACCESS };
+        self.begin(start, end, kind).map(Begin::Now)
+    }
+
+    /// The ranges shmdt(addr) returns to the reservation: the pieces
+    /// still mapped of the attachment that began at `addr`.
+    pub fn shmdt_ranges(&self, addr: u64) -> Result<Vec<(u64, u64)>, Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let ranges = self.shm.detach(addr);
+        if ranges.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(ranges)
     }
 
     /// Makes a change prepared by `begin` at once, under the caller's lock
@@ -703,6 +793,7 @@ impl AddressSpace {
         let file = self.files.at(old).is_some();
         self.tables.unmap(dest, dest + new_len);
         self.vmas.remove(dest, dest + new_len);
+        self.shm.forget(dest, dest + new_len);
         // SAFETY: both ranges lie in the payload part of the window (checked
         // by the callers); MREMAP_FIXED replaces only the reservation or
         // payload memory at `dest`.
@@ -721,6 +812,7 @@ impl AddressSpace {
             reserve(dest, new_len)?;
             return Err(e);
         }
+        self.shm.relocate(old, old_len, dest);
         self.release(old, old + old_len)?;
         self.commit(dest, dest + new_len, prot).map_err(Errno::from)?;
         if file {

@@ -1,12 +1,15 @@
-//! System V semaphores and message queues: the host's, shared with every
-//! other process as natively. Each buffer is checked for the size the
-//! kernel reads or writes for that command.
+//! System V semaphores, message queues and shared memory: the host's,
+//! shared with every other process as natively. Each buffer is checked for
+//! the size the kernel reads or writes for that command. Shared memory
+//! segments are attached inside the guest window, through the address
+//! space like any mapping.
 
 use libc::*;
 use nix::errno::Errno;
 
 use super::args::{buf, opt};
 use super::{host, Ctx, Restart, Ret};
+use crate::guest::layout::page_up;
 use crate::mem::copy;
 
 type A = [u64; 6];
@@ -133,4 +136,72 @@ pub fn msgctl(_: &mut Ctx, a: A) -> Ret {
         _ => {}
     }
     host(SYS_msgctl, a)
+}
+
+pub fn shmget(_: &mut Ctx, a: A) -> Ret {
+    host(SYS_shmget, a)
+}
+
+// shmctl commands not in the libc crate.
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
+/// struct shmid64_ds, shminfo64 and shm_info on x86-64.
+const SHMID_DS: usize = 112;
+const SHMINFO: usize = 72;
+const SHM_INFO_LEN: usize = 48;
+/// Where shm_segsz sits in shmid64_ds (after the 48-byte ipc64_perm).
+const SHM_SEGSZ_AT: usize = 48;
+/// The shmat address granularity on x86-64 (a page).
+const SHMLBA: u64 = 4096;
+
+pub fn shmctl(_: &mut Ctx, a: A) -> Ret {
+    // Checked before any buffer is read, as natively.
+    if (a[0] as i32) < 0 || (a[1] as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    // The 64-bit call takes no IPC_64 bit: a command carrying it is not
+    // one of these and gets the host's EINVAL, as natively.
+    let len = match a[1] as i32 {
+        IPC_STAT | SHM_STAT | SHM_STAT_ANY => SHMID_DS,
+        IPC_INFO => SHMINFO,
+        SHM_INFO => SHM_INFO_LEN,
+        IPC_SET => {
+            // Read before the segment is looked up, as natively.
+            buf(a[2], SHMID_DS as u64)?;
+            return host(SYS_shmctl, a);
+        }
+        // SHM_LOCK, SHM_UNLOCK, IPC_RMID take no buffer.
+        _ => return host(SYS_shmctl, [a[0], a[1], 0, 0, 0, 0]),
+    };
+    // The kernel fills km's copy first: a bad id is EINVAL before a bad
+    // buffer is EFAULT, as natively.
+    let mut out = [0u8; SHMID_DS];
+    let r = host(SYS_shmctl, [a[0], a[1], out.as_mut_ptr() as u64, 0, 0, 0])?;
+    copy::write_bytes(buf(a[2], len as u64)?, &out[..len])?;
+    Ok(r)
+}
+
+pub fn shmat(ctx: &mut Ctx, a: A) -> Ret {
+    let (id, flags) = (a[0] as i32, a[2] as i32);
+    // Linux checks the address before it looks the segment up. One the
+    // payload gave stays fixed even when SHM_RND takes it down to 0.
+    let addr = match a[1] {
+        0 if flags & SHM_REMAP != 0 => return Err(Errno::EINVAL),
+        0 => None,
+        addr if addr.is_multiple_of(SHMLBA) => Some(addr),
+        _ if flags & SHM_RND == 0 => return Err(Errno::EINVAL),
+        addr if addr < SHMLBA && flags & SHM_REMAP != 0 => return Err(Errno::EINVAL),
+        addr => Some(addr & !(SHMLBA - 1)),
+    };
+    // The segment's size (fixed at creation), into km's memory.
+    let mut ds = [0u8; SHMID_DS];
+    host(SYS_shmctl, [id as u64, IPC_STAT as u64, ds.as_mut_ptr() as u64, 0, 0, 0])?;
+    let size = u64::from_le_bytes(ds[SHM_SEGSZ_AT..SHM_SEGSZ_AT + 8].try_into().expect("8 bytes"));
+    let len = page_up(size).ok_or(Errno::ENOMEM)?;
+    ctx.proc().space.shmat(id, addr, len, flags)
+}
+
+pub fn shmdt(ctx: &mut Ctx, a: A) -> Ret {
+    ctx.proc().space.shmdt(a[0]).map(|_| 0)
 }

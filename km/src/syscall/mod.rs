@@ -278,6 +278,10 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_msgsnd => ipc::msgsnd,
         SYS_msgrcv => ipc::msgrcv,
         SYS_msgctl => ipc::msgctl,
+        SYS_shmget => ipc::shmget,
+        SYS_shmat => ipc::shmat,
+        SYS_shmdt => ipc::shmdt,
+        SYS_shmctl => ipc::shmctl,
         // extended attributes
         SYS_getxattr => xattr::getxattr,
         SYS_lgetxattr => xattr::lgetxattr,
