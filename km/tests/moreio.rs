@@ -13,14 +13,17 @@ fn io_and_scheduling_calls() {
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("done\n"));
 }
 
-/// io_uring is refused by design (its rings carry pointers the host would
-/// follow unchecked): ENOSYS, and no report, since that is the answer.
+/// io_uring, fanotify and open_by_handle_at are refused by design (see
+/// docs/architecture.md): ENOSYS, and no report, since that is the answer.
 #[test]
 fn io_uring_is_enosys() {
     let case = Case::new("moreio", &["uring"]);
     let Some(out) = km_half(|| case.run_km(&[])) else { return };
     assert_eq!(out.status, 0, "{out}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "io_uring_setup: ENOSYS\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "io_uring_setup: ENOSYS\nfanotify_init: ENOSYS\nopen_by_handle_at: ENOSYS\n"
+    );
     assert!(out.stderr.is_empty(), "{out}");
 }
 

@@ -4,7 +4,8 @@
  * pointers for each. Prints only what is the same natively and under km.
  *
  *   moreio          everything that must match native
- *   moreio uring    io_uring_setup's answer (km: ENOSYS, by design) */
+ *   moreio uring    io_uring, fanotify and open_by_handle_at (km: ENOSYS, by
+ *                   design) */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -161,6 +162,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc > 1 && !strcmp(argv[1], "uring")) {
 		printf("io_uring_setup: %s\n", err(syscall(SYS_io_uring_setup, 8, calloc(1, 120))));
+		printf("fanotify_init: %s\n", err(syscall(SYS_fanotify_init, 0, 0)));
+		printf("open_by_handle_at: %s\n", err(syscall(SYS_open_by_handle_at, AT_FDCWD, calloc(1, 128), 0)));
 		return 0;
 	}
 	pipes();

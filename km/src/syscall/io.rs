@@ -108,3 +108,13 @@ pub fn close_range(_: &mut Ctx, a: A) -> Ret {
 pub fn io_uring(_: &mut Ctx, _: A) -> Ret {
     Err(Errno::ENOSYS)
 }
+
+/// fanotify and file handles are a deliberate ENOSYS too: a fanotify read
+/// installs an open fd per event in the reader's table (where km cannot
+/// keep it below its floor or hold it to the payload's limit before the
+/// payload sees the number), and open_by_handle_at opens a file by its
+/// handle without any path, past km's procfs walk. Programs that probe
+/// for them (file managers, backup tools) fall back.
+pub fn refused_by_design(_: &mut Ctx, _: A) -> Ret {
+    Err(Errno::ENOSYS)
+}

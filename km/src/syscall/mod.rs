@@ -269,6 +269,7 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_inotify_rm_watch => io::inotify_rm_watch,
         SYS_close_range => io::close_range,
         SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => io::io_uring,
+        SYS_fanotify_init | SYS_fanotify_mark | SYS_name_to_handle_at | SYS_open_by_handle_at => io::refused_by_design,
         // System V IPC
         SYS_semget => ipc::semget,
         SYS_semop => ipc::semop,
