@@ -48,6 +48,13 @@ fn socket_options() {
     net("options");
 }
 
+/// A handler interrupting a blocked socket call: restarted under
+/// SA_RESTART, unless the socket has a timeout (then EINTR, as Linux).
+#[test]
+fn socket_timeouts_are_not_restarted() {
+    net("timeo");
+}
+
 #[test]
 fn wild_pointers_in_socket_calls() {
     net("hostile");

@@ -2,7 +2,7 @@
  * only what is the same natively and under km (no ports, no addresses).
  *
  *   net tcp4 | tcp6 | udp | unix | abstract | rights | creds | flags |
- *       nonblock | mmsg | options | hostile */
+ *       nonblock | mmsg | options | hostile | timeo */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -427,6 +428,59 @@ static void hostile(void)
 	close(sv[1]);
 }
 
+static void on_alarm(int s)
+{
+	(void)s;
+}
+
+/* A handler with SA_RESTART interrupts a blocked recv: restarted when the
+ * socket has no SO_RCVTIMEO, EINTR when it has one (Linux's
+ * sock_intr_errno); likewise accept. */
+static void *late_writer(void *arg)
+{
+	usleep(300000);
+	CHECK(write(*(int *)arg, "late", 4) == 4);
+	return NULL;
+}
+
+static void timeo(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct itimerval it = { .it_value = { 0, 100000 } };
+	/* No timeout: the alarm's handler runs, recv restarts and gets the
+	 * late write. */
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, late_writer, &sv[0]) == 0);
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	char buf[8] = { 0 };
+	long r = recv(sv[1], buf, sizeof buf, 0);
+	printf("recv without a timeout: %s %s\n", err(r), r > 0 ? buf : "");
+	pthread_join(t, NULL);
+	/* A 5 s timeout: the handler makes it EINTR at 0.1 s. */
+	struct timeval tv = { 5, 0 };
+	CHECK(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	printf("recv with SO_RCVTIMEO: %s\n", err(recv(sv[1], buf, sizeof buf, 0)));
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	char data;
+	struct iovec iov = { &data, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	printf("recvmsg with SO_RCVTIMEO: %s\n", err(recvmsg(sv[1], &m, 0)));
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int l = listener(AF_INET, &addr, &len);
+	CHECK(setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	printf("accept with SO_RCVTIMEO: %s\n", err(accept(l, NULL, NULL)));
+	close(l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -456,6 +510,8 @@ int main(int argc, char **argv)
 		options();
 	else if (!strcmp(m, "hostile"))
 		hostile();
+	else if (!strcmp(m, "timeo"))
+		timeo();
 	else
 		CHECK(!"unknown mode");
 	printf("done\n");

@@ -55,6 +55,24 @@ const MSG_NAMELEN_OFFSET: u64 = 8;
 const MSG_CONTROLLEN_OFFSET: u64 = 40;
 const MSG_FLAGS_OFFSET: u64 = 48;
 
+/// A blocking socket call. Linux restarts one a handler interrupted only
+/// when the socket has no timeout in that direction (`timeout`:
+/// SO_RCVTIMEO or SO_SNDTIMEO); with one it is EINTR (sock_intr_errno).
+/// The timeout is asked only once the call was interrupted.
+fn sock_blocking(ctx: &mut Ctx, nr: c_long, a: A, timeout: i32) -> Ret {
+    let r = ctx.blocking(nr, a, Restart::IfSaRestart);
+    if r == Err(Errno::EINTR) {
+        let mut tv = timeval { tv_sec: 0, tv_usec: 0 };
+        let mut len = std::mem::size_of::<timeval>() as u32;
+        let (tv_at, len_at) = (&mut tv as *mut timeval as u64, &mut len as *mut u32 as u64);
+        let asked = host(SYS_getsockopt, [a[0], SOL_SOCKET as u64, timeout as u64, tv_at, len_at, 0]);
+        if asked.is_ok() && (tv.tv_sec != 0 || tv.tv_usec != 0) {
+            ctx.interrupted = Some(Restart::Never);
+        }
+    }
+    r
+}
+
 pub fn socket(_: &mut Ctx, a: A) -> Ret {
     new_fd(host(SYS_socket, a))
 }
@@ -98,7 +116,7 @@ pub fn bind(_: &mut Ctx, a: A) -> Ret {
 pub fn connect(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     addr_in(a[1], a[2])?;
-    ctx.blocking(SYS_connect, a, Restart::IfSaRestart)
+    sock_blocking(ctx, SYS_connect, a, SO_SNDTIMEO)
 }
 
 pub fn listen(_: &mut Ctx, a: A) -> Ret {
@@ -156,7 +174,7 @@ fn accept_common(ctx: &mut Ctx, listener: u64, addr: u64, len_at: u64, flags: u6
     fd(listener)?;
     let mut out = AddrOut::new(addr, len_at)?;
     let (p, l) = out.host_args();
-    let new = new_fd(ctx.blocking(SYS_accept4, [listener, p, l, flags, 0, 0], Restart::IfSaRestart))?;
+    let new = new_fd(sock_blocking(ctx, SYS_accept4, [listener, p, l, flags, 0, 0], SO_RCVTIMEO))?;
     if let Err(e) = out.finish() {
         // SAFETY: the fd was created by this call and is known to no one.
         unsafe { libc::close(new as i32) };
@@ -200,7 +218,7 @@ pub fn sendto(ctx: &mut Ctx, a: A) -> Ret {
     if a[4] != 0 {
         addr_in(a[4], a[5])?;
     }
-    ctx.blocking(SYS_sendto, a, Restart::IfSaRestart)
+    sock_blocking(ctx, SYS_sendto, a, SO_SNDTIMEO)
 }
 
 pub fn recvfrom(ctx: &mut Ctx, a: A) -> Ret {
@@ -208,7 +226,7 @@ pub fn recvfrom(ctx: &mut Ctx, a: A) -> Ret {
     rw_buf(a[1], a[2])?;
     let mut out = AddrOut::new(a[4], a[5])?;
     let (p, l) = out.host_args();
-    let n = ctx.blocking(SYS_recvfrom, [a[0], a[1], a[2], a[3], p, l], Restart::IfSaRestart)?;
+    let n = sock_blocking(ctx, SYS_recvfrom, [a[0], a[1], a[2], a[3], p, l], SO_RCVTIMEO)?;
     out.finish()?;
     Ok(n)
 }
@@ -446,13 +464,13 @@ fn close_received_fds(control: &[u8]) {
 pub fn sendmsg(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     let mut m = Message::new(obj::<MsgHdr>(a[1])?, true)?;
-    ctx.blocking(SYS_sendmsg, [a[0], m.host_ptr(), a[2], 0, 0, 0], Restart::IfSaRestart)
+    sock_blocking(ctx, SYS_sendmsg, [a[0], m.host_ptr(), a[2], 0, 0, 0], SO_SNDTIMEO)
 }
 
 pub fn recvmsg(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     let mut m = Message::new(obj::<MsgHdr>(a[1])?, false)?;
-    let n = ctx.blocking(SYS_recvmsg, [a[0], m.host_ptr(), a[2], 0, 0, 0], Restart::IfSaRestart)?;
+    let n = sock_blocking(ctx, SYS_recvmsg, [a[0], m.host_ptr(), a[2], 0, 0, 0], SO_RCVTIMEO)?;
     m.finish_recv(a[1])?;
     Ok(n)
 }
