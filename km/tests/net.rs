@@ -48,6 +48,19 @@ fn socket_options() {
     net("options");
 }
 
+/// O_ASYNC with F_SETOWN (SIGIO, F_SETSIG's signal and si_fd), SIGURG on
+/// out-of-band data, SIOCATMARK.
+#[test]
+fn sigio_and_sigurg() {
+    net("async");
+}
+
+/// epoll edge-triggered, one-shot and exclusive.
+#[test]
+fn epoll_modes() {
+    net("epoll");
+}
+
 /// A handler interrupting a blocked socket call: restarted under
 /// SA_RESTART, unless the socket has a timeout (then EINTR, as Linux).
 #[test]

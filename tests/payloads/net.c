@@ -2,7 +2,7 @@
  * only what is the same natively and under km (no ports, no addresses).
  *
  *   net tcp4 | tcp6 | udp | unix | abstract | rights | creds | flags |
- *       nonblock | mmsg | options | hostile | timeo */
+ *       nonblock | mmsg | options | hostile | timeo | async | epoll */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -481,6 +482,104 @@ static void timeo(void)
 	close(sv[1]);
 }
 
+static volatile sig_atomic_t got_io, got_urg;
+static volatile int io_fd = -1;
+
+static void on_io(int s, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (s == SIGURG)
+		got_urg++;
+	else {
+		got_io++;
+		io_fd = si->si_fd;
+	}
+}
+
+/* O_ASYNC with F_SETOWN: SIGIO when data arrives (F_SETSIG's signal with
+ * si_fd); SIGURG for TCP out-of-band data, with SIOCATMARK. */
+static void async_io(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_io, .sa_flags = SA_SIGINFO | SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGIO, &sa, NULL) == 0 && sigaction(SIGURG, &sa, NULL) == 0);
+	CHECK(sigaction(SIGRTMIN + 1, &sa, NULL) == 0);
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(fcntl(sv[1], F_SETOWN, getpid()) == 0);
+	CHECK(fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_ASYNC) == 0);
+	printf("F_GETOWN is me: %s\n", yes(fcntl(sv[1], F_GETOWN) == getpid()));
+	CHECK(write(sv[0], "x", 1) == 1);
+	for (int i = 0; i < 200 && !got_io; i++)
+		usleep(5000);
+	printf("SIGIO on data: %s\n", yes(got_io > 0));
+	got_io = 0;
+	CHECK(fcntl(sv[1], F_SETSIG, SIGRTMIN + 1) == 0);
+	CHECK(write(sv[0], "y", 1) == 1);
+	for (int i = 0; i < 200 && !got_io; i++)
+		usleep(5000);
+	printf("F_SETSIG signal with si_fd: %s\n", yes(got_io > 0 && io_fd == sv[1]));
+	close(sv[0]);
+	close(sv[1]);
+	struct sockaddr_storage addr;
+	socklen_t len;
+	int l = listener(AF_INET, &addr, &len);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(c, (struct sockaddr *)&addr, len) == 0);
+	int a = accept(l, NULL, NULL);
+	CHECK(a >= 0);
+	CHECK(fcntl(a, F_SETOWN, getpid()) == 0);
+	CHECK(send(c, "ab", 2, 0) == 2 && send(c, "!", 1, MSG_OOB) == 1);
+	for (int i = 0; i < 200 && !got_urg; i++)
+		usleep(5000);
+	printf("SIGURG on out-of-band data: %s\n", yes(got_urg > 0));
+	char buf[4];
+	int mark = -1;
+	CHECK(recv(a, buf, 2, 0) == 2);
+	CHECK(ioctl(a, SIOCATMARK, &mark) == 0);
+	printf("SIOCATMARK after the normal bytes: %d\n", mark);
+	long r = recv(a, buf, 1, MSG_OOB);
+	printf("MSG_OOB byte: %s %c\n", err(r), r == 1 ? buf[0] : '-');
+	close(a);
+	close(c);
+	close(l);
+}
+
+/* epoll: level, edge-triggered, one-shot and exclusive wake-ups. */
+static void epoll_modes(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = 7 }, out[4];
+	CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev) == 0);
+	CHECK(write(sv[0], "abc", 3) == 3);
+	int n = epoll_wait(ep, out, 4, 1000);
+	printf("ET first: %d data %u\n", n, n > 0 ? out[0].data.u32 : 0);
+	printf("ET again without reading: %d\n", epoll_wait(ep, out, 4, 50));
+	char buf[8];
+	while (read(sv[1], buf, sizeof buf) > 0)
+		;
+	CHECK(write(sv[0], "d", 1) == 1);
+	printf("ET after draining and new data: %d\n", epoll_wait(ep, out, 4, 1000));
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, sv[1], &ev) == 0);
+	printf("ONESHOT first: %d\n", epoll_wait(ep, out, 4, 1000));
+	printf("ONESHOT again: %d\n", epoll_wait(ep, out, 4, 50));
+	CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, sv[1], &ev) == 0);
+	printf("ONESHOT re-armed: %d\n", epoll_wait(ep, out, 4, 1000));
+	CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, sv[1], NULL) == 0);
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	printf("EXCLUSIVE add: %s\n", err(epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev)));
+	printf("EXCLUSIVE mod: %s\n", err(epoll_ctl(ep, EPOLL_CTL_MOD, sv[1], &ev)));
+	printf("EXCLUSIVE wait: %d\n", epoll_wait(ep, out, 4, 1000));
+	printf("epoll_wait into a wild buffer: %s\n",
+	       err(syscall(SYS_epoll_wait, ep, (void *)0x7fc0001000ul, 4, 0)));
+	close(ep);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -512,6 +611,10 @@ int main(int argc, char **argv)
 		hostile();
 	else if (!strcmp(m, "timeo"))
 		timeo();
+	else if (!strcmp(m, "async"))
+		async_io();
+	else if (!strcmp(m, "epoll"))
+		epoll_modes();
 	else
 		CHECK(!"unknown mode");
 	printf("done\n");
