@@ -27,6 +27,14 @@ fn io_uring_is_enosys() {
     assert!(out.stderr.is_empty(), "{out}");
 }
 
+/// Extended attributes on a tmpfs file and through a symlink, with wild
+/// pointers (a buffer is looked at only when there is something to store).
+#[test]
+fn xattrs_on_tmpfs() {
+    let out = Case::new("moreio", &["xattr"]).check(0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("getxattr: 5 value"));
+}
+
 /// System V semaphores and message queues, with wild pointers.
 #[test]
 fn sysv_semaphores_and_queues() {

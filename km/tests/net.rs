@@ -55,6 +55,14 @@ fn sigio_and_sigurg() {
     net("async");
 }
 
+/// SCM_RIGHTS truncated by the control buffer and by RLIMIT_NOFILE
+/// (MSG_CTRUNC), SOCK_SEQPACKET, SCM_TIMESTAMP, raw ICMP and packet sockets
+/// where the host allows them, MSG_NOSIGNAL against SIGPIPE.
+#[test]
+fn ancillary_edges_raw_and_sigpipe() {
+    net("more");
+}
+
 /// epoll edge-triggered, one-shot and exclusive.
 #[test]
 fn epoll_modes() {
@@ -71,6 +79,18 @@ fn socket_timeouts_are_not_restarted() {
 #[test]
 fn wild_pointers_in_socket_calls() {
     net("hostile");
+}
+
+/// Rust's std::net and UNIX sockets: TCP on IPv4 and IPv6, UDP, streams
+/// and datagrams.
+#[test]
+fn rust_std_net() {
+    net_program("rust-net");
+}
+
+fn net_program(name: &str) {
+    let out = Case::new(name, &[]).check(0);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "done"), "{name}: no done line");
 }
 
 /// Go's net/http server and client in one program (IPv4 and IPv6), and

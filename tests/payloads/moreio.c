@@ -4,6 +4,7 @@
  * pointers for each. Prints only what is the same natively and under km.
  *
  *   moreio          everything that must match native
+ *   moreio xattr    extended attributes on a tmpfs file
  *   moreio uring    io_uring, fanotify and open_by_handle_at (km: ENOSYS, by
  *                   design) */
 #define _GNU_SOURCE
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -157,9 +159,56 @@ static void closing(void)
 	printf("next fd: %d\n", c);
 }
 
+/* Extended attributes on a tmpfs file (/dev/shm) and a symlink to it,
+ * with wild pointers for each call that takes one. */
+static void xattrs(void)
+{
+	char path[64], link[64];
+	snprintf(path, sizeof path, "/dev/shm/km-xattr-%d", getpid());
+	snprintf(link, sizeof link, "/dev/shm/km-xattr-link-%d", getpid());
+	int f = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	CHECK(f >= 0);
+	CHECK(symlink(path, link) == 0);
+	printf("setxattr: %s\n", err(setxattr(path, "user.km", "value", 5, 0)));
+	printf("setxattr XATTR_CREATE again: %s\n", err(setxattr(path, "user.km", "v", 1, XATTR_CREATE)));
+	char buf[64] = { 0 };
+	long n = getxattr(path, "user.km", buf, sizeof buf);
+	printf("getxattr: %ld %s\n", n, n > 0 ? buf : errno_name(errno));
+	printf("getxattr size query: %ld\n", getxattr(path, "user.km", NULL, 0));
+	printf("getxattr too small: %s\n", err(getxattr(path, "user.km", buf, 2)));
+	memset(buf, 0, sizeof buf);
+	n = fgetxattr(f, "user.km", buf, sizeof buf);
+	printf("fgetxattr: %ld %s\n", n, n > 0 ? buf : errno_name(errno));
+	printf("fsetxattr: %s\n", err(fsetxattr(f, "user.two", "2", 1, 0)));
+	memset(buf, 0, sizeof buf);
+	n = listxattr(path, buf, sizeof buf);
+	printf("listxattr: %ld bytes, has user.km and user.two: %s\n", n,
+	       yes(n > 0 && memmem(buf, n, "user.km", 8) && memmem(buf, n, "user.two", 9)));
+	printf("lgetxattr on the link (links have no user xattrs): %s\n", err(lgetxattr(link, "user.km", buf, sizeof buf)));
+	printf("getxattr through the link: %ld\n", getxattr(link, "user.km", buf, sizeof buf));
+	printf("removexattr: %s\n", err(removexattr(path, "user.km")));
+	printf("removexattr again: %s\n", err(removexattr(path, "user.km")));
+	printf("fremovexattr: %s\n", err(fremovexattr(f, "user.two")));
+	void *wild = (void *)0x7fc0001000ul;
+	printf("wild: path %s name %s value %s list %s\n", err(getxattr(wild, "user.km", buf, 8)),
+	       err(getxattr(path, wild, buf, 8)), err(setxattr(path, "user.w", wild, 8, 0)),
+	       err(listxattr(path, wild, 64)));
+	printf("wild value of an absent attribute: %s\n", err(getxattr(path, "user.none", wild, 8)));
+	CHECK(setxattr(path, "user.back", "1", 1, 0) == 0);
+	printf("wild list with an attribute: %s\n", err(listxattr(path, wild, 64)));
+	close(f);
+	unlink(link);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "xattr")) {
+		xattrs();
+		printf("done\n");
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "uring")) {
 		printf("io_uring_setup: %s\n", err(syscall(SYS_io_uring_setup, 8, calloc(1, 120))));
 		printf("fanotify_init: %s\n", err(syscall(SYS_fanotify_init, 0, 0)));

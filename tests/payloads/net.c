@@ -2,7 +2,7 @@
  * only what is the same natively and under km (no ports, no addresses).
  *
  *   net tcp4 | tcp6 | udp | unix | abstract | rights | creds | flags |
- *       nonblock | mmsg | options | hostile | timeo | async | epoll */
+ *       nonblock | mmsg | options | hostile | timeo | async | epoll | more */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -580,6 +582,138 @@ static void epoll_modes(void)
 	close(sv[1]);
 }
 
+/* Sends n fds (copies of `fd`) in one SCM_RIGHTS message. */
+static long send_fds(int s, int fd, int n)
+{
+	char data = 'x';
+	struct iovec iov = { &data, 1 };
+	char cbuf[CMSG_SPACE(8 * sizeof(int))];
+	memset(cbuf, 0, sizeof cbuf);
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	for (int i = 0; i < n; i++)
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+	return sendmsg(s, &m, 0);
+}
+
+/* Receives one message with room for `room` fds; prints what arrived. */
+static void recv_fds(int s, int room, const char *label)
+{
+	char data;
+	struct iovec iov = { &data, 1 };
+	char cbuf[CMSG_SPACE(8 * sizeof(int))];
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE(room * sizeof(int)) };
+	CHECK(recvmsg(s, &m, 0) == 1);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	int n = c ? (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)) : 0;
+	int open_ok = 1;
+	for (int i = 0; i < n; i++) {
+		int f;
+		memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+		open_ok &= fcntl(f, F_GETFD) >= 0;
+		close(f);
+	}
+	printf("%s: %d fds, all open: %s, MSG_CTRUNC: %s\n", label, n, yes(open_ok), yes(m.msg_flags & MSG_CTRUNC));
+}
+
+static void more(void)
+{
+	/* SCM_RIGHTS truncated by a small control buffer, and by the
+	 * receiver's open-file limit. */
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	CHECK(send_fds(sv[0], 1, 3) == 1);
+	recv_fds(sv[1], 1, "3 fds into room for 1");
+	struct rlimit old, low;
+	CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	int top = dup(0);
+	close(top);
+	low.rlim_cur = top + 1;
+	low.rlim_max = old.rlim_max;
+	CHECK(send_fds(sv[0], 1, 3) == 1);
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	recv_fds(sv[1], 3, "3 fds with room for 1 under RLIMIT_NOFILE");
+	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	close(sv[0]);
+	close(sv[1]);
+	/* SOCK_SEQPACKET keeps message boundaries. */
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+	CHECK(send(sv[0], "one", 3, 0) == 3 && send(sv[0], "three", 5, 0) == 5);
+	char buf[16] = { 0 };
+	long a = recv(sv[1], buf, sizeof buf, 0), b = recv(sv[1], buf + 8, sizeof buf - 8, 0);
+	printf("seqpacket: %ld %ld %s %s\n", a, b, buf, buf + 8);
+	close(sv[0]);
+	close(sv[1]);
+	/* SO_TIMESTAMP on a datagram. */
+	int u = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof addr;
+	CHECK(bind(u, (struct sockaddr *)&addr, len) == 0 && getsockname(u, (struct sockaddr *)&addr, &len) == 0);
+	CHECK(setsockopt(u, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one) == 0);
+	CHECK(sendto(u, "t", 1, 0, (struct sockaddr *)&addr, len) == 1);
+	char data, cbuf[CMSG_SPACE(sizeof(struct timeval))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	CHECK(recvmsg(u, &m, 0) == 1);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	struct timeval stamp = { 0, 0 }, now;
+	if (c && c->cmsg_type == SCM_TIMESTAMP)
+		memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+	gettimeofday(&now, NULL);
+	printf("SCM_TIMESTAMP present and recent: %s\n", yes(stamp.tv_sec > 0 && now.tv_sec - stamp.tv_sec < 10));
+	close(u);
+	/* Raw ICMP and packet sockets, where the host allows them. */
+	int r = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	printf("raw ICMP socket: %s\n", r >= 0 ? "ok" : errno_name(errno));
+	if (r >= 0) {
+		unsigned char echo[8] = { 8, 0, 0, 0, 0x12, 0x34, 0, 1 };
+		unsigned sum = 0;
+		for (int i = 0; i < 8; i += 2)
+			sum += echo[i] << 8 | echo[i + 1];
+		sum = (sum >> 16) + (sum & 0xffff);
+		sum = ~(sum + (sum >> 16)) & 0xffff;
+		echo[2] = sum >> 8;
+		echo[3] = sum & 0xff;
+		struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		CHECK(sendto(r, echo, sizeof echo, 0, (struct sockaddr *)&lo, sizeof lo) == 8);
+		unsigned char reply[128];
+		int got_reply = 0;
+		struct pollfd p = { r, POLLIN, 0 };
+		for (int i = 0; i < 4 && !got_reply && poll(&p, 1, 1000) == 1; i++) {
+			long n = recv(r, reply, sizeof reply, 0);
+			int ihl = (reply[0] & 15) * 4;
+			got_reply = n >= ihl + 8 && reply[ihl] == 0 && reply[ihl + 4] == 0x12 && reply[ihl + 5] == 0x34;
+		}
+		printf("ICMP echo reply: %s\n", yes(got_reply));
+		close(r);
+	}
+	int pk = socket(AF_PACKET, SOCK_DGRAM, htons(0x0003));
+	printf("packet socket: %s\n", pk >= 0 ? "ok" : errno_name(errno));
+	if (pk >= 0)
+		close(pk);
+	/* MSG_NOSIGNAL: EPIPE without SIGPIPE (default disposition); a plain
+	 * send then dies of SIGPIPE. In a child, so the run goes on. */
+	signal(SIGPIPE, SIG_DFL);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+		close(sv[0]);
+		printf("MSG_NOSIGNAL to a closed peer: %s\n", err(send(sv[1], "x", 1, MSG_NOSIGNAL)));
+		send(sv[1], "x", 1, 0);
+		_exit(0);
+	}
+	int status;
+	CHECK(waitpid(child, &status, 0) == child);
+	printf("plain send to a closed peer: killed by SIGPIPE: %s\n",
+	       yes(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -615,6 +749,8 @@ int main(int argc, char **argv)
 		async_io();
 	else if (!strcmp(m, "epoll"))
 		epoll_modes();
+	else if (!strcmp(m, "more"))
+		more();
 	else
 		CHECK(!"unknown mode");
 	printf("done\n");

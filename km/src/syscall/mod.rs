@@ -69,11 +69,13 @@ pub struct Ctx<'a> {
     pub thread_exit: Option<i32>,
     /// Set when a blocking host call was cut short by a kick.
     pub interrupted: Option<Restart>,
+    /// Set by a send with MSG_NOSIGNAL: EPIPE without SIGPIPE.
+    pub no_sigpipe: bool,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(t: &'a mut Thread, regs: &'a mut kvm_regs) -> Ctx<'a> {
-        Ctx { t, regs, exit: None, thread_exit: None, interrupted: None }
+        Ctx { t, regs, exit: None, thread_exit: None, interrupted: None, no_sigpipe: false }
     }
 
     pub fn proc(&self) -> &Process {
@@ -124,7 +126,9 @@ pub fn dispatch(ctx: &mut Ctx, nr: u64, args: [u64; 6]) -> u64 {
     match result {
         Ok(v) => v,
         Err(Errno::EPIPE) => {
-            signals::raise_sigpipe(ctx);
+            if !ctx.no_sigpipe {
+                signals::raise_sigpipe(ctx);
+            }
             (-(Errno::EPIPE as i64)) as u64
         }
         Err(e) => (-(e as i64)) as u64,

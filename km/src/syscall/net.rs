@@ -214,6 +214,7 @@ pub fn getpeername(_: &mut Ctx, a: A) -> Ret {
 
 pub fn sendto(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
+    ctx.no_sigpipe = a[3] & MSG_NOSIGNAL as u64 != 0;
     rw_buf(a[1], a[2])?;
     if a[4] != 0 {
         addr_in(a[4], a[5])?;
@@ -428,7 +429,7 @@ fn keep_payload_fds(control: &mut [u8]) -> bool {
     for (at, data) in cuts {
         let fds_in: Vec<i32> =
             control[data.clone()].chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4"))).collect();
-        let keep = fds_in.iter().take_while(|&&f| fds::payload_may_use(f.into())).count();
+        let keep = fds_in.iter().take_while(|&&f| fds::within_open_limit(f.into())).count();
         if keep == fds_in.len() {
             continue;
         }
@@ -463,6 +464,7 @@ fn close_received_fds(control: &[u8]) {
 
 pub fn sendmsg(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
+    ctx.no_sigpipe = a[2] & MSG_NOSIGNAL as u64 != 0;
     let mut m = Message::new(obj::<MsgHdr>(a[1])?, true)?;
     sock_blocking(ctx, SYS_sendmsg, [a[0], m.host_ptr(), a[2], 0, 0, 0], SO_SNDTIMEO)
 }
@@ -486,6 +488,7 @@ fn mmsg_vector(at: u64, n: u64) -> Result<(u64, u64), Errno> {
 /// none was, as Linux.
 pub fn sendmmsg(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
+    ctx.no_sigpipe = a[3] & MSG_NOSIGNAL as u64 != 0;
     let (at, n) = mmsg_vector(a[1], a[2])?;
     let mut sent = 0;
     for i in 0..n {

@@ -1,11 +1,12 @@
-//! Extended attributes: paths, names and value buffers checked, then the
-//! host's call. The kernel never touches more of a value or list buffer
-//! than XATTR_SIZE_MAX / XATTR_LIST_MAX bytes, so only that much is checked.
+//! Extended attributes: paths and names checked, then the host's call.
+//! The kernel never touches more of a value or list buffer than
+//! XATTR_SIZE_MAX / XATTR_LIST_MAX bytes, so no more is checked or copied.
 
 use libc::*;
 
 use super::args::{buf, fd, path};
 use super::{host, Ctx, Ret};
+use crate::mem::copy;
 
 type A = [u64; 6];
 
@@ -22,11 +23,25 @@ fn target(a: &A, by_fd: bool) -> Ret {
     Ok(0)
 }
 
+/// The host fills km's buffer; km copies out what it wrote, so an absent
+/// attribute (or an empty list) is its errno before the payload's buffer
+/// is looked at, as natively.
+fn bounced(mut a: A, nr: c_long, at: usize) -> Ret {
+    let (user, size) = (a[at], a[at + 1].min(XATTR_MAX));
+    let mut bounce = vec![0u8; size as usize];
+    a[at] = if size == 0 { 0 } else { bounce.as_mut_ptr() as u64 };
+    a[at + 1] = size;
+    let n = host(nr, a)?;
+    if size > 0 && n > 0 {
+        copy::write_bytes(buf(user, n)?, &bounce[..n as usize])?;
+    }
+    Ok(n)
+}
+
 fn get(a: A, nr: c_long, by_fd: bool) -> Ret {
     target(&a, by_fd)?;
     path(a[1])?;
-    buf(a[2], a[3].min(XATTR_MAX))?;
-    host(nr, a)
+    bounced(a, nr, 2)
 }
 
 fn set(a: A, nr: c_long, by_fd: bool) -> Ret {
@@ -41,8 +56,7 @@ fn set(a: A, nr: c_long, by_fd: bool) -> Ret {
 
 fn list(a: A, nr: c_long, by_fd: bool) -> Ret {
     target(&a, by_fd)?;
-    buf(a[1], a[2].min(XATTR_MAX))?;
-    host(nr, a)
+    bounced(a, nr, 1)
 }
 
 fn remove(a: A, nr: c_long, by_fd: bool) -> Ret {
