@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -696,6 +698,34 @@ static void more(void)
 	printf("packet socket: %s\n", pk >= 0 ? "ok" : errno_name(errno));
 	if (pk >= 0)
 		close(pk);
+	/* Interfaces: getifaddrs (netlink) and the SIOCGIF* ioctls on lo. */
+	struct ifaddrs *ifs;
+	CHECK(getifaddrs(&ifs) == 0);
+	int lo_listed = 0;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		lo_listed |= strcmp(i->ifa_name, "lo") == 0 && (i->ifa_flags & IFF_LOOPBACK);
+	freeifaddrs(ifs);
+	printf("getifaddrs lists lo as loopback: %s\n", yes(lo_listed));
+	int q = socket(AF_INET, SOCK_DGRAM, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	long r1 = ioctl(q, SIOCGIFFLAGS, &ifr);
+	printf("SIOCGIFFLAGS lo: %s, loopback: %s\n", err(r1), yes(ifr.ifr_flags & IFF_LOOPBACK));
+	r1 = ioctl(q, SIOCGIFINDEX, &ifr);
+	printf("SIOCGIFINDEX lo: %s, index > 0: %s\n", err(r1), yes(ifr.ifr_ifindex > 0));
+	printf("SIOCGIFMTU lo: %s\n", err(ioctl(q, SIOCGIFMTU, &ifr)));
+	struct ifreq many[16];
+	struct ifconf conf = { .ifc_len = sizeof many, .ifc_req = many };
+	r1 = ioctl(q, SIOCGIFCONF, &conf);
+	int has_lo = 0;
+	for (unsigned k = 0; r1 == 0 && k < conf.ifc_len / sizeof *many; k++)
+		has_lo |= strcmp(many[k].ifr_name, "lo") == 0;
+	printf("SIOCGIFCONF: %s, has lo: %s\n", err(r1), yes(has_lo));
+	struct ifconf wild_conf = { .ifc_len = 64, .ifc_buf = (char *)0x7fc0001000ul };
+	printf("SIOCGIFCONF into a wild array: %s\n", err(ioctl(q, SIOCGIFCONF, &wild_conf)));
+	printf("SIOCGIFFLAGS with a wild ifreq: %s\n", err(ioctl(q, SIOCGIFFLAGS, (void *)0x7fc0001000ul)));
+	close(q);
 	/* MSG_NOSIGNAL: EPIPE without SIGPIPE (default disposition); a plain
 	 * send then dies of SIGPIPE. In a child, so the run goes on. */
 	signal(SIGPIPE, SIG_DFL);

@@ -5,6 +5,7 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,16 @@ static void sems(void)
 	       err(syscall(SYS_semctl, id, 0, IPC_STAT, wild)), err(syscall(SYS_semctl, id, 0, GETALL, wild)),
 	       err(syscall(SYS_semctl, id, 0, SETALL, wild)), err(semtimedop(id, &take, 1, wild)));
 	printf("semop with 100000 operations: %s\n", err(syscall(SYS_semop, id, ops, 100000)));
+	/* A forked child posts semaphore 1; the parent waits for it. */
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		struct sembuf post = { 1, 5, 0 };
+		_exit(semop(id, &post, 1) == 0 ? 0 : 1);
+	}
+	struct sembuf wait5 = { 1, -7, 0 };
+	printf("semop waiting for the child's post: %s\n", err(semop(id, &wait5, 1)));
+	CHECK(waitpid(child, NULL, 0) == child);
 	printf("rmid: %s, then: %s\n", err(semctl(id, 0, IPC_RMID)), err(semctl(id, 0, GETVAL)));
 }
 
@@ -73,6 +84,18 @@ static void queues(void)
 	printf("wild: msgsnd %s msgrcv %s stat %s\n", err(msgsnd(id, wild, 6, 0)),
 	       err(msgrcv(id, wild, 6, 0, IPC_NOWAIT)), err(syscall(SYS_msgctl, id, IPC_STAT, wild)));
 	printf("msgsnd negative size: %s\n", err(syscall(SYS_msgsnd, id, &m1, -1L, 0)));
+	/* A forked child sends; the parent receives. */
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		struct msg m3 = { 3, "from the child" };
+		_exit(msgsnd(id, &m3, 15, 0) == 0 ? 0 : 1);
+	}
+	int status;
+	CHECK(waitpid(child, &status, 0) == child);
+	memset(&in, 0, sizeof in);
+	n = msgrcv(id, &in, sizeof in.text, 3, 0);
+	printf("across fork: %zd %s, child status %d\n", n, in.text, WEXITSTATUS(status));
 	printf("rmid: %s\n", err(msgctl(id, IPC_RMID, NULL)));
 }
 
