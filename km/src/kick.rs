@@ -78,7 +78,8 @@ std::arch::global_asm!(
     "ret",
     ".globl km_interruptible_cancel",
     "km_interruptible_cancel:",
-    "mov rax, -4",
+    // -ERESTARTNOINTR, which no syscall returns to user space: `CANCELLED`.
+    "mov rax, -513",
     "ret",
     ".size km_interruptible, . - km_interruptible",
 );
@@ -90,22 +91,27 @@ extern "C" {
     fn km_interruptible_cancel();
 }
 
+/// What the cancel path returns: the call never reached the kernel.
+const CANCELLED: i64 = -513;
+
 /// Performs host syscall `nr` unless `attention` is raised before the
-/// thread enters the kernel; a kick while it waits in the kernel ends it
-/// with EINTR.
+/// thread enters the kernel (None: the call was not made); a kick while it
+/// waits in the kernel ends it with EINTR.
 ///
 /// # Safety
 /// As for `libc::syscall(nr, a...)`: the caller vouches for every pointer
 /// among the arguments.
-pub unsafe fn interruptible(attention: &Attention, nr: libc::c_long, a: [u64; 6]) -> Result<u64, Errno> {
+pub unsafe fn interruptible(attention: &Attention, nr: libc::c_long, a: [u64; 6]) -> Option<Result<u64, Errno>> {
     let call = [nr as u64, a[0], a[1], a[2], a[3], a[4], a[5]];
     // SAFETY: the routine reads the flag and the 7-word array (both alive
     // for the call) and makes one syscall, vouched for by our caller.
     let r = unsafe { km_interruptible(&attention.0, &call) };
-    if (-4095..0).contains(&r) {
-        Err(Errno::from_raw(-r as i32))
+    if r == CANCELLED {
+        None
+    } else if (-4095..0).contains(&r) {
+        Some(Err(Errno::from_raw(-r as i32)))
     } else {
-        Ok(r as u64)
+        Some(Ok(r as u64))
     }
 }
 

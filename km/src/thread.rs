@@ -259,7 +259,9 @@ impl Thread {
     /// handler will run, else if it is restartable and SA_RESTART is set.
     fn restarts(&self, how: Restart) -> bool {
         match self.proc.signals().peek(self.tid()) {
-            Some(Action::Handler(act)) => how == Restart::IfSaRestart && act.flags & crate::signal::SA_RESTART != 0,
+            Some(Action::Handler(act)) => {
+                how == Restart::Always || (how == Restart::IfSaRestart && act.flags & crate::signal::SA_RESTART != 0)
+            }
             _ => true,
         }
     }

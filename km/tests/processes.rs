@@ -271,6 +271,23 @@ fn fork_and_exec_from_threads() {
     assert_lines(&out, &["child of a thread: exited 3", "exec from a thread"]);
 }
 
+/// A SIGCHLD handler without SA_RESTART while children come and go (a
+/// shell): opens and reads of regular files never fail with EINTR, even
+/// when the kick for the signal lands just before km's host call.
+#[test]
+fn no_eintr_from_calls_that_do_not_block() {
+    let out = Case::new("procs", &["no-eintr"]).check(0);
+    assert_lines(&out, &["children: 150, EINTR from open/read: 0, SIGCHLD handled: yes"]);
+}
+
+/// Rust's std::process::Command: captured output, piped stdin, exit codes
+/// and signals, a missing program, env and cwd.
+#[test]
+fn rust_command() {
+    let out = Case::new("rust-command", &[]).check(0);
+    assert_lines(&out, &["killed by signal: Some(15)", "missing program: NotFound", "done"]);
+}
+
 /// Go's os/exec (clone with CLONE_VM|CLONE_VFORK, exec errors through a
 /// pipe) with pipes to and from the child.
 #[test]

@@ -12,6 +12,7 @@
 #include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -532,11 +533,60 @@ static void exec_errors(void)
 	printf("still running\n");
 }
 
+static volatile sig_atomic_t chld_seen;
+
+
+static void on_chld_count(int s)
+{
+	(void)s;
+	chld_seen++;
+}
+
+/* A SIGCHLD handler without SA_RESTART while children come and go, as a
+ * shell has: opens and reads of regular files and /dev/null never fail
+ * with EINTR (Linux does not interrupt them), however the signals fall. */
+static void no_eintr(void)
+{
+	struct sigaction sa = { .sa_handler = on_chld_count };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGCHLD, &sa, NULL) == 0);
+	int eintr = 0, children = 0;
+	for (int i = 0; i < 150; i++) {
+		pid_t c = fork();
+		CHECK(c >= 0);
+		if (c == 0)
+			_exit(0);
+		children++;
+		for (int k = 0; k < 10; k++) {
+			int f = open("/dev/null", O_WRONLY);
+			if (f < 0) {
+				eintr += errno == EINTR;
+				continue;
+			}
+			char b[16];
+			int g = open("/proc/self/status", O_RDONLY);
+			if (g >= 0) {
+				if (read(g, b, sizeof b) < 0 && errno == EINTR)
+					eintr++;
+				close(g);
+			}
+			close(f);
+		}
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	printf("children: %d, EINTR from open/read: %d, SIGCHLD handled: %s\n", children, eintr, yes(chld_seen > 0));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (MODE("wait"))
 		wait_matrix();
+	else if (MODE("no-eintr"))
+		no_eintr();
 	else if (MODE("wnohang"))
 		wnohang();
 	else if (MODE("sigchld"))

@@ -53,9 +53,13 @@ type Handler = fn(&mut Ctx, [u64; 6]) -> Ret;
 /// (Linux's ERESTARTSYS) or fails with EINTR (ERESTARTNOHAND). Without
 /// a handler to run, every interrupted call starts again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// IfSaRestart names Linux's SA_RESTART flag, not this enum.
+#[allow(clippy::enum_variant_names)]
 pub enum Restart {
     IfSaRestart,
     Never,
+    /// The call was cut short before it began: it runs after the handler.
+    Always,
 }
 
 /// What a handler can reach: the calling thread (its vCPU, and through it
@@ -91,10 +95,20 @@ impl<'a> Ctx<'a> {
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
-        if r == Err(Errno::EINTR) {
-            self.interrupted = Some(restart);
+        match r {
+            // Not begun: as if the signal came just before the syscall
+            // instruction, it runs afterwards, whatever the call (an open
+            // of a regular file must not fail with EINTR).
+            None => {
+                self.interrupted = Some(Restart::Always);
+                Err(Errno::EINTR)
+            }
+            Some(Err(Errno::EINTR)) => {
+                self.interrupted = Some(restart);
+                Err(Errno::EINTR)
+            }
+            Some(r) => r,
         }
-        r
     }
 
     /// Runs `call` with the payload's signal mask temporarily `mask` (the

@@ -61,7 +61,7 @@ const MSG_FLAGS_OFFSET: u64 = 48;
 /// The timeout is asked only once the call was interrupted.
 fn sock_blocking(ctx: &mut Ctx, nr: c_long, a: A, timeout: i32) -> Ret {
     let r = ctx.blocking(nr, a, Restart::IfSaRestart);
-    if r == Err(Errno::EINTR) {
+    if r == Err(Errno::EINTR) && ctx.interrupted == Some(Restart::IfSaRestart) {
         let mut tv = timeval { tv_sec: 0, tv_usec: 0 };
         let mut len = std::mem::size_of::<timeval>() as u32;
         let (tv_at, len_at) = (&mut tv as *mut timeval as u64, &mut len as *mut u32 as u64);
