@@ -7,6 +7,7 @@
 pub mod forward;
 pub mod frame;
 mod info;
+pub mod tty;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

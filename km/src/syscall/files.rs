@@ -361,6 +361,8 @@ pub fn ioctl(ctx: &mut Ctx, a: A) -> Ret {
     if arg_size > 0 {
         buf(a[2], arg_size)?;
     }
+    // tcsetpgrp, tcsetattr and the like from a background job stop it.
+    let _stops = ctx.tty_stops();
     host(SYS_ioctl, a)
 }
 
