@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{device_args, km_half};
+use support::{device_args, km_half, Case};
 
 const KM: &str = env!("CARGO_BIN_EXE_km");
 
@@ -315,4 +315,23 @@ fn busybox_interactive_job_control() {
         &["sh", "-i"],
         &["interrupted status 130", "stopped status 148", "cat status 143", "wait status 0"],
     );
+}
+
+/// TIOCSCTTY/TIOCNOTTY with their errors, and a background group's
+/// terminal read and tcsetpgrp: stopped by SIGTTIN/SIGTTOU as the
+/// parent's waitpid(WUNTRACED) sees, or EIO and success when ignored.
+#[test]
+fn controlling_terminal_and_tty_stops() {
+    let out = Case::new("jobctl", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "TIOCSCTTY, not a session leader: -1 EPERM",
+        "TIOCSCTTY: 0 ok",
+        "read: stopped by SIGTTIN",
+        "tcsetpgrp: stopped by SIGTTOU",
+        "tcsetpgrp, SIGTTOU ignored: exited 0",
+        "TIOCNOTTY: 0 ok",
+    ] {
+        assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");
+    }
 }

@@ -309,7 +309,7 @@ const SIOCGIFTXQLEN: u64 = 0x8942;
 /// the struct each points to (0: the argument is a value, not a pointer);
 /// SIOCGIFCONF, whose struct holds a pointer, is served by `ifconf`.
 /// km's seccomp filter allows the host these requests and no others.
-pub const IOCTLS: [(u64, u64); 36] = [
+pub const IOCTLS: [(u64, u64); 39] = [
     (TCGETS, TERMIOS),
     (TCSETS, TERMIOS),
     (TCSETSW, TERMIOS),
@@ -323,11 +323,16 @@ pub const IOCTLS: [(u64, u64); 36] = [
     (TIOCGPGRP, 4),
     (TIOCSPGRP, 4),
     (TIOCGSID, 4),
+    // The argument of TIOCSCTTY is a value (steal from another session,
+    // which the host allows only with CAP_SYS_ADMIN); TIOCNOTTY has none.
+    (TIOCSCTTY, 0),
+    (TIOCNOTTY, 0),
     (FIONREAD, 4),
     (FIONBIO, 4),
     (FIOASYNC, 4),
     (TIOCOUTQ, 4),
     (TIOCGPTN, 4),
+    (TIOCSPTLCK, 4),
     (SIOCATMARK, 4),
     (SIOCGIFFLAGS, IFREQ),
     (SIOCGIFADDR, IFREQ),
