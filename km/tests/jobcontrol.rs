@@ -193,6 +193,21 @@ fn state(pid: i32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
+/// How many processes of group `pgrp` wait in read, sendfile or a sleep
+/// (for the thread whose tid is the pid: under km, the payload's first).
+fn waiting(pgrp: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let group = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(2).map(str::to_string));
+            let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            let nr = call.split(' ').next().unwrap_or("");
+            group == Some(pgrp.to_string()) && ["0", "40", "35", "230"].contains(&nr)
+        })
+        .count()
+}
+
 fn wait_stopped(pid: i32) {
     poll(&format!("process {pid} to stop"), || (state(pid) == Some('T')).then_some(()));
 }
@@ -247,7 +262,7 @@ fn normalize(text: &str) -> String {
 }
 
 /// The job-control session: a background job and `jobs`; a foreground
-/// `cat` interrupted by Ctrl-C; one stopped by Ctrl-Z, resumed by `fg`,
+/// `cat`, then a pipeline of two, interrupted by Ctrl-C; one stopped by Ctrl-Z, resumed by `fg`,
 /// stopped again and sent to the background by `bg`, where reading the
 /// terminal stops it (SIGTTIN); SIGCONT and SIGTERM to it; `kill %1`,
 /// `wait`, and the exit status.
@@ -266,6 +281,16 @@ fn session(shell: &Path, args: &[&str], under_km: bool) -> (String, i32) {
     t.send("\x03");
     t.prompt();
     t.command("echo interrupted status $?");
+
+    // Ctrl-C reaches every process of a foreground pipeline.
+    t.send("sleep 100 | cat\n");
+    let pipeline = t.wait_foreground_job();
+    // Both started (a shell's child interrupted before its exec would
+    // not end): sleep sleeps, cat waits for its input.
+    poll("the pipeline to start", || (waiting(pipeline) == 2).then_some(()));
+    t.send("\x03");
+    t.prompt();
+    t.command("echo pipeline status $?");
 
     // Ctrl-Z stops it; fg resumes it in the foreground.
     t.send("cat\n");
@@ -313,7 +338,7 @@ fn busybox_interactive_job_control() {
     compare(
         busybox,
         &["sh", "-i"],
-        &["interrupted status 130", "stopped status 148", "cat status 143", "wait status 0"],
+        &["interrupted status 130", "pipeline status 130", "stopped status 148", "cat status 143", "wait status 0"],
     );
 }
 
@@ -325,6 +350,7 @@ fn controlling_terminal_and_tty_stops() {
     let out = Case::new("jobctl", &[]).check(0);
     let text = String::from_utf8_lossy(&out.stdout);
     for line in [
+        "sendfile from an empty socket, interrupted: -1 EINTR",
         "TIOCSCTTY, not a session leader: -1 EPERM",
         "TIOCSCTTY: 0 ok",
         "read: stopped by SIGTTIN",

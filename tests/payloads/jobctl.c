@@ -8,6 +8,8 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -54,9 +56,28 @@ static int take_tty(int tty)
 	return 0;
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* sendfile waiting on an empty socket ends with EINTR when a handler without
+ * SA_RESTART runs (cat's copy loop relies on it for Ctrl-C). */
+static void sendfile_interrupted(void)
+{
+	int in[2], out[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, in) == 0 && pipe(out) == 0);
+	struct sigaction sa = {.sa_handler = on_alarm};
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	alarm(1);
+	report("sendfile from an empty socket, interrupted", sendfile(out[1], in[0], NULL, 4096));
+	signal(SIGALRM, SIG_DFL);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	sendfile_interrupted();
 	int p[2];
 	CHECK(pipe(p) == 0);
 	report("TIOCSCTTY on a pipe", ioctl(p[0], TIOCSCTTY, 0));

@@ -247,11 +247,14 @@ pub fn fadvise64(_: &mut Ctx, a: A) -> Ret {
     host(SYS_fadvise64, a)
 }
 
-pub fn sendfile(_: &mut Ctx, a: A) -> Ret {
+/// It can wait (a terminal, a pipe, a socket), so a payload signal must
+/// interrupt it: BusyBox's cat sends from its input to its output, and
+/// Ctrl-C that landed just before the call was lost.
+pub fn sendfile(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
     opt::<i64>(a[2])?;
-    host(SYS_sendfile, a)
+    ctx.blocking(SYS_sendfile, a, Restart::IfSaRestart)
 }
 
 /// fcntl commands km knows the argument of; others are EINVAL, as for a
