@@ -327,7 +327,7 @@ pub const IOCTLS: [(u64, u64); 39] = [
     (TIOCSPGRP, 4),
     (TIOCGSID, 4),
     // The argument of TIOCSCTTY is a value (steal from another session,
-    // which the host allows only with CAP_SYS_ADMIN); TIOCNOTTY has none.
+    // which the host allows only a privileged caller); TIOCNOTTY has none.
     (TIOCSCTTY, 0),
     (TIOCNOTTY, 0),
     (FIONREAD, 4),
