@@ -8,6 +8,7 @@ pub mod forward;
 pub mod frame;
 mod info;
 pub mod sigfd;
+pub mod tty;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

@@ -273,11 +273,14 @@ pub fn fadvise64(_: &mut Ctx, a: A) -> Ret {
     host(SYS_fadvise64, a)
 }
 
-pub fn sendfile(_: &mut Ctx, a: A) -> Ret {
+/// It can wait (a terminal, a pipe, a socket), so a payload signal must
+/// interrupt it: BusyBox's cat sends from its input to its output, and
+/// Ctrl-C that landed just before the call was lost.
+pub fn sendfile(ctx: &mut Ctx, a: A) -> Ret {
     fd(a[0])?;
     fd(a[1])?;
     opt::<i64>(a[2])?;
-    host(SYS_sendfile, a)
+    ctx.blocking(SYS_sendfile, a, Restart::IfSaRestart)
 }
 
 /// fcntl commands km knows the argument of; others are EINVAL, as for a
@@ -335,7 +338,7 @@ const SIOCGIFTXQLEN: u64 = 0x8942;
 /// the struct each points to (0: the argument is a value, not a pointer);
 /// SIOCGIFCONF, whose struct holds a pointer, is served by `ifconf`.
 /// km's seccomp filter allows the host these requests and no others.
-pub const IOCTLS: [(u64, u64); 36] = [
+pub const IOCTLS: [(u64, u64); 39] = [
     (TCGETS, TERMIOS),
     (TCSETS, TERMIOS),
     (TCSETSW, TERMIOS),
@@ -349,11 +352,16 @@ pub const IOCTLS: [(u64, u64); 36] = [
     (TIOCGPGRP, 4),
     (TIOCSPGRP, 4),
     (TIOCGSID, 4),
+    // The argument of TIOCSCTTY is a value (steal from another session,
+    // which the host allows only a privileged caller); TIOCNOTTY has none.
+    (TIOCSCTTY, 0),
+    (TIOCNOTTY, 0),
     (FIONREAD, 4),
     (FIONBIO, 4),
     (FIOASYNC, 4),
     (TIOCOUTQ, 4),
     (TIOCGPTN, 4),
+    (TIOCSPTLCK, 4),
     (SIOCATMARK, 4),
     (SIOCGIFFLAGS, IFREQ),
     (SIOCGIFADDR, IFREQ),
@@ -387,6 +395,8 @@ pub fn ioctl(ctx: &mut Ctx, a: A) -> Ret {
     if arg_size > 0 {
         buf(a[2], arg_size)?;
     }
+    // tcsetpgrp, tcsetattr and the like from a background job stop it.
+    let _stops = ctx.tty_stops();
     host(SYS_ioctl, a)
 }
 

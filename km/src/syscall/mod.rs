@@ -49,6 +49,10 @@ pub use signalfd::adopt_signalfd;
 pub type Ret = Result<u64, Errno>;
 type Handler = fn(&mut Ctx, [u64; 6]) -> Ret;
 
+/// The kernel's internal restart codes (ERESTARTSYS, ERESTART_RESTARTBLOCK).
+const ERESTARTSYS: i32 = 512;
+const ERESTART_RESTARTBLOCK: i32 = 516;
+
 /// Whether a call a kick interrupted starts again when a handler runs
 /// (Linux's ERESTARTSYS) or fails with EINTR (ERESTARTNOHAND). Without
 /// a handler to run, every interrupted call starts again.
@@ -93,6 +97,7 @@ impl<'a> Ctx<'a> {
     /// Performs a host call that may block (on a pipe, a futex, a timer),
     /// so a signal for the payload or the process's end can cut it short.
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
+        let _stops = self.tty_stops();
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
         match r {
@@ -107,8 +112,21 @@ impl<'a> Ctx<'a> {
                 self.interrupted = Some(restart);
                 Err(Errno::EINTR)
             }
+            // The kernel's restart codes reach km when the tty layer's
+            // stop signal went to another km thread: a restart, as natively.
+            Some(Err(e)) if (ERESTARTSYS..=ERESTART_RESTARTBLOCK).contains(&(e as i32)) => {
+                self.interrupted = Some(restart);
+                Err(Errno::EINTR)
+            }
             Some(r) => r,
         }
+    }
+
+    /// Opens, for one host call, the terminal's stop signals the payload
+    /// would take by default (`signal::tty`).
+    fn tty_stops(&self) -> Option<crate::signal::tty::Opened> {
+        let stops = crate::signal::tty::default_stops(&self.proc().signals(), self.tid());
+        crate::signal::tty::Opened::new(&stops)
     }
 
     /// Runs `call` with the payload's signal mask temporarily `mask` (the
