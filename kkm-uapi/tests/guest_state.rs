@@ -23,12 +23,12 @@ fn user_segment(selector: u16, code: bool) -> KvmSegment {
 /// tables, CR3 and TR km sets for KVM that kkm ignores.
 fn km_state() -> (KvmRegs, KvmSregs) {
     let mut s = KvmSregs {
-        cs: user_segment(0x23, true),
-        ss: user_segment(0x1b, false),
-        ds: user_segment(0x1b, false),
-        es: user_segment(0x1b, false),
-        fs: KvmSegment { base: 0x7fff_f7ff_8000, ..user_segment(0x1b, false) },
-        gs: user_segment(0x1b, false),
+        cs: user_segment(0x33, true),
+        ss: user_segment(0x2b, false),
+        ds: user_segment(0x2b, false),
+        es: user_segment(0x2b, false),
+        fs: KvmSegment { base: 0x7fff_f7ff_8000, ..user_segment(0x2b, false) },
+        gs: user_segment(0x2b, false),
         cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
         cr3: 0x7f_c000_0000,
         cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE,

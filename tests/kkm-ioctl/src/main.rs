@@ -315,9 +315,9 @@ fn user_segment(selector: u16, code: bool) -> kvm_segment {
 
 /// The long-mode CPL3 state km's guest model gives a vCPU.
 fn km_state() -> (kvm_regs, kvm_sregs) {
-    let data = user_segment(0x1b, false);
+    let data = user_segment(0x2b, false);
     let sregs = kvm_sregs {
-        cs: user_segment(0x23, true),
+        cs: user_segment(0x33, true),
         ss: data,
         ds: data,
         es: data,
