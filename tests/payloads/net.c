@@ -640,6 +640,8 @@ static void more(void)
 	CHECK(send_fds(sv[0], 1, 3) == 1);
 	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
 	recv_fds(sv[1], 3, "3 fds with room for 1 under RLIMIT_NOFILE");
+	int pair[2];
+	printf("socketpair with room for 1 fd: %s\n", err(socketpair(AF_UNIX, SOCK_STREAM, 0, pair)));
 	CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
 	close(sv[0]);
 	close(sv[1]);

@@ -53,6 +53,29 @@ pub fn path(ptr: u64) -> Result<GuestRange, Errno> {
 /// as the payload's own kernel would pick. At or above the payload's soft
 /// RLIMIT_NOFILE (every lower one in use) it is closed and the payload
 /// gets EMFILE, as Linux refuses it; km's range lies above that limit.
+/// Two fds the host just created for the payload (pipe, socketpair), made
+/// in km's memory: both must be within the payload's open-file limit (else
+/// both are closed and the payload gets EMFILE), then they are stored at
+/// `out`; a store that fails closes them too.
+pub fn new_fd_pair(pair: [i32; 2], out: GuestRange) -> Result<u64, Errno> {
+    let close_both = || {
+        for f in pair {
+            // SAFETY: both fds were just created on the payload's behalf and
+            // nobody else knows them.
+            unsafe { libc::close(f) };
+        }
+    };
+    if pair.iter().any(|&f| !fds::within_open_limit(f.into())) {
+        close_both();
+        return Err(Errno::EMFILE);
+    }
+    if let Err(e) = crate::mem::copy::write_obj(out, &pair) {
+        close_both();
+        return Err(e);
+    }
+    Ok(0)
+}
+
 pub fn new_fd(r: Result<u64, Errno>) -> Result<u64, Errno> {
     let v = r?;
     if fds::within_open_limit(v as i64) {

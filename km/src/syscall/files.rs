@@ -5,7 +5,7 @@
 use libc::*;
 use nix::errno::Errno;
 
-use super::args::{buf, fd, new_fd, obj, opt, path, rw_buf};
+use super::args::{buf, fd, new_fd, new_fd_pair, obj, opt, path, rw_buf};
 use super::{host, procio, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
 use crate::procfs::fdtab::{self, Kind};
@@ -461,21 +461,7 @@ fn pipe_common(out: u64, flags: u64) -> Ret {
     let out = obj::<[i32; 2]>(out)?;
     let mut fds = [0i32; 2];
     host(SYS_pipe2, [fds.as_mut_ptr() as u64, flags, 0, 0, 0, 0])?;
-    let close_both = |fds: &[i32; 2]| {
-        for &f in fds {
-            // SAFETY: both fds were just created here and are known to no one.
-            unsafe { libc::close(f) };
-        }
-    };
-    if fds.iter().any(|&f| !crate::fds::within_open_limit(f as i64)) {
-        close_both(&fds);
-        return Err(Errno::EMFILE);
-    }
-    if let Err(e) = copy::write_obj(out, &fds) {
-        close_both(&fds);
-        return Err(e);
-    }
-    Ok(0)
+    new_fd_pair(fds, out)
 }
 
 pub fn pipe(_: &mut Ctx, a: A) -> Ret {

@@ -10,7 +10,7 @@
 use libc::*;
 use nix::errno::Errno;
 
-use super::args::{buf, fd, new_fd, obj, rw_buf};
+use super::args::{buf, fd, new_fd, new_fd_pair, obj, rw_buf};
 use super::{host, unsupported, Ctx, Restart, Ret};
 use crate::fds;
 use crate::mem::copy::{self, Pod};
@@ -81,21 +81,7 @@ pub fn socketpair(_: &mut Ctx, a: A) -> Ret {
     let out = obj::<[i32; 2]>(a[3])?;
     let mut pair = [-1i32; 2];
     host(SYS_socketpair, [a[0], a[1], a[2], pair.as_mut_ptr() as u64, 0, 0])?;
-    let close_both = || {
-        for f in pair {
-            // SAFETY: both fds were just created here and are known to no one.
-            unsafe { libc::close(f) };
-        }
-    };
-    if pair.iter().any(|&f| !fds::payload_may_use(f.into())) {
-        close_both();
-        return Err(Errno::EMFILE);
-    }
-    if let Err(e) = copy::write_obj(out, &pair) {
-        close_both();
-        return Err(e);
-    }
-    Ok(0)
+    new_fd_pair(pair, out)
 }
 
 /// An address the kernel reads: `len` bytes, never more than ADDR_MAX
