@@ -41,3 +41,10 @@ fn sysv_semaphores_and_queues() {
     let out = Case::new("sysv", &[]).check(0);
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("done\n"));
 }
+
+/// ioctl requests with the top bit set (musl passes them sign-extended) and
+/// with garbage in the register's upper half act as natively.
+#[test]
+fn ioctl_request_is_an_unsigned_int() {
+    Case::new("ioctl-request", &[]).check(0);
+}

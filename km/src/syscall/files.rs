@@ -384,8 +384,12 @@ pub const IOCTLS: [(u64, u64); 39] = [
 
 /// The ioctls of `IOCTLS` and SIOCGIFCONF; other requests are ENOTTY, as
 /// on an fd that does not support them, reported once by number.
-pub fn ioctl(ctx: &mut Ctx, a: A) -> Ret {
+pub fn ioctl(ctx: &mut Ctx, mut a: A) -> Ret {
     fd(a[0])?;
+    // The request is an unsigned int to the kernel; musl's ioctl takes it as
+    // an int, so one with the top bit set (TIOCGPTN: read direction) comes
+    // sign-extended.
+    a[1] = a[1] as u32 as u64;
     if a[1] == SIOCGIFCONF {
         return ifconf(a);
     }
