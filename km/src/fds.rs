@@ -7,7 +7,9 @@
 //! at the floor, and every fd created for it is checked against its soft
 //! limit (`open_limit`), as the kernel allocates fds below RLIMIT_NOFILE.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -92,6 +94,18 @@ pub fn privatize(fd: RawFd) -> std::io::Result<RawFd> {
     // nothing else refers to it. A km fd never stays below the floor.
     unsafe { libc::close(fd) };
     result
+}
+
+/// A close-on-exec dup of the payload's `fd` in km's range: the file it
+/// names now, held by km whatever the payload does to `fd` meanwhile.
+pub fn private_dup(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new fd, which we own.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor()) };
+    if high < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `high` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
 /// In a forked child: closes km's fds inherited from the parent (its

@@ -211,3 +211,24 @@ fn no_seccomp_runs_unconfined() {
         assert_eq!((native.status, &native.stdout), (km.status, &km.stdout), "--no-seccomp changes nothing else");
     });
 }
+
+/// Files without a type (eventfd, epoll, timerfd, signalfd; and km's VM and
+/// vCPU fds, which are of the same kind) cannot be mapped, as natively.
+#[test]
+fn mmap_of_anonymous_inodes_is_enodev() {
+    Case::new("fd-window", &["mmap-anon"]).check(0);
+}
+
+/// The moment a new vCPU's fd sits below km's floor, raced by payload
+/// threads that dup, map and ioctl the numbers it gets, or close one and
+/// put a memfd there: nothing caught is ever mapped or answers a KVM ioctl,
+/// and km never adopts a payload file as its vCPU (thread creation is
+/// refused with EAGAIN then, and the payload retries). km reports the
+/// payload's KVM ioctl request once, as any request it does not serve.
+#[test]
+fn vcpu_fds_caught_below_the_floor_are_useless() {
+    for mode in ["race", "replace"] {
+        let out = Case::new("fd-window", &[mode]).check_ignoring_km_warnings(0);
+        assert_lines(&out, &["threads joined: 24", "km fds mapped: 0", "vCPU ioctls that worked: 0"]);
+    }
+}

@@ -86,6 +86,32 @@ fn ioctl_new_fd(fd: RawFd, request: u32, arg: libc::c_ulong) -> io::Result<RawFd
     fds::privatize(new)
 }
 
+/// The new vCPU's fd sat below the floor, at the number the kernel chose,
+/// until `privatize` moved it. A payload thread that closed that number
+/// and opened a file of its own there, or put there a vCPU fd it caught the
+/// same way earlier, would have km adopt that file as this vCPU (and map it
+/// as kvm_run). The fd km keeps must name this very vCPU: KVM names it
+/// `kvm-vcpu:<id>`; kkm names it `kkm-vcpu`, without the id.
+fn check_vcpu_file(fd: RawFd, id: u32, flavor: Flavor) -> Result<()> {
+    let link = match std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+        Ok(link) => link,
+        // No procfs for km: nothing can be checked, and the payload cannot
+        // have taken it away either.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !std::path::Path::new("/proc/self").exists() => return Ok(()),
+        Err(source) => return Err(DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source }),
+    };
+    let expected = match flavor {
+        Flavor::Kvm => format!("anon_inode:kvm-vcpu:{id}"),
+        Flavor::Kkm => "anon_inode:kkm-vcpu".to_string(),
+    };
+    if link.as_os_str() == expected.as_str() {
+        Ok(())
+    } else {
+        let source = io::Error::other(format!("the new vCPU's fd was replaced by {}", link.display()));
+        Err(DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source })
+    }
+}
+
 impl KvmDevice {
     /// Opens the device at `path` and creates the VM.
     pub fn open(path: &CStr) -> io::Result<KvmDevice> {
@@ -141,6 +167,12 @@ impl Hypervisor for KvmDevice {
     fn create_vcpu(&self, id: u32) -> Result<Box<dyn Vcpu>> {
         let fd = ioctl_new_fd(self.vm.as_raw_fd(), uapi::KVM_CREATE_VCPU, id.into())
             .map_err(|source| DeviceError::Ioctl { op: "KVM_CREATE_VCPU", source })?;
+        if let Err(e) = check_vcpu_file(fd, id, self.flavor) {
+            // SAFETY: `fd` is the one km just moved above the floor; whatever
+            // file it holds, nothing else of km's refers to it.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
         // SAFETY: `fd` was just returned by KVM_CREATE_VCPU on this VM and is
         // owned by nobody else. The call owns it at once, so a failed mmap
         // of kvm_run closes it.
@@ -401,5 +433,29 @@ impl Vcpu for KvmVcpu {
             Err(_) => self.tsc_offset_from_msr()?,
         };
         Ok(GuestTsc { offset, khz })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vcpu_fd_must_name_the_vcpu_km_asked_for() {
+        crate::fds::init().expect("fd floor");
+        let Ok(device) = KvmDevice::open(c"/dev/kvm") else {
+            eprintln!("SKIPPED: /dev/kvm cannot be opened here; the vCPU fd check is not exercised");
+            return;
+        };
+        let vcpu = ioctl_new_fd(device.vm.as_raw_fd(), uapi::KVM_CREATE_VCPU, 7).expect("KVM_CREATE_VCPU");
+        assert!(check_vcpu_file(vcpu, 7, Flavor::Kvm).is_ok());
+        // Another vCPU of the same VM is not this one.
+        assert!(check_vcpu_file(vcpu, 6, Flavor::Kvm).is_err());
+        // Nor is a file a payload could have put at the number.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(check_vcpu_file(file.as_raw_fd(), 7, Flavor::Kvm).is_err());
+        assert!(check_vcpu_file(file.as_raw_fd(), 7, Flavor::Kkm).is_err());
+        // SAFETY: `vcpu` was created above and is used by nothing else.
+        unsafe { libc::close(vcpu) };
     }
 }

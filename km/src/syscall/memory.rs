@@ -1,6 +1,8 @@
 //! Memory: every mapping change goes through the address space, which keeps
 //! host mappings, km's record and the guest page tables in step.
 
+use std::os::fd::AsRawFd;
+
 use libc::*;
 use nix::errno::Errno;
 
@@ -16,10 +18,30 @@ pub fn brk(ctx: &mut Ctx, a: A) -> Ret {
 
 pub fn mmap(ctx: &mut Ctx, a: A) -> Ret {
     let flags = a[3] as i32;
-    if flags & MAP_ANONYMOUS == 0 {
-        fd(a[4])?;
+    if flags & MAP_ANONYMOUS != 0 {
+        return ctx.proc().space.mmap(a[0], a[1], a[2] as i32, flags, -1, a[5] as i64);
     }
-    ctx.proc().space.mmap(a[0], a[1], a[2] as i32, flags, a[4] as i32, a[5] as i64)
+    fd(a[4])?;
+    // The payload's fd is resolved once, into a dup of km's, and only that
+    // dup is checked and mapped: another payload thread cannot swap a
+    // different file in between.
+    let file = crate::fds::private_dup(a[4] as i32)?;
+    mappable(&file)?;
+    ctx.proc().space.mmap(a[0], a[1], a[2] as i32, flags, file.as_raw_fd(), a[5] as i64)
+}
+
+/// Files with no type (anonymous inodes: eventfd, epoll, signalfd, timerfd,
+/// and km's own VM and vCPU fds) are ENODEV, as Linux answers for the
+/// payload's own such fds, which have no mmap. km's vCPU fds sit below the
+/// floor for a moment when created (the kernel hands out the lowest free
+/// number): even one a payload thread caught then can never be mapped,
+/// and with it the vCPU's kvm_run page.
+fn mappable(file: &std::os::fd::OwnedFd) -> Result<(), Errno> {
+    let st = nix::sys::stat::fstat(file)?;
+    if st.st_mode & S_IFMT == 0 {
+        return Err(Errno::ENODEV);
+    }
+    Ok(())
 }
 
 pub fn munmap(ctx: &mut Ctx, a: A) -> Ret {
