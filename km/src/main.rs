@@ -167,8 +167,8 @@ fn main() {
             .collect(),
         strict: cli.strict,
     };
-    let first = match vm::start(&opts) {
-        Ok(t) => t,
+    let (first, clock) = match vm::start(&opts) {
+        Ok(started) => started,
         Err(e) => {
             diag::line(format_args!("{e:#}"));
             std::process::exit(e.exit_code());
@@ -180,7 +180,7 @@ fn main() {
         std::process::exit(1);
     }
     exec::restore(state.flatten().as_ref(), &first);
-    if let Err(e) = signal::forward::start(first.proc.clone()) {
+    if let Err(e) = signal::forward::start(first.proc.clone(), clock) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
     }

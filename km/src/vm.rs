@@ -69,8 +69,8 @@ fn aux_ids() -> (u64, u64, u64, u64) {
 }
 
 /// Creates the VM with the payload loaded and its first thread's vCPU at
-/// the entry point.
-pub fn start(opts: &Options) -> Result<Thread, StartError> {
+/// the entry point; and the vDSO clock, if on, for the forwarding thread.
+pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartError> {
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&opts.device)?);
     tracing::info!(target: "device", "using {:?} ({:?})", opts.device, hv.flavor());
     let model = CpuModel::new(hv.supported_cpuid().context("reading the device's CPUID")?);
@@ -140,8 +140,8 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
     cpu::set_thread_state(&mut *vcpu, &regs, 0, 0).context("setting up the vCPU")?;
     let proc = Arc::new(Process::new(hv, model, space, exe, startup, opts.strict, how));
-    clock::start(vdso.vvar, &mut *vcpu);
-    Ok(Thread::first(proc, 0, vcpu))
+    let clock = clock::start(vdso.vvar, &mut *vcpu);
+    Ok((Thread::first(proc, 0, vcpu), clock))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
