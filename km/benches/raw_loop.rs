@@ -1,144 +1,17 @@
-//! The floor for km's syscall round trip: a minimal guest at CPL3 whose
-//! `syscall` goes through the same landing pad as km's (`out; sysretq`) and
-//! straight back, with the host doing only what km's run loop does per exit
-//! (read the synced registers, set rip/rflags or resume at the sysretq).
-//! Prints nanoseconds per round trip. Run by scripts/bench.
+//! The floor for km's syscall round trip: the minimal guest of `common`
+//! looping over `syscall`, the host doing per exit only what km's run loop
+//! does. Prints nanoseconds per round trip. Run by scripts/bench.
 
-use kvm_bindings::{kvm_regs, kvm_segment, kvm_userspace_memory_region};
-use kvm_ioctls::{Kvm, SyncReg, VcpuExit};
+mod common;
 
-const MEM: usize = 2 << 20;
-const PML4: u64 = 0x2000;
-const GDT: u64 = 0x5000;
-const TSS: u64 = 0x6000;
-const CODE: u64 = 0x7000;
-const PAD: u64 = 0x8000;
-const PORT_SYSCALL: u8 = 0xf0;
-const PORT_DONE: u8 = 0xf1;
+use kvm_ioctls::Kvm;
 
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let kvm = Kvm::new().expect("open /dev/kvm");
-    let vm = kvm.create_vm().expect("create VM");
-    // SAFETY: a fresh anonymous mapping owned by this program for its life.
-    let mem = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            MEM,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    } as *mut u8;
-    assert!(mem as isize != -1);
-    let put = |addr: u64, bytes: &[u8]| {
-        // SAFETY: every write below lies inside the 2 MiB mapping.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), mem.add(addr as usize), bytes.len()) }
-    };
-    // Identity map of the first 2 MiB, one user-accessible large page.
-    put(PML4, &(0x3000u64 | 7).to_le_bytes());
-    put(0x3000, &(0x4000u64 | 7).to_le_bytes());
-    put(0x4000, &(0x87u64).to_le_bytes());
-    // GDT as km's: null, code, data, user data, user code, TSS.
-    for (i, d) in [0u64, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0x00cf_f300_0000_ffff, 0x00af_fb00_0000_ffff]
-        .iter()
-        .enumerate()
-    {
-        put(GDT + 8 * i as u64, &d.to_le_bytes());
-    }
-    let tss_limit = 104 + 32;
-    let tss_desc = tss_limit | ((TSS & 0xff_ffff) << 16) | (0x8b << 40);
-    put(GDT + 40, &tss_desc.to_le_bytes());
-    let mut tss = vec![0u8; 137];
-    tss[102..104].copy_from_slice(&104u16.to_le_bytes());
-    tss[104..].fill(0xff);
-    for port in [PORT_SYSCALL, PORT_DONE] {
-        tss[104 + port as usize / 8] &= !(1 << (port % 8));
-    }
-    put(TSS, &tss);
-    // mov $n,%ebx; 1: mov $110,%eax; syscall; dec %ebx; jnz 1b; out %al,$done
-    let mut code = vec![0xbb];
-    code.extend_from_slice(&n.to_le_bytes());
-    code.extend_from_slice(&[0xb8, 110, 0, 0, 0, 0x0f, 0x05, 0xff, 0xcb, 0x75, 0xf5, 0xe6, PORT_DONE]);
-    put(CODE, &code);
-    put(PAD, &[0xe6, PORT_SYSCALL, 0x48, 0x0f, 0x07, 0x0f, 0x0b]);
-
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: 0,
-        memory_size: MEM as u64,
-        userspace_addr: mem as u64,
-    };
-    // SAFETY: the region is our own mapping and stays mapped until exit.
-    unsafe { vm.set_user_memory_region(region) }.expect("memory region");
-    let mut vcpu = vm.create_vcpu(0).expect("vCPU");
-    vcpu.set_cpuid2(&kvm.get_supported_cpuid(256).expect("cpuid")).expect("set cpuid");
-    let mut s = vcpu.get_sregs().expect("sregs");
-    let seg = |sel: u16, code: bool| kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector: sel,
-        type_: if code { 0xb } else { 0x3 },
-        present: 1,
-        dpl: 3,
-        db: u8::from(!code),
-        s: 1,
-        l: u8::from(code),
-        g: 1,
-        ..Default::default()
-    };
-    s.cs = seg(0x23, true);
-    s.ss = seg(0x1b, false);
-    s.ds = s.ss;
-    s.es = s.ss;
-    s.fs = s.ss;
-    s.gs = s.ss;
-    s.tr = kvm_segment {
-        base: TSS,
-        limit: tss_limit as u32,
-        selector: 0x28,
-        type_: 0xb,
-        present: 1,
-        ..Default::default()
-    };
-    s.gdt.base = GDT;
-    s.gdt.limit = 55;
-    s.cr0 = 0x8005_0033;
-    s.cr3 = PML4;
-    s.cr4 = 0x620;
-    s.efer = 0xd01;
-    vcpu.set_sregs(&s).expect("set sregs");
-    let msrs = kvm_bindings::Msrs::from_entries(&[
-        kvm_bindings::kvm_msr_entry { index: 0xc000_0081, data: (0x10 << 48) | (0x08 << 32), ..Default::default() },
-        kvm_bindings::kvm_msr_entry { index: 0xc000_0082, data: PAD, ..Default::default() },
-        kvm_bindings::kvm_msr_entry { index: 0xc000_0084, data: 0x4_4700, ..Default::default() },
-    ])
-    .unwrap();
-    vcpu.set_msrs(&msrs).expect("msrs");
-    vcpu.set_regs(&kvm_regs { rip: CODE, rsp: 0x1f_f000, rflags: 2, ..Default::default() }).expect("regs");
-    vcpu.set_sync_valid_reg(SyncReg::Register);
-
-    let mut sysret = None;
+    let cpuid = kvm.get_supported_cpuid(256).expect("cpuid");
+    let mut guest = common::Guest::new(&kvm, &cpuid, &common::Memory::new());
     let start = std::time::Instant::now();
-    loop {
-        match vcpu.run().expect("KVM_RUN") {
-            VcpuExit::IoOut(port, _) if port == PORT_SYSCALL as u16 => {}
-            VcpuExit::IoOut(port, _) if port == PORT_DONE as u16 => break,
-            other => panic!("unexpected exit {other:?}"),
-        }
-        let via_sysret = *sysret.get_or_insert_with(|| vcpu.get_sregs().unwrap().cs.selector & 3 == 0);
-        let mut r = vcpu.sync_regs().regs;
-        r.rax = std::hint::black_box(1);
-        if via_sysret {
-            r.rip = PAD + 2;
-        } else {
-            r.rip = r.rcx;
-            r.rflags = (r.r11 & 0x24_0dd5) | 2;
-        }
-        vcpu.sync_regs_mut().regs = r;
-        vcpu.set_sync_dirty_reg(SyncReg::Register);
-    }
+    guest.run(n + 1);
     println!("{:.1}", start.elapsed().as_nanos() as f64 / n as f64);
 }

@@ -18,9 +18,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use kvm_bindings::kvm_cpuid_entry2;
 use nix::errno::Errno;
 
 use crate::device::DeviceChoice;
+use crate::guest::cpu::SyscallReturn;
 use crate::loader::elf::{self, LoadError};
 use crate::signal::{bit, KSigaction, NSIG, SIG_IGN, UNBLOCKABLE};
 use crate::thread::Thread;
@@ -226,6 +228,57 @@ impl State {
     }
 }
 
+/// What the old km learned of the device, which the new one does not ask
+/// again (same device, same CPU), in the hidden `--exec-device` argument:
+/// the CPUID the payload gets (the device's, as km masks it; masking again
+/// changes nothing) and how `syscall` returns (the old km probed it before
+/// its payload ran). Spares every exec the device's CPUID enumeration
+/// (~0.7 ms of host CPUID instructions here) and the probe's guest entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownDevice {
+    pub cpuid: Vec<kvm_cpuid_entry2>,
+    pub syscall_return: SyscallReturn,
+}
+
+impl KnownDevice {
+    pub fn of(proc: &crate::process::Process) -> KnownDevice {
+        KnownDevice { cpuid: proc.model.cpuid.as_slice().to_vec(), syscall_return: proc.syscall_return }
+    }
+
+    /// "d" (direct) or "s" (sysret), then ",function:index:flags:eax:ebx:ecx:edx"
+    /// per CPUID entry, in hex.
+    pub fn encode(&self) -> String {
+        let mut s = String::from(match self.syscall_return {
+            SyscallReturn::Direct => "d",
+            SyscallReturn::Sysret => "s",
+        });
+        for e in &self.cpuid {
+            s += &format!(
+                ",{:x}:{:x}:{:x}:{:x}:{:x}:{:x}:{:x}",
+                e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx
+            );
+        }
+        s
+    }
+
+    pub fn decode(s: &str) -> Option<KnownDevice> {
+        let mut parts = s.split(',');
+        let syscall_return = match parts.next()? {
+            "d" => SyscallReturn::Direct,
+            "s" => SyscallReturn::Sysret,
+            _ => return None,
+        };
+        let cpuid = parts
+            .map(|p| {
+                let v: Vec<u32> = p.split(':').map(|f| u32::from_str_radix(f, 16)).collect::<Result<_, _>>().ok()?;
+                let [function, index, flags, eax, ebx, ecx, edx] = v[..] else { return None };
+                Some(kvm_cpuid_entry2 { function, index, flags, eax, ebx, ecx, edx, ..Default::default() })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(KnownDevice { cpuid, syscall_return })
+    }
+}
+
 /// Gives the first thread of a re-executed km the state the old one kept
 /// (none at a plain start), and the host's SIGCHLD disposition to match.
 pub fn restore(state: Option<&State>, first: &Thread) {
@@ -249,7 +302,14 @@ pub fn restore(state: Option<&State>, first: &Thread) {
 /// Replaces km with a new km running `path` (the new km resolves it
 /// again; `execfn` is its AT_EXECFN) with `args` and `env`. Returns only
 /// on failure, with the host's errno.
-pub fn replace(path: &Path, execfn: &OsStr, args: &[OsString], env: &[OsString], state: &State) -> Errno {
+pub fn replace(
+    path: &Path,
+    execfn: &OsStr,
+    args: &[OsString],
+    env: &[OsString],
+    state: &State,
+    device: &KnownDevice,
+) -> Errno {
     let l = launch();
     let mut km: Vec<OsString> = vec!["km".into()];
     if let DeviceChoice::Explicit(p) = &l.device {
@@ -261,6 +321,7 @@ pub fn replace(path: &Path, execfn: &OsStr, args: &[OsString], env: &[OsString],
     }
     km.push(format!("--log={}", l.log).into());
     km.push(format!("--exec-state={}", state.encode()).into());
+    km.push(format!("--exec-device={}", device.encode()).into());
     if !crate::seccomp::active() {
         // km runs unconfined (--no-seccomp): so does the new one.
         km.push("--no-seccomp".into());
@@ -314,6 +375,22 @@ mod tests {
         long.resize(HEAD, b'a');
         assert_eq!(sb(&long), Err(Errno::ENOEXEC), "no newline: the name may be cut off");
         assert_eq!(sb(b"#!/bin/sh -e"), Ok(Some(("/bin/sh".into(), Some("-e".into())))));
+    }
+
+    #[test]
+    fn known_device_round_trips() {
+        let entry =
+            |function, index, eax| kvm_cpuid_entry2 { function, index, eax, edx: u32::MAX, ..Default::default() };
+        let known = KnownDevice {
+            cpuid: vec![entry(0, 0, 0xd), entry(7, 1, 0x8000_0001), entry(0x8000_0001, 0, 0)],
+            syscall_return: SyscallReturn::Sysret,
+        };
+        assert_eq!(KnownDevice::decode(&known.encode()), Some(known.clone()));
+        let direct = KnownDevice { cpuid: vec![], syscall_return: SyscallReturn::Direct };
+        assert_eq!(KnownDevice::decode(&direct.encode()), Some(direct));
+        assert_eq!(KnownDevice::decode("x"), None);
+        assert_eq!(KnownDevice::decode("d,1:2:3"), None);
+        assert_eq!(KnownDevice::decode("s,1:2:3:4:5:6:g"), None);
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn build(
     cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)?;
     cpu::set_thread_state(&mut *vcpu, &state.regs, state.fs_base, state.gs_base)?;
     // SAFETY: this is the forked child, before any thread of its own.
-    clock::start(unsafe { vdso::vvar_in_child() }, &mut *vcpu);
+    let clock = clock::start(unsafe { vdso::vvar_in_child() }, &mut *vcpu);
     let mut thread = Thread::first(proc.clone(), id, vcpu);
     proc.signals().set_mask(thread.tid(), state.mask);
     thread.altstack = state.altstack;
@@ -337,7 +337,7 @@ fn build(
         // A bad address is the payload's problem, as on Linux.
         let _ = GuestRange::of::<i32>(state.set_child_tid).and_then(|r| copy::write_obj(r, &proc.pid));
     }
-    forward::start(proc)?;
+    forward::start(proc, clock)?;
     Ok((thread, state.regs))
 }
 

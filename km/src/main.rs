@@ -63,6 +63,11 @@ struct Cli {
     #[arg(long, hide = true, value_name = "STATE")]
     exec_state: Option<String>,
 
+    /// Set by km re-executing itself for the payload's execve: what the
+    /// old km learned of the device (see exec.rs)
+    #[arg(long, hide = true, value_name = "FACTS")]
+    exec_device: Option<String>,
+
     /// Set by km re-executing itself: the file to run, the arguments
     /// starting with argv[0]
     #[arg(long, hide = true, value_name = "PATH")]
@@ -152,6 +157,13 @@ fn main() {
             std::process::exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 });
         }
     };
+    let known = match cli.exec_device.as_deref().map(exec::KnownDevice::decode) {
+        Some(None) => {
+            diag::line(format_args!("malformed --exec-device"));
+            std::process::exit(1);
+        }
+        k => k.flatten(),
+    };
     let opts = vm::Options {
         device,
         execfn: cli.exec_fn.clone().unwrap_or_else(|| path.into_os_string()),
@@ -166,9 +178,10 @@ fn main() {
             })
             .collect(),
         strict: cli.strict,
+        known,
     };
-    let first = match vm::start(&opts) {
-        Ok(t) => t,
+    let (first, clock) = match vm::start(&opts) {
+        Ok(started) => started,
         Err(e) => {
             diag::line(format_args!("{e:#}"));
             std::process::exit(e.exit_code());
@@ -180,7 +193,7 @@ fn main() {
         std::process::exit(1);
     }
     exec::restore(state.flatten().as_ref(), &first);
-    if let Err(e) = signal::forward::start(first.proc.clone()) {
+    if let Err(e) = signal::forward::start(first.proc.clone(), clock) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
     }

@@ -85,16 +85,29 @@ pub fn timer_signal() -> i32 {
     libc::SIGRTMAX() - 1
 }
 
-/// 0 until the forwarder runs; a forked child starts its own.
+/// 0 until the forwarder runs; a forked child starts its own. An atomic:
+/// km's SIGSYS handler reads it.
 static FORWARDER_TID: AtomicI32 = AtomicI32::new(0);
 
 pub fn set_forwarder_tid(tid: Tid) {
     FORWARDER_TID.store(tid, Ordering::Relaxed);
 }
 
-/// The thread that receives host signals (target of thread timers).
+/// The thread that receives host signals, if it runs yet.
 pub fn forwarder_tid() -> Option<Tid> {
     Some(FORWARDER_TID.load(Ordering::Relaxed)).filter(|&t| t != 0)
+}
+
+/// The thread that receives host signals (target of thread timers), once
+/// it runs: started before the payload's first instruction, it may not
+/// have been scheduled yet.
+pub fn wait_for_forwarder() -> Tid {
+    loop {
+        if let Some(tid) = forwarder_tid() {
+            return tid;
+        }
+        std::thread::yield_now();
+    }
 }
 
 impl Process {

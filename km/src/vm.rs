@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use kvm_bindings::kvm_regs;
+use kvm_bindings::{kvm_regs, CpuId};
 
 use crate::device::{self, DeviceChoice, Hypervisor};
 use crate::guest::cpu::{self, CpuModel};
@@ -27,6 +27,8 @@ pub struct Options {
     pub args: Vec<OsString>,
     pub env: Vec<OsString>,
     pub strict: bool,
+    /// What an exec's old km learned of the device, if this km is one.
+    pub known: Option<crate::exec::KnownDevice>,
 }
 
 /// Why km could not start the payload; each maps to a shell-like status.
@@ -69,11 +71,15 @@ fn aux_ids() -> (u64, u64, u64, u64) {
 }
 
 /// Creates the VM with the payload loaded and its first thread's vCPU at
-/// the entry point.
-pub fn start(opts: &Options) -> Result<Thread, StartError> {
+/// the entry point; and the vDSO clock, if on, for the forwarding thread.
+pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartError> {
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&opts.device)?);
     tracing::info!(target: "device", "using {:?} ({:?})", opts.device, hv.flavor());
-    let model = CpuModel::new(hv.supported_cpuid().context("reading the device's CPUID")?);
+    let cpuid = match &opts.known {
+        Some(k) => CpuId::from_entries(&k.cpuid).map_err(|e| anyhow::anyhow!("the old km's CPUID: {e:?}"))?,
+        None => hv.supported_cpuid().context("reading the device's CPUID")?,
+    };
+    let model = CpuModel::new(cpuid);
     let mut space = AddressSpace::new(hv.clone()).context("setting up guest memory")?;
     cpu::install_tables(&mut space).context("writing the guest's descriptor tables")?;
     let vdso = vdso::install(&mut space).context("mapping the vDSO")?;
@@ -134,14 +140,18 @@ pub fn start(opts: &Options) -> Result<Thread, StartError> {
     };
     let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
     cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root()).context("setting up the vCPU")?;
-    let how = cpu::probe_syscall_return(&mut *vcpu, &mut space).context("probing the syscall path")?;
+    let how = match &opts.known {
+        Some(k) => k.syscall_return,
+        None => cpu::probe_syscall_return(&mut *vcpu).context("probing the syscall path")?,
+    };
+    cpu::set_syscall_return(how, &mut space);
     tracing::debug!(target: "device", "syscall returns: {how:?}");
     let entry = interp.as_ref().map_or(image.entry, |i| i.entry);
     let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
     cpu::set_thread_state(&mut *vcpu, &regs, 0, 0).context("setting up the vCPU")?;
     let proc = Arc::new(Process::new(hv, model, space, exe, startup, opts.strict, how));
-    clock::start(vdso.vvar, &mut *vcpu);
-    Ok(Thread::first(proc, 0, vcpu))
+    let clock = clock::start(vdso.vvar, &mut *vcpu);
+    Ok((Thread::first(proc, 0, vcpu), clock))
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {

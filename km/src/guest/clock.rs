@@ -3,7 +3,8 @@
 //! The vDSO computes a clock as `base_ns + (TSC - tsc_base) * mult / 2^shift`
 //! from the guest TSC. km knows the guest TSC as host TSC + the vCPU's
 //! offset (read once from the device), pairs it with the host's
-//! CLOCK_MONOTONIC, and a background thread re-bases the page every `REFRESH`, so the guest follows
+//! CLOCK_MONOTONIC, and km's signal-forwarding thread re-bases the page every `REFRESH` (between
+//! signals: one helper thread fewer to start per process), so the guest follows
 //! the host's rate (NTP included) and steps of the other clocks. A re-base
 //! continues from the later of the old formula and the host, and slews the
 //! rate to close the gap: CLOCK_MONOTONIC never steps back.
@@ -14,7 +15,7 @@
 
 use std::arch::asm;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::device::{GuestTsc, Vcpu};
 
@@ -127,7 +128,7 @@ impl Contents {
 }
 
 /// The right to write the vDSO's data page; there is one, owned by the
-/// clock thread once it runs. Dropping it leaves the page unavailable
+/// signal-forwarding thread once it runs. Dropping it leaves the page unavailable
 /// rather than frozen at a formula nobody refreshes.
 pub struct Vvar {
     addr: u64,
@@ -257,13 +258,14 @@ fn resolutions() -> [u64; CLOCKS] {
     res
 }
 
-/// State of the clock thread.
-struct Clock {
+/// The published clock, re-based by whichever thread owns it.
+pub struct Clock {
     vvar: Vvar,
     tsc: GuestTsc,
     res_ns: [u64; CLOCKS],
     offsets: [i64; CLOCKS],
     last: (Params, Sample),
+    due: Instant,
 }
 
 impl Clock {
@@ -275,7 +277,20 @@ impl Clock {
         let now = sample(&tsc);
         let params = Params { tsc_base: now.tsc, mult: mult_for(1_000_000, tsc.khz.into()), mono_ns: now.mono };
         vvar.end(&Contents::new(&params, &offsets, &res_ns));
-        Clock { vvar, tsc, res_ns, offsets, last: (params, now) }
+        Clock { vvar, tsc, res_ns, offsets, last: (params, now), due: Instant::now() + REFRESH }
+    }
+
+    /// How long until the next re-base is due.
+    pub fn until_due(&self) -> Duration {
+        self.due.saturating_duration_since(Instant::now())
+    }
+
+    /// Re-bases the page if that is due.
+    pub fn refresh_if_due(&mut self) {
+        if Instant::now() >= self.due {
+            self.refresh();
+            self.due = Instant::now() + REFRESH;
+        }
     }
 
     fn refresh(&mut self) {
@@ -291,30 +306,24 @@ impl Clock {
 }
 
 /// Serves the guest's clocks from the page if the device tells the guest
-/// TSC (from vCPU `vcpu`; KVM gives every vCPU of a VM the same offset);
-/// otherwise the page stays "unavailable" and every call is a syscall.
-pub fn start(vvar: Vvar, vcpu: &mut dyn Vcpu) {
+/// TSC (from vCPU `vcpu`; KVM gives every vCPU of a VM the same offset):
+/// publishes the first formula and returns the clock to re-base (see
+/// `signal::forward::start`). Otherwise the page stays "unavailable" and
+/// every call is a syscall.
+pub fn start(vvar: Vvar, vcpu: &mut dyn Vcpu) -> Option<Clock> {
     let tsc = match vcpu.guest_tsc() {
         Ok(tsc) if tsc.khz > 0 => tsc,
-        Ok(_) => return tracing::info!(target: "device", "vDSO clock off: the device reports no TSC rate"),
-        Err(e) => return tracing::info!(target: "device", "vDSO clock off: {e}"),
+        Ok(_) => {
+            tracing::info!(target: "device", "vDSO clock off: the device reports no TSC rate");
+            return None;
+        }
+        Err(e) => {
+            tracing::info!(target: "device", "vDSO clock off: {e}");
+            return None;
+        }
     };
     tracing::info!(target: "device", "guest TSC = host TSC {:+}, {} kHz; vDSO clock on", tsc.offset, tsc.khz);
-    let mut clock = Clock::first(vvar, tsc);
-    let spawned = std::thread::Builder::new().name("km-clock".into()).spawn(move || {
-        // Signals for the payload must reach a vCPU thread, never this one;
-        // it starts with them blocked (inherited from main) and blocks the
-        // rest here.
-        crate::signal::forward::block_all_in_this_thread();
-        loop {
-            std::thread::sleep(REFRESH);
-            clock.refresh();
-        }
-    });
-    if let Err(e) = spawned {
-        // The clock was dropped with the closure: the page says unavailable.
-        tracing::warn!(target: "device", "vDSO clock off: cannot start its thread: {e}");
-    }
+    Some(Clock::first(vvar, tsc))
 }
 
 #[cfg(test)]

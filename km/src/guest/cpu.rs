@@ -170,25 +170,28 @@ fn tss(vcpu: u32) -> [u8; TSS_SIZE] {
 }
 
 /// Runs km's probe on a fresh vCPU (before any payload code) and returns
-/// where `syscall` leaves the pad. Where it enters CPL0 the pad needs no
-/// port access from CPL3, so the syscall port closes too: every `in` and
-/// `out` of the payload is then a #GP raised by the CPU itself. Learning
-/// this from the payload's first exit instead would let a payload whose
-/// first act is a jump into the pad at CPL3 pass for the PVM case.
-pub fn probe_syscall_return(vcpu: &mut dyn Vcpu, space: &mut AddressSpace) -> device::Result<SyscallReturn> {
+/// where `syscall` leaves the pad. Learning this from the payload's first
+/// exit instead would let a payload whose first act is a jump into the pad
+/// at CPL3 pass for the PVM case.
+pub fn probe_syscall_return(vcpu: &mut dyn Vcpu) -> device::Result<SyscallReturn> {
     vcpu.set_regs(&kvm_regs { rip: PROBE, rflags: RFLAGS_RESERVED, ..Default::default() })?;
     match vcpu.run()? {
         device::Exit::Syscall => {}
         other => return Err(device::DeviceError::Unsupported(format!("km's syscall probe ended in {other:?}"))),
     }
-    let how = SyscallReturn::from_pad_cs(vcpu.sregs()?.cs.selector);
+    Ok(SyscallReturn::from_pad_cs(vcpu.sregs()?.cs.selector))
+}
+
+/// Fits the TSSs to how `syscall` returns: where it enters CPL0 the pad
+/// needs no port access from CPL3, so the syscall port closes: every `in`
+/// and `out` of the payload is then a #GP raised by the CPU itself.
+pub fn set_syscall_return(how: SyscallReturn, space: &mut AddressSpace) {
     if how == SyscallReturn::Sysret {
         for i in 0..monitor::MAX_VCPUS as u32 {
             let closed = tss(i)[SYSCALL_PORT_BYTE] | (1 << (KM_SYSCALL_PORT % 8));
             space.write_monitor(tss_addr(i) + SYSCALL_PORT_BYTE as u64, &[closed]);
         }
     }
-    Ok(how)
 }
 
 fn tss_descriptor(base: u64) -> [u8; 16] {

@@ -67,7 +67,7 @@ pub mod monitor {
     pub const IST_STACK_SIZE: u64 = PAGE_SIZE;
     /// vCPUs the tables above have room for.
     pub const MAX_VCPUS: u64 = (GDT_SIZE - crate::guest::selectors::FIXED_DESCRIPTORS * 8) / 16;
-    /// The vDSO's data page (user read-only; km's clock thread writes it),
+    /// The vDSO's data page (user read-only; km's signal thread writes it),
     /// then the vDSO image (user read-execute), which finds the page at
     /// this fixed distance below itself.
     pub const VVAR: u64 = MONITOR_START + 4 * MIB;

@@ -33,8 +33,8 @@ pub fn install(space: &mut AddressSpace) -> Result<Vdso, MemError> {
     Ok(Vdso { base: monitor::VDSO, vvar })
 }
 
-/// The data page's writer in a forked child: the parent's clock thread,
-/// which owned it, did not survive the fork.
+/// The data page's writer in a forked child: the parent's forwarding
+/// thread, which owned it, did not survive the fork.
 ///
 /// # Safety
 /// Call only in a child just forked, before it starts any thread, once.

@@ -26,8 +26,16 @@ use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
 /// Accepted and ignored, as on x86 Linux (not in the libc crate).
 const PROT_SEM: i32 = 0x8;
 const PROT_RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-/// Slot 0 is the monitor area; payload chunks get the next ids in turn.
-const MONITOR_SLOT: u32 = 0;
+/// Slot 0 is the top slot (below); payload chunks get the next ids in turn.
+const TOP_SLOT: u32 = 0;
+/// The top slot covers the last payload chunk, where the initial stack
+/// always is, the guard page and the monitor area: one registration (one
+/// wait for the device's memory-slot update) fewer at every start and fork.
+/// The guard page in it stays PROT_NONE and unmapped in the guest tables,
+/// so the guest cannot reach it.
+const TOP_CHUNK: u64 = (PAYLOAD_END - 1) / SLOT_CHUNK;
+const TOP_SLOT_START: u64 = TOP_CHUNK * SLOT_CHUNK;
+const _: () = assert!(TOP_SLOT_START >= WINDOW_START && MONITOR_START - TOP_SLOT_START <= SLOT_CHUNK);
 /// The top of a 4-level x86-64 user address space: a native shmat that
 /// would map past it is ENOMEM.
 const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
@@ -233,6 +241,23 @@ fn host_mapped(start: u64, end: u64) -> bool {
     unsafe { libc::msync(start as *mut libc::c_void, (end - start) as usize, libc::MS_ASYNC) == 0 }
 }
 
+/// Registers the top slot (the monitor area mapped, the window reserved).
+fn add_top_slot(hv: &dyn Hypervisor) -> Result<(), MemError> {
+    // SAFETY: the range lies in the window, which stays mapped (reservation,
+    // payload memory or the monitor area) for km's life; the monitor area
+    // holds only guest-visible data (tables, stubs, stacks), the rest never
+    // anything of km's.
+    unsafe { hv.add_memory(TOP_SLOT, TOP_SLOT_START, monitor::PAGE_TABLES_END - TOP_SLOT_START) }?;
+    Ok(())
+}
+
+/// Which chunks have a slot once the top slot is in.
+fn initial_slots() -> Vec<bool> {
+    let mut slots = vec![false; PAYLOAD_END.div_ceil(SLOT_CHUNK) as usize];
+    slots[TOP_CHUNK as usize] = true;
+    slots
+}
+
 /// Returns [start, start+len) of the window to the PROT_NONE reservation.
 fn reserve(start: u64, len: u64) -> Result<(), Errno> {
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
@@ -257,12 +282,11 @@ impl AddressSpace {
             unsafe { libc::munmap(p, len) };
             return Err(MemError::Reserve(io::Error::from_raw_os_error(libc::EEXIST)));
         }
-        let monitor_len = monitor::PAGE_TABLES_END - MONITOR_START;
         // SAFETY: the monitor area lies inside the window just reserved.
         unsafe {
             host_mmap(
                 MONITOR_START,
-                monitor_len,
+                monitor::PAGE_TABLES_END - MONITOR_START,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -270,17 +294,14 @@ impl AddressSpace {
             )
         }
         .map_err(MemError::Host)?;
-        // SAFETY: the monitor area stays mapped until km exits and holds only
-        // guest-visible data (tables, stubs, stacks).
-        unsafe { hv.add_memory(MONITOR_SLOT, MONITOR_START, monitor_len) }?;
+        add_top_slot(&*hv)?;
         let tables = PageTables::new(PoolTables { next: monitor::PAGE_TABLES })?;
-        let chunks = PAYLOAD_END.div_ceil(SLOT_CHUNK) as usize;
         Ok(AddressSpace {
             hv,
             vmas: Vmas::default(),
             tables,
-            slots: vec![false; chunks],
-            next_slot: MONITOR_SLOT + 1,
+            slots: initial_slots(),
+            next_slot: TOP_SLOT + 1,
             brk_start: 0,
             brk: 0,
             mmap_top: PAYLOAD_END,
@@ -297,16 +318,13 @@ impl AddressSpace {
     /// the host fork copied the memory, the monitor area and the guest
     /// tables in it; only the memory slots are the new VM's to register.
     pub fn fork_onto(&self, hv: Arc<dyn Hypervisor>) -> Result<AddressSpace, MemError> {
-        let monitor_len = monitor::PAGE_TABLES_END - MONITOR_START;
-        // SAFETY: as in `new`: the monitor area stays mapped for km's life
-        // (the fork kept it) and holds only guest-visible data.
-        unsafe { hv.add_memory(MONITOR_SLOT, MONITOR_START, monitor_len) }?;
+        add_top_slot(&*hv)?;
         let mut space = AddressSpace {
             hv,
             vmas: self.vmas.clone(),
             tables: self.tables.clone(),
-            slots: vec![false; self.slots.len()],
-            next_slot: MONITOR_SLOT + 1,
+            slots: initial_slots(),
+            next_slot: TOP_SLOT + 1,
             brk_start: self.brk_start,
             brk: self.brk,
             mmap_top: self.mmap_top,

@@ -1,10 +1,12 @@
 //! Host signals sent to km (Ctrl-C, kill, SIGWINCH, timers) become the
 //! payload's. Every km thread blocks them; one thread takes them with
-//! sigwaitinfo and posts each to the payload with the host's siginfo.
+//! sigtimedwait and posts each to the payload with the host's siginfo.
+//! Between signals the same thread re-bases the vDSO clock when due.
 
 use std::sync::Arc;
 
 use super::SigInfo;
+use crate::guest::clock::Clock;
 use crate::kick::kick_signal;
 use crate::process::Process;
 
@@ -62,9 +64,12 @@ pub fn block_all_in_this_thread() {
     }
 }
 
-/// Starts the forwarding thread.
-pub fn start(proc: Arc<Process>) -> std::io::Result<()> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+/// Starts the forwarding thread, which also keeps `clock` (if the vDSO
+/// clock is on). Nothing waits for it to run: signals stay pending until
+/// it takes them, and what needs its tid waits for it (`process`).
+pub fn start(proc: Arc<Process>, mut clock: Option<Clock>) -> std::io::Result<()> {
+    // A forked child has the parent's number until its own thread runs.
+    crate::process::set_forwarder_tid(0);
     std::thread::Builder::new().name("km-signals".into()).stack_size(256 << 10).spawn(move || {
         block_all_in_this_thread();
         // Taken by sigwaitinfo here, so blocked (a refused call of this
@@ -77,18 +82,25 @@ pub fn start(proc: Arc<Process>) -> std::io::Result<()> {
             libc::pthread_sigmask(libc::SIG_BLOCK, &sys, std::ptr::null_mut());
         }
         // SAFETY: gettid has no arguments.
-        let _ = ready_tx.send(unsafe { libc::gettid() });
+        crate::process::set_forwarder_tid(unsafe { libc::gettid() });
         let set = forwarded();
         loop {
-            // SAFETY: a zeroed siginfo_t is valid; sigwaitinfo fills it.
+            let timeout = clock.as_ref().map(|c| {
+                let d = c.until_due();
+                libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos().into() }
+            });
+            // SAFETY: a zeroed siginfo_t is valid; sigtimedwait fills it.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: `set` and `info` are ours for the call.
-            if unsafe { libc::sigwaitinfo(&set, &mut info) } > 0 {
+            let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `set`, `info` and the timeout are ours for the call; a
+            // null timeout waits for ever.
+            if unsafe { libc::sigtimedwait(&set, &mut info, timeout_ptr) } > 0 {
                 proc.post_host(SigInfo::from_host(&info));
+            }
+            if let Some(c) = clock.as_mut() {
+                c.refresh_if_due();
             }
         }
     })?;
-    let tid = ready_rx.recv().map_err(std::io::Error::other)?;
-    crate::process::set_forwarder_tid(tid);
     Ok(())
 }

@@ -83,8 +83,8 @@ pub fn prlimit64(ctx: &mut Ctx, a: A) -> Ret {
         return own_limit(ctx, resource, wanted, old);
     }
     if pid > 0 && is_km_thread(pid) {
-        // One of km's own threads (the signal or clock thread, an idle
-        // vCPU thread): no process the payload can see.
+        // One of km's own threads (the signal thread, an idle vCPU
+        // thread): no process the payload can see.
         return Err(Errno::ESRCH);
     }
     opt::<rlimit>(old)?;

@@ -226,7 +226,8 @@ fn exec(ctx: &mut Ctx, path: PathBuf, execfn: OsString, argv: u64, envp: u64) ->
     exec::resolve(&path, args.clone(), true)?;
     let state = exec_state(ctx);
     tracing::debug!(target: "syscall", "execve {} {:?}", path.display(), args);
-    Err(exec::replace(&path, &execfn, &args, &env, &state))
+    let device = exec::KnownDevice::of(ctx.proc());
+    Err(exec::replace(&path, &execfn, &args, &env, &state, &device))
 }
 
 /// True for /proc/self/exe and the like: on the host they name km.

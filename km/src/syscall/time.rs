@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use super::args::{fd, new_fd, obj, opt};
 use super::{host, Ctx, Restart, Ret};
 use crate::mem::{copy, GuestRange};
-use crate::process::{forwarder_tid, lock, timer_signal, TimerTarget};
+use crate::process::{lock, timer_signal, wait_for_forwarder, TimerTarget};
 
 type A = [u64; 6];
 
@@ -99,7 +99,7 @@ pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
             };
             ev[8..12].copy_from_slice(&timer_signal().to_le_bytes());
             ev[12..16].copy_from_slice(&SIGEV_THREAD_ID.to_le_bytes());
-            ev[16..20].copy_from_slice(&forwarder_tid().ok_or(Errno::EAGAIN)?.to_le_bytes());
+            ev[16..20].copy_from_slice(&wait_for_forwarder().to_le_bytes());
             Some(TimerTarget { tid, signo })
         }
         _ => return Err(Errno::EINVAL),
