@@ -96,18 +96,31 @@ impl<'a> Ctx<'a> {
 
     /// Performs a host call that may block (on a pipe, a futex, a timer),
     /// so a signal for the payload or the process's end can cut it short.
+    ///
+    /// No wake-up is lost (see `crate::kick`): a poster queues the signal
+    /// and raises the flag under the signals lock, then sends the kick. A
+    /// signal queued before the check below is seen by it, and the call is
+    /// not made; one queued after it raised the flag after it, which the
+    /// routine tests right before `syscall`, and the kick that follows
+    /// either moves a thread short of `syscall` to the cancel exit or ends
+    /// the call in the kernel with EINTR. The flag alone is not enough: the
+    /// run loop clears it at every exit, and a signal that came as the
+    /// payload entered this call (the vCPU stopped in km's pad, before its
+    /// exit) is left pending for the call to see, as Linux's calls check
+    /// for a pending signal before they sleep.
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
-        let _stops = self.tty_stops();
+        let (stops, pending) = {
+            let s = self.proc().signals();
+            (crate::signal::tty::default_stops(&s, self.tid()), s.deliverable(self.tid()))
+        };
+        if pending {
+            return self.cancelled();
+        }
+        let _stops = crate::signal::tty::Opened::new(&stops);
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
         match r {
-            // Not begun: as if the signal came just before the syscall
-            // instruction, it runs afterwards, whatever the call (an open
-            // of a regular file must not fail with EINTR).
-            None => {
-                self.interrupted = Some(Restart::Always);
-                Err(Errno::EINTR)
-            }
+            None => self.cancelled(),
             Some(Err(Errno::EINTR)) => {
                 self.interrupted = Some(restart);
                 Err(Errno::EINTR)
@@ -127,6 +140,15 @@ impl<'a> Ctx<'a> {
     fn tty_stops(&self) -> Option<crate::signal::tty::Opened> {
         let stops = crate::signal::tty::default_stops(&self.proc().signals(), self.tid());
         crate::signal::tty::Opened::new(&stops)
+    }
+
+    /// A blocking call not begun because a signal came first: as if it
+    /// came just before the syscall instruction, the call runs again after
+    /// the handler, whatever the call (an open of a regular file must not
+    /// fail with EINTR).
+    fn cancelled(&mut self) -> Ret {
+        self.interrupted = Some(Restart::Always);
+        Err(Errno::EINTR)
     }
 
     /// Runs `call` with the payload's signal mask temporarily `mask` (the
