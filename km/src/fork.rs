@@ -156,6 +156,8 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     // held by a thread that the fork leaves behind: as an atfork handler
     // would, take them across the host fork (glibc's fork does the same
     // for malloc).
+    // Taken first: whoever takes host signals then takes `signals`.
+    let taking = forward::hold();
     // No host mapping change may be in flight while the host copies memory.
     let space = proc.space.exclusive();
     let signals = proc.signals();
@@ -170,10 +172,11 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     // diag's and the end's are held across it, and malloc's by glibc.
     let pid = crate::process::unless_ending(|| crate::diag::holding(|| unsafe { libc::fork() }));
     if pid == 0 {
+        drop(taking);
         child(&proc, space, signals, limits, fdtab, state);
     }
     let err = Errno::last();
-    drop((space, signals, limits, fdtab));
+    drop((space, signals, limits, fdtab, taking));
     if let Some([read_end, write_end]) = pipe {
         close(write_end);
         if pid > 0 {

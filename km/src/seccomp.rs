@@ -255,6 +255,8 @@ const KM_CALLS: &[c_long] = &[
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigtimedwait,
+    // The forwarder waits on a signalfd (`signal::forward`).
+    libc::SYS_signalfd4,
     libc::SYS_restart_syscall,
     libc::SYS_exit,
     libc::SYS_exit_group,

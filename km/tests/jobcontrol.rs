@@ -338,11 +338,7 @@ fn compare(shell: &Path, args: &[&str], expected: &[&str]) {
     assert_eq!(km_status, status);
 }
 
-// Held back from the default run: in the pipeline step, cat under km may
-// see end of file (sleep died of its SIGINT) before its own SIGINT, which
-// km's forwarder posts a moment later; about 1 run in 40 then differs.
 #[test]
-#[ignore = "Ctrl-C to `sleep | cat`: cat may see EOF before its SIGINT under km"]
 fn busybox_interactive_job_control() {
     let busybox = Path::new("/bin/busybox");
     assert!(busybox.exists(), "/bin/busybox missing: install busybox-static");

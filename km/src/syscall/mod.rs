@@ -116,9 +116,15 @@ impl<'a> Ctx<'a> {
         if pending {
             return self.cancelled();
         }
-        let _stops = crate::signal::tty::Opened::new(&stops);
+        let stops = crate::signal::tty::Opened::new(&stops);
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
+        drop(stops);
+        if r.is_some() {
+            // What ended the wait may be another process's answer to a
+            // signal this one has too (see `signal::forward`).
+            crate::signal::forward::take_pending(self.proc());
+        }
         match r {
             None => self.cancelled(),
             Some(Err(Errno::EINTR)) => {
