@@ -16,3 +16,20 @@ fn no_signal_lost_around_a_blocking_read() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("handled: 1000 of 1000") && text.contains("killed by SIGINT: 125 of 125"), "{text}");
 }
+
+/// Signals pending at execve stay pending in the new program, with their
+/// siginfo: a thread's, the process's, queued real-time ones with their
+/// values in order, an ignored and blocked one; then they arrive when the
+/// new program unblocks them.
+#[test]
+fn pending_signals_survive_exec() {
+    let out = Case::new("execsig", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "pending: SIGUSR1 yes SIGUSR2 yes SIGRTMIN+1 yes SIGWINCH yes SIGTERM no",
+        "  got SIGRTMIN+1 code SI_QUEUE from self yes value 43",
+        "  got signal 10 code SI_TKILL from self yes value -1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");
+    }
+}

@@ -224,6 +224,10 @@ fn exec(ctx: &mut Ctx, path: PathBuf, execfn: OsString, argv: u64, envp: u64) ->
     let env = read_strings(envp)?;
     exec::check_size(&args, &env)?;
     exec::resolve(&path, args.clone(), true)?;
+    // Host signals for km stay with the host across its execve, and the
+    // new km takes them: none may be taken into this km's state after it
+    // was saved.
+    let _taking = crate::signal::forward::hold();
     let state = exec_state(ctx);
     tracing::debug!(target: "syscall", "execve {} {:?}", path.display(), args);
     Err(exec::replace(&path, &execfn, &args, &env, &state))
@@ -238,16 +242,17 @@ fn names_own_exe(path: &std::path::Path, pid: i32) -> bool {
 }
 
 /// What Linux keeps across exec that lives in km: the caller's mask, the
-/// ignored signals (handlers are reset), the emulated limits, the
-/// signalfds that stay open.
+/// ignored signals (handlers are reset), the pending signals (the
+/// process's and the caller's), the emulated limits, the signalfds that
+/// stay open.
 fn exec_state(ctx: &mut Ctx) -> exec::State {
     let tid = ctx.tid();
-    let (mask, ignored) = {
+    let (mask, ignored, pending) = {
         let mut s = ctx.proc().signals();
         let ignored = (1..=NSIG as i32).filter(|&sig| s.action(sig).handler == SIG_IGN).fold(0, |m, s| m | bit(s));
-        (s.thread(tid).mask, ignored)
+        (s.thread(tid).mask, ignored, s.pending_for_exec(tid))
     };
     let (nofile, address_space) = crate::process::lock(&ctx.proc().limits).snapshot();
     let signalfds = crate::procfs::fdtab::hold().signalfds_kept_on_exec();
-    exec::State { mask, ignored, nofile, address_space, signalfds }
+    exec::State { mask, ignored, nofile, address_space, signalfds, pending }
 }
