@@ -351,7 +351,9 @@ fn busybox_interactive_job_control() {
 
 /// TIOCSCTTY/TIOCNOTTY with their errors, and a background group's
 /// terminal read and tcsetpgrp: stopped by SIGTTIN/SIGTTOU as the
-/// parent's waitpid(WUNTRACED) sees, or EIO and success when ignored.
+/// parent's waitpid(WUNTRACED) sees, EIO and success when ignored (or
+/// blocked, or the group orphaned), the job's own handler run with EINTR
+/// or a restart per SA_RESTART.
 #[test]
 fn controlling_terminal_and_tty_stops() {
     let out = Case::new("jobctl", &[]).check(0);
@@ -364,6 +366,13 @@ fn controlling_terminal_and_tty_stops() {
         "tcsetpgrp: stopped by SIGTTOU",
         "tcsetpgrp, SIGTTOU ignored: exited 0",
         "TIOCNOTTY: 0 ok",
+        // A handler of the job's own: EINTR, or a restart per SA_RESTART
+        // (until the handler ignores the signal: EIO, or tcsetpgrp passes).
+        "  read: -1 EINTR",
+        "  handler ran 3 times",
+        "  tcsetpgrp: -1 EINTR",
+        "read, SIGTTIN blocked: exited 0",
+        "read, orphaned group: -1 errno5",
     ] {
         assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");
     }

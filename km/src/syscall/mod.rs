@@ -111,7 +111,7 @@ impl<'a> Ctx<'a> {
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
         let (stops, pending) = {
             let s = self.proc().signals();
-            (crate::signal::tty::default_stops(&s, self.tid()), s.deliverable(self.tid()))
+            (crate::signal::tty::taken_stops(&s, self.tid()), s.deliverable(self.tid()))
         };
         if pending {
             return self.cancelled();
@@ -120,6 +120,7 @@ impl<'a> Ctx<'a> {
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
         drop(stops);
+        crate::signal::tty::post_caught(self.proc());
         if r.is_some() {
             // What ended the wait may be another process's answer to a
             // signal this one has too (see `signal::forward`).
@@ -141,11 +142,23 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Opens, for one host call, the terminal's stop signals the payload
-    /// would take by default (`signal::tty`).
-    fn tty_stops(&self) -> Option<crate::signal::tty::Opened> {
-        let stops = crate::signal::tty::default_stops(&self.proc().signals(), self.tid());
-        crate::signal::tty::Opened::new(&stops)
+    /// Makes a host call that is not interruptible, but in which the tty
+    /// layer may send the caller's group SIGTTOU (tcsetpgrp, tcsetattr):
+    /// with those signals open (`signal::tty`). A handler's signal ends the
+    /// call with EINTR, and it restarts or fails per SA_RESTART.
+    fn with_tty_stops(&mut self, nr: c_long, a: [u64; 6]) -> Ret {
+        let stops = crate::signal::tty::taken_stops(&self.proc().signals(), self.tid());
+        let opened = crate::signal::tty::Opened::new(&stops);
+        let r = host(nr, a);
+        drop(opened);
+        crate::signal::tty::post_caught(self.proc());
+        match r {
+            Err(e) if e == Errno::EINTR || (ERESTARTSYS..=ERESTART_RESTARTBLOCK).contains(&(e as i32)) => {
+                self.interrupted = Some(Restart::IfSaRestart);
+                Err(Errno::EINTR)
+            }
+            r => r,
+        }
     }
 
     /// A blocking call not begun because a signal came first: as if it
