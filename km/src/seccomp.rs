@@ -139,6 +139,8 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_open,
     libc::SYS_openat,
     libc::SYS_pause,
+    libc::SYS_pidfd_open,
+    libc::SYS_pidfd_send_signal,
     libc::SYS_pipe2,
     libc::SYS_poll,
     libc::SYS_ppoll,

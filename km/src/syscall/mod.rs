@@ -460,6 +460,8 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_execveat => procs::execveat,
         SYS_wait4 => procs::wait4,
         SYS_waitid => procs::waitid,
+        SYS_pidfd_open => procs::pidfd_open,
+        SYS_pidfd_send_signal => procs::pidfd_send_signal,
         SYS_setpgid => procs::setpgid,
         SYS_setsid => procs::setsid,
         SYS_setuid => procs::setuid,

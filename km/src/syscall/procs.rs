@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use libc::*;
 use nix::errno::Errno;
 
-use super::args::{fd, obj, opt};
+use super::args::{fd, new_fd, obj, opt};
 use super::{host, Ctx, Restart, Ret};
 use crate::exec;
 use crate::fork::{self, ForkArgs};
@@ -55,6 +55,19 @@ pub fn waitid(ctx: &mut Ctx, a: A) -> Ret {
     opt::<siginfo_t>(a[2])?;
     opt::<rusage>(a[4])?;
     wait(ctx, SYS_waitid, a, options)
+}
+
+/// A pidfd is the host's: the process is a km, whose pid is the payload's.
+pub fn pidfd_open(_: &mut Ctx, a: A) -> Ret {
+    new_fd(host(SYS_pidfd_open, a))
+}
+
+/// As kill through a pidfd: the target km forwards the host signal to its
+/// payload.
+pub fn pidfd_send_signal(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    opt::<siginfo_t>(a[2])?;
+    host(SYS_pidfd_send_signal, a)
 }
 
 /// A wait that may block: a signal for the payload cuts it short, and it
