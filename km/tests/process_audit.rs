@@ -10,8 +10,9 @@ use support::{km_half, Case, Outcome};
 
 /// A child subreaper adopting an orphan (whose getppid then names it),
 /// the children's resource use (getrusage RUSAGE_CHILDREN, times), pidfds
-/// (pidfd_open, poll, pidfd_send_signal, waitid P_PIDFD), clone3 with a
-/// flag no kernel knows, and the credential and capability probes. km
+/// (pidfd_open, poll, pidfd_send_signal, waitid P_PIDFD, CLONE_PIDFD of
+/// clone and clone3), clone3 with a flag no kernel knows, and the
+/// credential and capability probes. km
 /// reports the clone3 flag it does not serve on its stderr.
 #[test]
 fn subreaper_usage_pidfds_and_probes() {
@@ -28,6 +29,9 @@ fn subreaper_usage_pidfds_and_probes() {
         "readable once it ended: yes",
         "waitid P_PIDFD: killed by signal 15, pid ok yes",
         "clone3 unknown flag: -1 EINVAL",
+        "clone3 CLONE_PIDFD: cloexec yes, waitid P_PIDFD: status 5 pid ok yes",
+        "clone CLONE_PIDFD: status 6 pid ok yes",
+        "clone CLONE_PIDFD with CLONE_PARENT_SETTID: -1 EINVAL",
         "capset same: 0 ok",
     ] {
         assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");

@@ -7,6 +7,7 @@
 #include "common.h"
 
 #include <sched.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -125,8 +126,11 @@ static void pidfds(void)
 	close(fd);
 }
 
-/* clone3 with a flag no kernel knows: EINVAL, and no child. */
-static void clone3_flags(void)
+/* clone3 with a flag no kernel knows: EINVAL, and no child. CLONE_PIDFD
+ * gives the parent a close-on-exec pidfd of the child, through clone3's
+ * pidfd field or clone's parent-tid pointer (so not with
+ * CLONE_PARENT_SETTID). */
+static void clone_flags(void)
 {
 	struct {
 		unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -135,6 +139,35 @@ static void clone3_flags(void)
 	args.flags = 0;
 	show("clone3 size too small", syscall(SYS_clone3, &args, 8));
 	show("wait, no child", wait(NULL));
+
+	int pidfd = -1;
+	args.flags = CLONE_PIDFD;
+	args.pidfd = (unsigned long long)&pidfd;
+	long c = syscall(SYS_clone3, &args, sizeof args);
+	CHECK(c >= 0);
+	if (c == 0)
+		syscall(SYS_exit_group, 5);
+	int flags = fcntl(pidfd, F_GETFD);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	CHECK(waitid(P_PIDFD, pidfd, &si, WEXITED) == 0);
+	printf("clone3 CLONE_PIDFD: cloexec %s, waitid P_PIDFD: status %d pid ok %s\n", yes(flags & FD_CLOEXEC),
+	       si.si_status, yes(si.si_pid == c));
+	close(pidfd);
+
+	pidfd = -1;
+	c = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
+	CHECK(c >= 0);
+	if (c == 0)
+		syscall(SYS_exit_group, 6);
+	memset(&si, 0, sizeof si);
+	CHECK(waitid(P_PIDFD, pidfd, &si, WEXITED) == 0);
+	printf("clone CLONE_PIDFD: status %d pid ok %s\n", si.si_status, yes(si.si_pid == c));
+	close(pidfd);
+	show("clone CLONE_PIDFD with CLONE_PARENT_SETTID",
+	     syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &pidfd, 0, 0));
+	show("clone3 CLONE_PIDFD bad pointer",
+	     (args.pidfd = 8, syscall(SYS_clone3, &args, sizeof args)));
 }
 
 /* linux/capability.h's version 3 structs (musl has no kernel headers). */
@@ -168,7 +201,7 @@ int main(void)
 	children_usage();
 	subreaper();
 	pidfds();
-	clone3_flags();
+	clone_flags();
 	credentials();
 	return 0;
 }

@@ -41,6 +41,7 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
+pub use args::new_fd as new_payload_fd;
 pub use process::TASK_SIZE_MAX;
 pub use procs::mirror_sigchld;
 pub use signalfd::adopt_signalfd;

@@ -22,12 +22,12 @@ use crate::signal::{bit, KSigaction, NSIG, SIG_IGN};
 type A = [u64; 6];
 
 pub fn fork(ctx: &mut Ctx, _: A) -> Ret {
-    fork::fork(ctx, ForkArgs { flags: SIGCHLD as u64, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    fork::fork(ctx, ForkArgs { flags: SIGCHLD as u64, stack: 0, parent_tid: 0, child_tid: 0, tls: 0, pidfd: 0 })
 }
 
 pub fn vfork(ctx: &mut Ctx, _: A) -> Ret {
     let flags = (CLONE_VM | CLONE_VFORK | SIGCHLD) as u64;
-    fork::fork(ctx, ForkArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    fork::fork(ctx, ForkArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0, pidfd: 0 })
 }
 
 /// Options wait4 accepts (Linux's list).
