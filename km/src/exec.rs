@@ -1,8 +1,9 @@
 //! execve: a new program in the same process. km re-executes itself (the
 //! host execve of its own binary) with the program, its arguments and
 //! environment, and a hidden argument with the state Linux keeps across
-//! exec (the signal mask, ignored signals, the limits km emulates, which
-//! inherited fds are signalfds and their masks). The
+//! exec (the signal mask, ignored signals, pending signals with their
+//! siginfo, the limits km emulates, which inherited fds are signalfds and
+//! their masks). The
 //! host then does what Linux does to the old image: other threads end,
 //! km's own fds (all close-on-exec) close, payload fds without FD_CLOEXEC
 //! stay; and the new km starts the program as the first one.
@@ -24,7 +25,7 @@ use nix::errno::Errno;
 use crate::device::DeviceChoice;
 use crate::guest::cpu::SyscallReturn;
 use crate::loader::elf::{self, LoadError};
-use crate::signal::{bit, KSigaction, NSIG, SIG_IGN, UNBLOCKABLE};
+use crate::signal::{bit, KSigaction, SigInfo, NSIG, SIG_IGN, UNBLOCKABLE};
 use crate::thread::Thread;
 
 /// How km was started: what a re-executed km needs again.
@@ -196,10 +197,14 @@ pub struct State {
     pub address_space: (u64, u64),
     /// Signalfds that stay open: each one's mask and payload fd numbers.
     pub signalfds: Vec<(u64, Vec<i32>)>,
+    /// Pending signals: the calling thread's (true) or the process's.
+    pub pending: Vec<(bool, SigInfo)>,
 }
 
 impl State {
-    /// "mask,ignored,limits…" then ";mask:fd.fd" for each signalfd.
+    /// "mask,ignored,limits…" then ";mask:fd.fd" for each signalfd and
+    /// ";Pt" or ";Ps" and the siginfo's bytes in hex, without the zeros
+    /// that end it, for each pending signal (the thread's or the process's).
     pub fn encode(&self) -> String {
         let mut s = format!(
             "{:x},{:x},{:x},{:x},{:x},{:x}",
@@ -209,7 +214,29 @@ impl State {
             let fds: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
             s += &format!(";{mask:x}:{}", fds.join("."));
         }
+        for (own, info) in &self.pending {
+            let len = info.0.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            s += if *own { ";Pt" } else { ";Ps" };
+            s.extend(info.0[..len].iter().map(|b| format!("{b:02x}")));
+        }
         s
+    }
+
+    fn decode_pending(p: &str) -> Option<(bool, SigInfo)> {
+        let own = match p.get(..2)? {
+            "Pt" => true,
+            "Ps" => false,
+            _ => return None,
+        };
+        let hex = &p.as_bytes()[2..];
+        if !hex.len().is_multiple_of(2) || hex.len() > 256 {
+            return None;
+        }
+        let mut info = SigInfo::default();
+        for (i, pair) in hex.chunks(2).enumerate() {
+            info.0[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some((own, info))
     }
 
     pub fn decode(s: &str) -> Option<State> {
@@ -217,14 +244,17 @@ impl State {
         let v: Vec<u64> =
             parts.next()?.split(',').map(|p| u64::from_str_radix(p, 16)).collect::<Result<_, _>>().ok()?;
         let [mask, ignored, nc, nm, ac, am] = v[..] else { return None };
-        let signalfds = parts
+        let (pending, fds): (Vec<&str>, Vec<&str>) = parts.partition(|p| p.starts_with('P'));
+        let pending = pending.into_iter().map(State::decode_pending).collect::<Option<Vec<_>>>()?;
+        let signalfds = fds
+            .into_iter()
             .map(|p| {
                 let (m, fds) = p.split_once(':')?;
                 let fds = fds.split('.').map(|f| f.parse().ok()).collect::<Option<Vec<i32>>>()?;
                 Some((u64::from_str_radix(m, 16).ok()?, fds))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(State { mask, ignored, nofile: (nc, nm), address_space: (ac, am), signalfds })
+        Some(State { mask, ignored, nofile: (nc, nm), address_space: (ac, am), signalfds, pending })
     }
 }
 
@@ -289,6 +319,7 @@ pub fn restore(state: Option<&State>, first: &Thread) {
             signals.set_action(sig, KSigaction { handler: SIG_IGN, ..Default::default() });
         }
         signals.set_mask(first.tid(), s.mask);
+        signals.restore_pending(first.tid(), &s.pending);
         for (mask, fds) in &s.signalfds {
             crate::syscall::adopt_signalfd(&mut signals, *mask, fds);
         }
@@ -401,9 +432,12 @@ mod tests {
             nofile: (1024, 4096),
             address_space: (u64::MAX, 7),
             signalfds: vec![],
+            pending: vec![],
         };
         assert_eq!(State::decode(&s.encode()), Some(State { signalfds: vec![], ..s.clone() }));
         s.signalfds = vec![(0x300, vec![3, 7]), (1, vec![4])];
+        assert_eq!(State::decode(&s.encode()), Some(s.clone()));
+        s.pending = vec![(false, SigInfo::user(10, 5, 0)), (true, SigInfo::queued(40, libc::SI_QUEUE, 5, 0, 0xab00))];
         assert_eq!(State::decode(&s.encode()), Some(s));
         assert_eq!(State::decode("1,2"), None);
     }

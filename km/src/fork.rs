@@ -40,6 +40,8 @@ pub struct ForkArgs {
     pub parent_tid: u64,
     pub child_tid: u64,
     pub tls: u64,
+    /// Where CLONE_PIDFD stores the child's pidfd.
+    pub pidfd: u64,
 }
 
 /// Flags km honours for a new process; the low byte is the exit signal.
@@ -49,7 +51,8 @@ const PROCESS_FLAGS: u64 = (CLONE_VM
     | CLONE_PARENT_SETTID
     | CLONE_CHILD_SETTID
     | CLONE_CHILD_CLEARTID
-    | CLONE_DETACHED) as u64;
+    | CLONE_DETACHED
+    | CLONE_PIDFD) as u64;
 
 /// What the child starts from.
 struct ChildState {
@@ -80,13 +83,12 @@ static SHARED: Mutex<Option<SharedVm>> = Mutex::new(None);
 /// Flags that name something km cannot do for a process: the name for
 /// the one-time report.
 fn unsupported(flags: u64) -> Option<&'static str> {
-    let named: [(c_int, &str); 7] = [
+    let named: [(c_int, &str); 6] = [
         (CLONE_FS, "clone of a process with CLONE_FS"),
         (CLONE_FILES, "clone of a process with CLONE_FILES"),
         (CLONE_SIGHAND, "clone of a process with CLONE_SIGHAND"),
         (CLONE_PARENT, "clone of a process with CLONE_PARENT"),
         (CLONE_PTRACE, "clone of a process with CLONE_PTRACE"),
-        (CLONE_PIDFD, "clone of a process with CLONE_PIDFD"),
         (CLONE_UNTRACED, "clone of a process with CLONE_UNTRACED"),
     ];
     if let Some((_, name)) = named.iter().find(|(f, _)| flags & *f as u64 != 0) {
@@ -119,6 +121,11 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     if has(CLONE_CHILD_SETTID) || has(CLONE_CHILD_CLEARTID) {
         GuestRange::of::<i32>(c.child_tid)?;
     }
+    // As Linux: a pidfd is always close-on-exec, so not with CLONE_DETACHED.
+    if has(CLONE_PIDFD) && has(CLONE_DETACHED) {
+        return Err(Errno::EINVAL);
+    }
+    let pidfd_at = if has(CLONE_PIDFD) { Some(GuestRange::of::<i32>(c.pidfd)?) } else { None };
     if has(CLONE_SETTLS) && c.tls >= crate::syscall::TASK_SIZE_MAX {
         return Err(Errno::EPERM);
     }
@@ -156,6 +163,8 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     // held by a thread that the fork leaves behind: as an atfork handler
     // would, take them across the host fork (glibc's fork does the same
     // for malloc).
+    // Taken first: whoever takes host signals then takes `signals`.
+    let taking = forward::hold();
     // No host mapping change may be in flight while the host copies memory.
     let space = proc.space.exclusive();
     let signals = proc.signals();
@@ -170,10 +179,11 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     // diag's and the end's are held across it, and malloc's by glibc.
     let pid = crate::process::unless_ending(|| crate::diag::holding(|| unsafe { libc::fork() }));
     if pid == 0 {
+        drop(taking);
         child(&proc, space, signals, limits, fdtab, state);
     }
     let err = Errno::last();
-    drop((space, signals, limits, fdtab));
+    drop((space, signals, limits, fdtab, taking));
     if let Some([read_end, write_end]) = pipe {
         close(write_end);
         if pid > 0 {
@@ -187,6 +197,16 @@ pub fn fork(ctx: &mut Ctx, c: ForkArgs) -> Ret {
     if has(CLONE_PARENT_SETTID) {
         // Stored in the parent's memory only, as Linux does for a process.
         let _ = GuestRange::of::<i32>(c.parent_tid).and_then(|r| copy::write_obj(r, &pid));
+    }
+    if let Some(at) = pidfd_at {
+        // The host's pidfd of the child km, made while the child still
+        // builds its VM, long before its payload can end (and, with
+        // SIGCHLD ignored, be reaped).
+        // SAFETY: pidfd_open takes two integers and returns a new fd.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = if r < 0 { Err(Errno::last()) } else { Ok(r as u64) };
+        let fd = crate::syscall::new_payload_fd(fd)? as i32;
+        copy::write_obj(at, &fd)?;
     }
     Ok(pid as u64)
 }

@@ -9,6 +9,9 @@
 //! instruction to the routine's EINTR exit, and a call already in the
 //! kernel ends with EINTR because the handler is installed without
 //! SA_RESTART. For KVM_RUN the handler sets the vCPU's `immediate_exit`.
+//! A kick consumed while the thread was between exits leaves its signal
+//! pending: the run loop delivers it, and a blocking call checks for it
+//! before it starts (`syscall::Ctx::blocking`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -139,6 +139,8 @@ const PAYLOAD_CALLS: &[c_long] = &[
     libc::SYS_open,
     libc::SYS_openat,
     libc::SYS_pause,
+    libc::SYS_pidfd_open,
+    libc::SYS_pidfd_send_signal,
     libc::SYS_pipe2,
     libc::SYS_poll,
     libc::SYS_ppoll,
@@ -255,6 +257,8 @@ const KM_CALLS: &[c_long] = &[
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigtimedwait,
+    // The forwarder waits on a signalfd (`signal::forward`).
+    libc::SYS_signalfd4,
     libc::SYS_restart_syscall,
     libc::SYS_exit,
     libc::SYS_exit_group,

@@ -144,7 +144,10 @@ impl Thread {
             if user.is_none() && self.proc.signals().deliverable(self.tid()) {
                 // Interrupted: deliver now unless the vCPU is inside km's
                 // pad or a stub, which exit on their own in a moment (the
-                // vDSO is payload code: it may never exit).
+                // vDSO is payload code: it may never exit). Usually that is
+                // the pad about to report a syscall: the signal came as the
+                // call began, and the call, if it blocks, sees it first
+                // (`Ctx::blocking`) as Linux's do.
                 match self.vcpu.regs() {
                     Ok(r) if !monitor::in_code(r.rip) => user = Some(r),
                     Ok(_) => {}

@@ -56,6 +56,93 @@ static int take_tty(int tty)
 	return 0;
 }
 
+static volatile int caught;
+
+/* Counts; the third time it ignores the signal from then on (a restarted
+ * call would otherwise stop the job forever). */
+static void on_tty_signal(int sig)
+{
+	if (++caught == 3)
+		signal(sig, SIG_IGN);
+}
+
+/* A background job with its own handler for the terminal's stop signal
+ * `sig`: the call fails with EINTR, or restarts with SA_RESTART (the
+ * handler runs each time) until the signal is ignored. */
+static int with_handler(int tty, int sig, int flags, int (*call)(int tty))
+{
+	struct sigaction sa = {.sa_handler = on_tty_signal, .sa_flags = flags};
+	CHECK(sigaction(sig, &sa, NULL) == 0);
+	call(tty);
+	printf("  handler ran %d times\n", caught);
+	return 0;
+}
+
+static int read_ttin_handler(int tty)
+{
+	return with_handler(tty, SIGTTIN, 0, read_tty);
+}
+
+static int read_ttin_restart(int tty)
+{
+	return with_handler(tty, SIGTTIN, SA_RESTART, read_tty);
+}
+
+static int take_ttou_handler(int tty)
+{
+	return with_handler(tty, SIGTTOU, 0, take_tty);
+}
+
+static int take_ttou_restart(int tty)
+{
+	return with_handler(tty, SIGTTOU, SA_RESTART, take_tty);
+}
+
+static int read_ttin_blocked(int tty)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTTIN);
+	CHECK(sigprocmask(SIG_BLOCK, &set, NULL) == 0);
+	return read_tty(tty);
+}
+
+/* A background group with no parent in the session (its parent exited):
+ * orphaned, so reading the terminal fails with EIO instead of stopping. */
+static void orphaned_read(int tty)
+{
+	int p[2];
+	CHECK(pipe(p) == 0);
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		pid_t parent = getpid();
+		pid_t g = fork();
+		CHECK(g >= 0);
+		if (g == 0) {
+			CHECK(setpgid(0, 0) == 0);
+			close(p[0]);
+			while (getppid() == parent)
+				usleep(1000);
+			char b;
+			long r = read(tty, &b, 1);
+			int e = errno;
+			char line[64];
+			int n = snprintf(line, sizeof line, "%ld %s", r, r < 0 ? errno_name(e) : "ok");
+			CHECK(write(p[1], line, n) == n);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	int st;
+	CHECK(waitpid(c, &st, 0) == c);
+	char line[64] = {0};
+	CHECK(read(p[0], line, sizeof line - 1) > 0);
+	printf("read, orphaned group: %s\n", line);
+	close(p[0]);
+}
+
 static void on_alarm(int sig)
 {
 	(void)sig;
@@ -102,6 +189,12 @@ int main(void)
 		background("read", s, 0, read_tty);
 		background("tcsetpgrp", s, 0, take_tty);
 		background("tcsetpgrp, SIGTTOU ignored", s, SIGTTOU, take_tty);
+		background("read, SIGTTIN handler", s, 0, read_ttin_handler);
+		background("read, SIGTTIN handler with SA_RESTART", s, 0, read_ttin_restart);
+		background("read, SIGTTIN blocked", s, 0, read_ttin_blocked);
+		background("tcsetpgrp, SIGTTOU handler", s, 0, take_ttou_handler);
+		background("tcsetpgrp, SIGTTOU handler with SA_RESTART", s, 0, take_ttou_restart);
+		orphaned_read(s);
 		printf("foreground group is the leader's: %s\n", yes(tcgetpgrp(s) == getpid()));
 		report("TIOCNOTTY", ioctl(s, TIOCNOTTY));
 		report("tcgetpgrp after TIOCNOTTY", tcgetpgrp(s));

@@ -376,6 +376,26 @@ impl Signals {
         self.threads.get(&tid).map_or(0, |t| t.pending.set) | self.shared.set
     }
 
+    /// What exec keeps pending: the process's signals, then thread
+    /// `tid`'s (true), oldest first. POSIX timers' go, as their timers do.
+    pub fn pending_for_exec(&self, tid: Tid) -> Vec<(bool, SigInfo)> {
+        let own = self.threads.get(&tid).map(|t| &t.pending.queue);
+        let keep = |i: &&SigInfo| i.code() != libc::SI_TIMER;
+        let shared = self.shared.queue.iter().filter(keep).map(|i| (false, *i));
+        shared.chain(own.into_iter().flatten().filter(keep).map(|i| (true, *i))).collect()
+    }
+
+    /// Queues again, after exec, what `pending_for_exec` kept.
+    pub fn restore_pending(&mut self, tid: Tid, pending: &[(bool, SigInfo)]) {
+        for &(own, info) in pending {
+            match self.threads.get_mut(&tid) {
+                Some(t) if own => t.pending.add(info),
+                _ => self.shared.add(info),
+            }
+        }
+        self.sync_sigfds();
+    }
+
     /// Sets `tid`'s mask; signals it now blocks that are pending for the
     /// process go to another thread that can take them.
     pub fn set_mask(&mut self, tid: Tid, mask: u64) {

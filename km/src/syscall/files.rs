@@ -400,8 +400,7 @@ pub fn ioctl(ctx: &mut Ctx, mut a: A) -> Ret {
         buf(a[2], arg_size)?;
     }
     // tcsetpgrp, tcsetattr and the like from a background job stop it.
-    let _stops = ctx.tty_stops();
-    host(SYS_ioctl, a)
+    ctx.with_tty_stops(SYS_ioctl, a)
 }
 
 /// SIOCGIFCONF: struct ifconf holds a pointer to the array the kernel

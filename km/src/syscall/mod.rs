@@ -41,6 +41,7 @@ use nix::errno::Errno;
 
 use crate::process::{ExitStatus, Process};
 use crate::thread::Thread;
+pub use args::new_fd as new_payload_fd;
 pub use process::TASK_SIZE_MAX;
 pub use procs::mirror_sigchld;
 pub use signalfd::adopt_signalfd;
@@ -96,18 +97,38 @@ impl<'a> Ctx<'a> {
 
     /// Performs a host call that may block (on a pipe, a futex, a timer),
     /// so a signal for the payload or the process's end can cut it short.
+    ///
+    /// No wake-up is lost (see `crate::kick`): a poster queues the signal
+    /// and raises the flag under the signals lock, then sends the kick. A
+    /// signal queued before the check below is seen by it, and the call is
+    /// not made; one queued after it raised the flag after it, which the
+    /// routine tests right before `syscall`, and the kick that follows
+    /// either moves a thread short of `syscall` to the cancel exit or ends
+    /// the call in the kernel with EINTR. The flag alone is not enough: the
+    /// run loop clears it at every exit, and a signal that came as the
+    /// payload entered this call (the vCPU stopped in km's pad, before its
+    /// exit) is left pending for the call to see, as Linux's calls check
+    /// for a pending signal before they sleep.
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
-        let _stops = self.tty_stops();
+        let (stops, pending) = {
+            let s = self.proc().signals();
+            (crate::signal::tty::taken_stops(&s, self.tid()), s.deliverable(self.tid()))
+        };
+        if pending {
+            return self.cancelled();
+        }
+        let stops = crate::signal::tty::Opened::new(&stops);
         // SAFETY: as for `host`: the handler checked every pointer argument.
         let r = unsafe { crate::kick::interruptible(&self.t.handle.attention, nr, a) };
+        drop(stops);
+        crate::signal::tty::post_caught(self.proc());
+        if r.is_some() {
+            // What ended the wait may be another process's answer to a
+            // signal this one has too (see `signal::forward`).
+            crate::signal::forward::take_pending(self.proc());
+        }
         match r {
-            // Not begun: as if the signal came just before the syscall
-            // instruction, it runs afterwards, whatever the call (an open
-            // of a regular file must not fail with EINTR).
-            None => {
-                self.interrupted = Some(Restart::Always);
-                Err(Errno::EINTR)
-            }
+            None => self.cancelled(),
             Some(Err(Errno::EINTR)) => {
                 self.interrupted = Some(restart);
                 Err(Errno::EINTR)
@@ -122,11 +143,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Opens, for one host call, the terminal's stop signals the payload
-    /// would take by default (`signal::tty`).
-    fn tty_stops(&self) -> Option<crate::signal::tty::Opened> {
-        let stops = crate::signal::tty::default_stops(&self.proc().signals(), self.tid());
-        crate::signal::tty::Opened::new(&stops)
+    /// Makes a host call that is not interruptible, but in which the tty
+    /// layer may send the caller's group SIGTTOU (tcsetpgrp, tcsetattr):
+    /// with those signals open (`signal::tty`). A handler's signal ends the
+    /// call with EINTR, and it restarts or fails per SA_RESTART.
+    fn with_tty_stops(&mut self, nr: c_long, a: [u64; 6]) -> Ret {
+        let stops = crate::signal::tty::taken_stops(&self.proc().signals(), self.tid());
+        let opened = crate::signal::tty::Opened::new(&stops);
+        let r = host(nr, a);
+        drop(opened);
+        crate::signal::tty::post_caught(self.proc());
+        match r {
+            Err(e) if e == Errno::EINTR || (ERESTARTSYS..=ERESTART_RESTARTBLOCK).contains(&(e as i32)) => {
+                self.interrupted = Some(Restart::IfSaRestart);
+                Err(Errno::EINTR)
+            }
+            r => r,
+        }
+    }
+
+    /// A blocking call not begun because a signal came first: as if it
+    /// came just before the syscall instruction, the call runs again after
+    /// the handler, whatever the call (an open of a regular file must not
+    /// fail with EINTR).
+    fn cancelled(&mut self) -> Ret {
+        self.interrupted = Some(Restart::Always);
+        Err(Errno::EINTR)
     }
 
     /// Runs `call` with the payload's signal mask temporarily `mask` (the
@@ -419,6 +461,8 @@ fn handler(nr: u64) -> Option<Handler> {
         SYS_execveat => procs::execveat,
         SYS_wait4 => procs::wait4,
         SYS_waitid => procs::waitid,
+        SYS_pidfd_open => procs::pidfd_open,
+        SYS_pidfd_send_signal => procs::pidfd_send_signal,
         SYS_setpgid => procs::setpgid,
         SYS_setsid => procs::setsid,
         SYS_setuid => procs::setuid,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use libc::*;
 use nix::errno::Errno;
 
-use super::args::{fd, obj, opt};
+use super::args::{fd, new_fd, obj, opt};
 use super::{host, Ctx, Restart, Ret};
 use crate::exec;
 use crate::fork::{self, ForkArgs};
@@ -22,12 +22,12 @@ use crate::signal::{bit, KSigaction, NSIG, SIG_IGN};
 type A = [u64; 6];
 
 pub fn fork(ctx: &mut Ctx, _: A) -> Ret {
-    fork::fork(ctx, ForkArgs { flags: SIGCHLD as u64, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    fork::fork(ctx, ForkArgs { flags: SIGCHLD as u64, stack: 0, parent_tid: 0, child_tid: 0, tls: 0, pidfd: 0 })
 }
 
 pub fn vfork(ctx: &mut Ctx, _: A) -> Ret {
     let flags = (CLONE_VM | CLONE_VFORK | SIGCHLD) as u64;
-    fork::fork(ctx, ForkArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    fork::fork(ctx, ForkArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0, pidfd: 0 })
 }
 
 /// Options wait4 accepts (Linux's list).
@@ -55,6 +55,19 @@ pub fn waitid(ctx: &mut Ctx, a: A) -> Ret {
     opt::<siginfo_t>(a[2])?;
     opt::<rusage>(a[4])?;
     wait(ctx, SYS_waitid, a, options)
+}
+
+/// A pidfd is the host's: the process is a km, whose pid is the payload's.
+pub fn pidfd_open(_: &mut Ctx, a: A) -> Ret {
+    new_fd(host(SYS_pidfd_open, a))
+}
+
+/// As kill through a pidfd: the target km forwards the host signal to its
+/// payload.
+pub fn pidfd_send_signal(_: &mut Ctx, a: A) -> Ret {
+    fd(a[0])?;
+    opt::<siginfo_t>(a[2])?;
+    host(SYS_pidfd_send_signal, a)
 }
 
 /// A wait that may block: a signal for the payload cuts it short, and it
@@ -224,6 +237,10 @@ fn exec(ctx: &mut Ctx, path: PathBuf, execfn: OsString, argv: u64, envp: u64) ->
     let env = read_strings(envp)?;
     exec::check_size(&args, &env)?;
     exec::resolve(&path, args.clone(), true)?;
+    // Host signals for km stay with the host across its execve, and the
+    // new km takes them: none may be taken into this km's state after it
+    // was saved.
+    let _taking = crate::signal::forward::hold();
     let state = exec_state(ctx);
     tracing::debug!(target: "syscall", "execve {} {:?}", path.display(), args);
     let device = exec::KnownDevice::of(ctx.proc());
@@ -239,16 +256,17 @@ fn names_own_exe(path: &std::path::Path, pid: i32) -> bool {
 }
 
 /// What Linux keeps across exec that lives in km: the caller's mask, the
-/// ignored signals (handlers are reset), the emulated limits, the
-/// signalfds that stay open.
+/// ignored signals (handlers are reset), the pending signals (the
+/// process's and the caller's), the emulated limits, the signalfds that
+/// stay open.
 fn exec_state(ctx: &mut Ctx) -> exec::State {
     let tid = ctx.tid();
-    let (mask, ignored) = {
+    let (mask, ignored, pending) = {
         let mut s = ctx.proc().signals();
         let ignored = (1..=NSIG as i32).filter(|&sig| s.action(sig).handler == SIG_IGN).fold(0, |m, s| m | bit(s));
-        (s.thread(tid).mask, ignored)
+        (s.thread(tid).mask, ignored, s.pending_for_exec(tid))
     };
     let (nofile, address_space) = crate::process::lock(&ctx.proc().limits).snapshot();
     let signalfds = crate::procfs::fdtab::hold().signalfds_kept_on_exec();
-    exec::State { mask, ignored, nofile, address_space, signalfds }
+    exec::State { mask, ignored, nofile, address_space, signalfds, pending }
 }

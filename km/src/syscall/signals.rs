@@ -55,6 +55,7 @@ pub fn rt_sigaction(ctx: &mut Ctx, a: A) -> Ret {
             if sig == libc::SIGCHLD {
                 super::mirror_sigchld(&n);
             }
+            crate::signal::tty::mirror(sig, n.handler);
         }
         old
     };

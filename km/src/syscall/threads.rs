@@ -39,12 +39,14 @@ struct CloneArgs {
     parent_tid: u64,
     child_tid: u64,
     tls: u64,
+    /// Where CLONE_PIDFD stores the child's pidfd.
+    pidfd: u64,
 }
 
 fn new_thread(ctx: &mut Ctx, c: CloneArgs) -> Ret {
     if c.flags & CLONE_THREAD as u64 == 0 {
-        let CloneArgs { flags, stack, parent_tid, child_tid, tls } = c;
-        return crate::fork::fork(ctx, crate::fork::ForkArgs { flags, stack, parent_tid, child_tid, tls });
+        let CloneArgs { flags, stack, parent_tid, child_tid, tls, pidfd } = c;
+        return crate::fork::fork(ctx, crate::fork::ForkArgs { flags, stack, parent_tid, child_tid, tls, pidfd });
     }
     // CLONE_THREAD needs CLONE_SIGHAND, which needs CLONE_VM (as on Linux).
     if c.flags & !THREAD_FLAGS & !0xff != 0 || c.flags & NEEDED != NEEDED {
@@ -83,8 +85,15 @@ fn new_thread(ctx: &mut Ctx, c: CloneArgs) -> Ret {
 }
 
 pub fn clone(ctx: &mut Ctx, a: A) -> Ret {
-    // x86-64 order: flags, stack, parent_tid, child_tid, tls.
-    new_thread(ctx, CloneArgs { flags: a[0], stack: a[1], parent_tid: a[2], child_tid: a[3], tls: a[4] })
+    // x86-64 order: flags, stack, parent_tid, child_tid, tls. CLONE_PIDFD
+    // stores the pidfd where the parent's tid would go, so not both.
+    let (flags, parent_tid) = (a[0], a[2]);
+    let pidfd = flags & CLONE_PIDFD as u64 != 0;
+    if pidfd && flags & CLONE_PARENT_SETTID as u64 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pidfd = if pidfd { parent_tid } else { 0 };
+    new_thread(ctx, CloneArgs { flags, stack: a[1], parent_tid, child_tid: a[3], tls: a[4], pidfd })
 }
 
 /// struct clone_args, the first version's fields.
@@ -100,7 +109,7 @@ pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     let n = (size / 8).min(11) as usize;
     copy::read_slice(at, &mut v[..n])?;
     // pidfd is read only with CLONE_PIDFD (glibc fills it in regardless).
-    let [flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
+    let [flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] = v;
     // clone3 takes the exit signal apart from the flags.
     if set_tid != 0
         || set_tid_size != 0
@@ -115,7 +124,8 @@ pub fn clone3(ctx: &mut Ctx, a: A) -> Ret {
     if (stack == 0) != (stack_size == 0) {
         return Err(Errno::EINVAL);
     }
-    new_thread(ctx, CloneArgs { flags, stack: stack.wrapping_add(stack_size), parent_tid, child_tid, tls })
+    let pidfd = if flags & CLONE_PIDFD as u64 != 0 { pidfd } else { 0 };
+    new_thread(ctx, CloneArgs { flags, stack: stack.wrapping_add(stack_size), parent_tid, child_tid, tls, pidfd })
 }
 
 pub fn set_tid_address(ctx: &mut Ctx, a: A) -> Ret {
