@@ -5,14 +5,16 @@
 use crate::{
     abi::{self, KvmRegs, KvmSregs},
     fd::FdObject,
+    guest_mode::{self, page_pfn, pfn_to_virt, Exit, GuestCpu},
     guest_state::{self, RFLAGS_FIXED},
     vm::Vm,
 };
+use core::ptr;
 use kernel::{
+    bindings,
     mm::virt::VmaNew,
     new_mutex,
     page::{Page, PAGE_SIZE},
-    pr_info_once,
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex},
 };
@@ -57,6 +59,91 @@ impl Vcpu {
     }
 }
 
+/// Where KVM_EXIT_IO's data byte goes: right after `struct kvm_run`.
+const IO_DATA_OFFSET: usize = core::mem::size_of::<abi::KvmRun>();
+
+impl Vcpu {
+    fn run_page(&self) -> *mut abi::KvmRun {
+        pfn_to_virt(page_pfn(self.run.as_ptr())) as *mut abi::KvmRun
+    }
+
+    /// KVM_RUN: enters the guest until an exit km must see. Host interrupts
+    /// are handled and the guest re-entered; a pending signal or
+    /// `immediate_exit` ends the run with KVM_EXIT_INTR and EINTR.
+    fn run(&self, regs: &mut Regs) -> Result<isize> {
+        let root = self.vm.guest_root()?;
+        let run = self.run_page();
+        // Each field of the shared page is read or written once, volatile:
+        // user space may change it at any time.
+        let set_exit = move |reason: u32| {
+            // SAFETY: `run` is this vCPU's kvm_run page, alive as long as `self`.
+            unsafe { ptr::addr_of_mut!((*run).exit_reason).write_volatile(reason) }
+        };
+        loop {
+            // SAFETY: as above.
+            let immediate = unsafe { ptr::addr_of!((*run).immediate_exit).read_volatile() };
+            // SAFETY: `current` is the running task.
+            if immediate != 0 || unsafe { bindings::signal_pending(bindings::get_current()) } != 0 {
+                set_exit(abi::KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+            let Regs { regs, sregs } = regs;
+            let mut cpu = GuestCpu {
+                regs,
+                fs_base: &mut sregs.fs.base,
+                gs_base: &mut sregs.gs.base,
+                root: root.root_phys(),
+            };
+            match guest_mode::run(&mut cpu) {
+                Exit::Interrupt => continue,
+                Exit::Syscall => {
+                    let io = abi::KvmRunIo {
+                        direction: abi::KVM_EXIT_IO_OUT,
+                        size: 1,
+                        port: abi::KM_SYSCALL_PORT,
+                        count: 1,
+                        data_offset: IO_DATA_OFFSET as u64,
+                    };
+                    // SAFETY: as above; the data byte lies inside the page
+                    // (checked at compile time below).
+                    unsafe {
+                        ptr::addr_of_mut!((*run).exit.io).write_volatile(io);
+                        (run as *mut u8)
+                            .add(IO_DATA_OFFSET)
+                            .write_volatile(regs.rax as u8);
+                    }
+                    set_exit(abi::KVM_EXIT_IO);
+                }
+                Exit::Exception { vector, error, cr2 } => {
+                    if vector == PF_VECTOR {
+                        sregs.cr2 = cr2;
+                    }
+                    let ex = abi::KvmRunEx {
+                        exception: vector.into(),
+                        error_code: error,
+                    };
+                    // SAFETY: as above.
+                    unsafe { ptr::addr_of_mut!((*run).exit.ex).write_volatile(ex) };
+                    set_exit(abi::KVM_EXIT_EXCEPTION);
+                }
+                Exit::SwitcherFault { vector, rip } => {
+                    pr_err!(
+                        "switcher fault: vector {} at {:#x} (vcpu {})\n",
+                        vector,
+                        rip,
+                        self.id
+                    );
+                    set_exit(abi::KVM_EXIT_INTERNAL_ERROR);
+                }
+            }
+            return Ok(0);
+        }
+    }
+}
+
+const PF_VECTOR: u8 = 14;
+const _: () = assert!(IO_DATA_OFFSET < MMAP_SIZE);
+
 impl FdObject for Vcpu {
     const NAME: &'static CStr = c"kkm-vcpu";
 
@@ -68,14 +155,9 @@ impl FdObject for Vcpu {
                 // The entry contract is checked on every entry, already now,
                 // so that what can never be entered is refused the same way
                 // before and after the switcher lands.
-                {
-                    let regs = this.regs.lock();
-                    guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
-                }
-                // Entering the guest lands with the ring-3 switcher; until
-                // then say plainly that running is not supported.
-                pr_info_once!("KVM_RUN is not implemented yet (vcpu {})\n", this.id);
-                Err(EOPNOTSUPP)
+                let mut regs = this.regs.lock();
+                guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
+                this.run(&mut regs)
             }
             abi::KVM_GET_REGS => {
                 let regs = this.regs.lock().regs;

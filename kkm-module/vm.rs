@@ -5,6 +5,7 @@
 use crate::{
     abi::{self, KvmUserspaceMemoryRegion},
     fd::{self, FdObject},
+    tmp_root::TmpRoot,
     vcpu::Vcpu,
 };
 use core::ptr::NonNull;
@@ -65,6 +66,9 @@ impl MemSlot {
 struct VmState {
     slots: KVec<MemSlot>,
     vcpu_ids: KVec<u32>,
+    /// TEMPORARY (until mmu.rs): the guest root of the current slots,
+    /// built at the first KVM_RUN after they change.
+    root: Option<Arc<TmpRoot>>,
 }
 
 #[pin_data]
@@ -85,7 +89,7 @@ impl Vm {
         Arc::pin_init(
             pin_init!(Self {
                 mm,
-                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new() }),
+                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new(), root: None }),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -119,6 +123,7 @@ impl Vm {
             return Err(EINVAL);
         }
         let mut st = self.state.lock();
+        st.root = None;
         let existing = st.slots.iter().position(|s| s.id == id);
 
         if r.memory_size == 0 {
@@ -166,6 +171,21 @@ impl Vm {
             None => st.slots.push(slot, GFP_KERNEL_ACCOUNT)?,
         }
         Ok(())
+    }
+
+    /// TEMPORARY (until mmu.rs): the guest root of the current slots.
+    pub(crate) fn guest_root(&self) -> Result<Arc<TmpRoot>> {
+        let mut st = self.state.lock();
+        if let Some(r) = &st.root {
+            return Ok(r.clone());
+        }
+        let mut slots = KVec::with_capacity(st.slots.len(), GFP_KERNEL)?;
+        for s in st.slots.iter() {
+            slots.push((s.gpa, s.size, s.uaddr), GFP_KERNEL)?;
+        }
+        let root = Arc::new(TmpRoot::build(&slots)?, GFP_KERNEL_ACCOUNT)?;
+        st.root = Some(root.clone());
+        Ok(root)
     }
 
     fn create_vcpu(this: ArcBorrow<'_, Self>, arg: usize) -> Result<isize> {

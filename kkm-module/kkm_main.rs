@@ -9,8 +9,8 @@
 //! owning an `Arc<Vcpu>`, which holds its own `Arc<Vm>`. Closing the last fd
 //! (or process exit) frees everything; each fd pins the module.
 //!
-//! Guest execution (`KVM_RUN`) is not implemented yet: it checks that the
-//! registers could be entered (`guest_state`), then fails with `EOPNOTSUPP`.
+//! Guest execution (`KVM_RUN`): `guest_mode` enters the payload in ring 3 on
+//! kkm's own descriptor tables and guest root (docs/kkm.md, "Guest mode").
 
 use kernel::{
     fs::File,
@@ -28,9 +28,12 @@ mod abi;
 mod cpuid;
 mod fd;
 // The register checks, shared with kkm-uapi's tests (see kkm-uapi).
+mod guest_mode;
 #[path = "../kkm-uapi/src/guest_state.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod guest_state;
+mod nmi;
+mod tmp_root;
 mod uapi;
 mod vcpu;
 mod vm;
@@ -70,8 +73,11 @@ pub(crate) fn max_memslots() -> u32 {
 
 #[pin_data]
 struct KkmModule {
+    // Dropped first: /dev/kkm goes away before what KVM_RUN uses.
     #[pin]
     _dev: MiscDeviceRegistration<Kkm>,
+    _switcher: guest_mode::Registration,
+    _nmi: nmi::Registration,
 }
 
 impl kernel::InPlaceModule for KkmModule {
@@ -89,8 +95,12 @@ impl kernel::InPlaceModule for KkmModule {
                 );
                 return Err(EINVAL);
             }
+            let nmi = nmi::Registration::new()?;
+            let switcher = guest_mode::Registration::new()?;
             Ok(try_pin_init!(Self {
                 _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kkm" }),
+                _switcher: switcher,
+                _nmi: nmi,
             }))
         })
     }
