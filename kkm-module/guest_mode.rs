@@ -521,10 +521,19 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
             (*save).host_idt.base,
         )
     };
-    if nmi != 0 || f.vector == 2 {
-        crate::nmi::raise_self(f.vector == 2);
+    if nmi != 0 || f.vector == NMI_VECTOR {
+        crate::nmi::raise_self(f.vector == NMI_VECTOR);
+    }
+    if f.vector == DF_VECTOR {
+        // Host state is back (the #DF had its own stack): stop cleanly
+        // rather than run on with state the CPU could not deliver.
+        // SAFETY: a NUL-terminated format without conversions.
+        unsafe { bindings::panic(c"kkm: double fault in guest mode\n".as_ptr().cast()) };
     }
     if kfault != 0 {
+        if f.vector == MC_VECTOR {
+            deliver_to_host(host_idt, MC_VECTOR);
+        }
         return Exit::SwitcherFault {
             vector: f.vector,
             rip: f.rip,
@@ -553,25 +562,41 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
     (*g.fs_base, *g.gs_base) = (fs, gs);
     match f.vector {
         SYSCALL_VECTOR => Exit::Syscall,
-        2 => Exit::Interrupt,
+        NMI_VECTOR => Exit::Interrupt,
+        // The host's machine-check handler decides (it sees a kernel-mode
+        // #MC here, as for KVM's guests); the guest then goes on.
+        MC_VECTOR => {
+            deliver_to_host(host_idt, MC_VECTOR);
+            Exit::Interrupt
+        }
         v @ 0..=31 => Exit::Exception {
             vector: v as u8,
             error: f.error as u32,
             cr2,
         },
         v => {
-            // SAFETY: the host's IDT (its GDTR/IDTR are back) has a gate
-            // for every vector; its handler returns here with iret, with
-            // interrupts still off, as for an interrupt taken in this code.
-            unsafe {
-                let gate = (host_idt as usize + 16 * v as usize) as *const u8;
-                let lo = u64::from(ptr::read_unaligned(gate as *const u16));
-                let mid = u64::from(ptr::read_unaligned(gate.add(6) as *const u16));
-                let hi = u64::from(ptr::read_unaligned(gate.add(8) as *const u32));
-                kkm_deliver_to_host(lo | (mid << 16) | (hi << 32));
-            }
+            deliver_to_host(host_idt, v);
             Exit::Interrupt
         }
+    }
+}
+
+const NMI_VECTOR: u64 = 2;
+const DF_VECTOR: u64 = 8;
+const MC_VECTOR: u64 = 18;
+
+/// Runs the host's handler for `vector`, found in the host IDT at
+/// `host_idt`, as if the event had hit the caller. Interrupts are off.
+fn deliver_to_host(host_idt: u64, vector: u64) {
+    // SAFETY: the host's IDT (its GDTR/IDTR are back) has a gate for every
+    // vector; its handler returns here with iret, with interrupts still
+    // off, as for an interrupt taken in this code.
+    unsafe {
+        let gate = (host_idt as usize + 16 * vector as usize) as *const u8;
+        let lo = u64::from(ptr::read_unaligned(gate as *const u16));
+        let mid = u64::from(ptr::read_unaligned(gate.add(6) as *const u16));
+        let hi = u64::from(ptr::read_unaligned(gate.add(8) as *const u32));
+        kkm_deliver_to_host(lo | (mid << 16) | (hi << 32));
     }
 }
 

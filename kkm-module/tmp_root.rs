@@ -2,7 +2,7 @@
 
 //! TEMPORARY guest root, until mmu.rs (branch kmmu) lands and replaces this
 //! file: every page of every memory slot is pinned and mapped up front (user,
-//! writable, executable), plus the switcher's supervisor pages. It serves
+//! executable, writable if its VMA is), plus the switcher's supervisor pages. It serves
 //! the hand-assembled test guests of kkm-ioctl only; the real one fills
 //! entries on #PF, follows the VMAs' permissions and has an mmu notifier.
 
@@ -55,10 +55,12 @@ impl TmpRoot {
         };
         for &(gpa, size, uaddr) in slots {
             for off in (0..size).step_by(4096) {
+                // Writable where the VMA allows writes, else read-only.
                 let mut page: *mut bindings::page = core::ptr::null_mut();
+                let mut flags = USER | WRITABLE;
                 // SAFETY: pins one page of the caller's own memory; `page`
                 // receives it.
-                let n = unsafe {
+                let mut n = unsafe {
                     bindings::pin_user_pages_fast(
                         (uaddr + off) as _,
                         1,
@@ -67,10 +69,17 @@ impl TmpRoot {
                     )
                 };
                 if n != 1 {
+                    flags = USER;
+                    // SAFETY: as above, for reading.
+                    n = unsafe {
+                        bindings::pin_user_pages_fast((uaddr + off) as _, 1, bindings::FOLL_LONGTERM, &mut page)
+                    };
+                }
+                if n != 1 {
                     return Err(EFAULT);
                 }
                 r.pinned.push(page, GFP_KERNEL)?;
-                r.map(gpa + off, page_pfn(page), USER | WRITABLE)?;
+                r.map(gpa + off, page_pfn(page), flags)?;
             }
         }
         crate::guest_mode::supervisor_pages(|va, pfn, w, x| {

@@ -149,6 +149,216 @@ fn syscall_round_trips(t: &mut Report, kvm: &Kvm) {
     t.check("10^5 syscall exits: KVM_EXIT_IO on km's port, exact registers", bad.is_none(), bad);
 }
 
+/// `syscall`, placed after each faulting instruction: the guest must go on
+/// after an exception exit once RIP is moved past the instruction.
+const SYSCALL: [u8; 2] = [0x0f, 0x05];
+
+/// The exception exit of `vcpu`'s last run: vector, error code, RIP, CR2.
+fn exception(vcpu: &mut VcpuFd) -> (u32, u32, u64, u64) {
+    let run = vcpu.get_kvm_run();
+    // SAFETY: the kernel filled `ex` for KVM_EXIT_EXCEPTION.
+    let (v, e) = unsafe { (run.__bindgen_anon_1.ex.exception, run.__bindgen_anon_1.ex.error_code) };
+    let rip = vcpu.get_regs().map_or(0, |r| r.rip);
+    let cr2 = vcpu.get_sregs().map_or(0, |s| s.cr2);
+    (v, e, rip, cr2)
+}
+
+/// One exception case: name, instruction bytes, the vectors it may raise,
+/// error code, RIP offset of the exit, CR2.
+type Case<'a> = (&'a str, &'a [u8], &'a [u32], u32, u64, Option<u64>);
+
+/// Instructions a CPL3 payload may not run, and faults: each gives
+/// KVM_EXIT_EXCEPTION with the vector and error code the CPU raised (what
+/// KVM would reflect into km's IDT), RIP at the instruction (after it for
+/// the int3 trap), CR2 for #PF; the guest then resumes.
+fn exceptions(t: &mut Report, kvm: &Kvm) {
+    const GP: u32 = 13;
+    const PF: u32 = 14;
+    const UD: u32 = 6;
+    // The error code of a gate the caller may not use: vector and IDT flag.
+    const IDT: u32 = 2;
+    let ro_page = BASE + 7 * PAGE as u64;
+    let ro = ro_page.to_le_bytes();
+    #[rustfmt::skip]
+    let cases: [Case; 16] = [
+        ("ud2", &[0x0f, 0x0b], &[UD], 0, 0, None),
+        ("int3", &[0xcc], &[3], 0, 1, None),
+        ("divide by zero", &[0x48, 0x31, 0xc9, 0x48, 0xf7, 0xf1], &[0], 0, 3, None),
+        ("hlt", &[0xf4], &[GP], 0, 0, None),
+        ("in $0x80", &[0xe4, 0x80], &[GP], 0, 0, None),
+        ("out to km's syscall port", &[0xe6, abi::KM_SYSCALL_PORT as u8], &[GP], 0, 0, None),
+        ("cli", &[0xfa], &[GP], 0, 0, None),
+        // #GP on Intel (null SYSENTER_CS), #UD on AMD (no sysenter in long mode).
+        ("sysenter", &[0x0f, 0x34], &[GP, UD], 0, 0, None),
+        ("int $0x81", &[0xcd, 0x81], &[GP], 0x81 << 3 | IDT, 0, None),
+        ("int $0x80", &[0xcd, 0x80], &[GP], 0x80 << 3 | IDT, 0, None),
+        ("mov to CR3", &[0x0f, 0x22, 0xd8], &[GP], 0, 0, None),
+        ("swapgs", &[0x0f, 0x01, 0xf8], &[GP], 0, 0, None),
+        ("wrmsr", &[0x0f, 0x30], &[GP], 0, 0, None),
+        ("lgdt", &[0x0f, 0x01, 0x14, 0x25, 0, 0, 0x40, 0], &[GP], 0, 0, None),
+        // mov %al, ro_page: present, write, user
+        ("write to a read-only page", &[0x88, 0x04, 0x25, ro[0], ro[1], ro[2], ro[3]], &[PF], 7, 0, Some(ro_page)),
+        // mov 0x1000, %al: not present, read, user
+        ("read of an unmapped address", &[0x8a, 0x04, 0x25, 0x00, 0x10, 0, 0], &[PF], 4, 0, Some(0x1000)),
+    ];
+    for (name, insn, vectors, error, rip_off, cr2) in cases {
+        let code = [insn, &SYSCALL].concat();
+        let mut g = match Guest::new(kvm, &code) {
+            Ok(g) => g,
+            Err(e) => {
+                t.check(&format!("{name}: set-up"), false, e);
+                continue;
+            }
+        };
+        // SAFETY: the last page of the guest's mapping, which nothing here
+        // holds a reference into.
+        unsafe { libc::mprotect(g.mem.add(7 * PAGE).cast(), PAGE, libc::PROT_READ) };
+        let exit = g.vcpu.run().map(|e| format!("{e:?}"));
+        let got = exception(&mut g.vcpu);
+        let (v, e, rip, c) = got;
+        // QEMU's TCG counts IDT gates in 16-byte units in that error code,
+        // the CPUs in vectors: accept both encodings of the same gate.
+        let gate_err = |e: u32| e & IDT != 0 && e & 3 == IDT && (e >> 4) << 3 | IDT == error;
+        let ok = exit.as_deref() == Ok("Exception")
+            && vectors.contains(&v)
+            && (e == error || gate_err(e))
+            && rip == BASE + rip_off
+            && cr2.is_none_or(|want| c == want);
+        t.check(&format!("{name} -> KVM_EXIT_EXCEPTION {vectors:?} error {error:#x}"), ok, (exit, got));
+        // Past the instruction, the guest runs on to its syscall.
+        let resumed = g
+            .vcpu
+            .get_regs()
+            .and_then(|r| g.vcpu.set_regs(&kvm_regs { rip: BASE + insn.len() as u64, ..r }))
+            .map_err(|e| e.to_string())
+            .and_then(|()| g.vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.to_string()));
+        let want = format!("{:?}", VcpuExit::IoOut(abi::KM_SYSCALL_PORT, &[0]));
+        let io = resumed.as_ref().is_ok_and(|e| e.starts_with("IoOut(240"));
+        t.check(&format!("{name}: the guest resumes after it"), io, (resumed, want));
+    }
+
+    // Single steps (TF): the guest's nop traps with #DB after it; the
+    // step into `syscall` lands in ring 0 on kkm's entry, is absorbed there,
+    // and the exit is the syscall's.
+    if let Ok(mut g) = Guest::new(kvm, &[0x90, 0x0f, 0x05]) {
+        let set = g.vcpu.get_regs().and_then(|r| g.vcpu.set_regs(&kvm_regs { rflags: 0x102, ..r }));
+        let exit = g.vcpu.run().map(|e| format!("{e:?}"));
+        let got = exception(&mut g.vcpu);
+        let ok = set.is_ok() && exit.as_deref() == Ok("Exception") && got.0 == 1 && got.2 == BASE + 1;
+        t.check("TF: a single step -> KVM_EXIT_EXCEPTION 1 after the instruction", ok, (exit, got));
+        let exit = g.vcpu.run().map(|e| format!("{e:?}"));
+        let ok = exit.as_ref().is_ok_and(|e| e.starts_with("IoOut(240"));
+        t.check("TF: syscall -> KVM_EXIT_IO (the step into kkm's entry is absorbed)", ok, exit);
+    }
+}
+
+/// `jmp .`: a guest that never exits by itself.
+const SPIN: [u8; 2] = [0xeb, 0xfe];
+
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+/// A spinning guest leaves KVM_RUN for a signal (KVM_EXIT_INTR, EINTR) and
+/// for `immediate_exit`, and can be killed.
+fn interruptions(t: &mut Report, kvm: &Kvm) {
+    let Ok(mut g) = Guest::new(kvm, &SPIN) else {
+        return t.check("spinning guest: set-up", false, ());
+    };
+    // SAFETY: installs a handler that does nothing, without SA_RESTART, so
+    // the alarm interrupts the ioctl; then a one-shot 50 ms timer.
+    let armed = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        let it = libc::itimerval {
+            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+            it_value: libc::timeval { tv_sec: 0, tv_usec: 50_000 },
+        };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut())
+    };
+    let r = g.vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    let reason = g.vcpu.get_kvm_run().exit_reason;
+    let ok = armed == 0 && r == Err(libc::EINTR) && reason == abi::KVM_EXIT_INTR;
+    t.check("jmp . interrupted by SIGALRM -> EINTR, KVM_EXIT_INTR", ok, (r, reason));
+    let rip = g.vcpu.get_regs().map(|r| r.rip);
+    t.check("... the guest's RIP is still its jmp", rip.as_ref().is_ok_and(|&r| r == BASE), rip);
+
+    g.vcpu.set_kvm_immediate_exit(1);
+    let r = g.vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+    let reason = g.vcpu.get_kvm_run().exit_reason;
+    t.check("immediate_exit -> EINTR, KVM_EXIT_INTR", r == Err(libc::EINTR) && reason == abi::KVM_EXIT_INTR, r);
+    g.vcpu.set_kvm_immediate_exit(0);
+
+    // SIGKILL of a process whose vCPU spins.
+    // SAFETY: the child only creates a VM and runs it; the parent waits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        if let Ok(kvm) = Kvm::new_with_path(crate::DEV) {
+            if let Ok(mut g) = Guest::new(&kvm, &SPIN) {
+                let _ = g.vcpu.run();
+            }
+        }
+        // SAFETY: leaves the forked child at once.
+        unsafe { libc::_exit(3) };
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: `pid` is our child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let mut status = 0;
+    let mut waited = 0;
+    for _ in 0..1000 {
+        // SAFETY: waits for our own child without blocking.
+        waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if waited != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let killed = waited == pid && libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
+    t.check("SIGKILL of a process spinning in the guest", killed, (waited, status));
+}
+
+/// Two vCPUs of one VM in two threads at once, each with its own registers.
+fn two_vcpus(t: &mut Report, kvm: &Kvm) {
+    // inc %rbx; syscall; jmp back
+    let Ok(mut g) = Guest::new(kvm, &[0x48, 0xff, 0xc3, 0x0f, 0x05, 0xeb, 0xf9]) else {
+        return t.check("two vCPUs: set-up", false, ());
+    };
+    let Ok(mut second) = g._vm.create_vcpu(1) else {
+        return t.check("two vCPUs: KVM_CREATE_VCPU 1", false, ());
+    };
+    let set = g
+        .vcpu
+        .get_sregs()
+        .and_then(|s| second.set_sregs(&s))
+        .and_then(|()| g.vcpu.get_regs())
+        .and_then(|r| second.set_regs(&kvm_regs { rbx: 1 << 40, rsp: STACK_TOP - 0x800, ..r }));
+    let first = &mut g.vcpu;
+    let spin = |vcpu: &mut VcpuFd, start: u64| -> Result<(), String> {
+        for i in 1..=10_000u64 {
+            match vcpu.run() {
+                Ok(VcpuExit::IoOut(port, _)) if port == abi::KM_SYSCALL_PORT => {}
+                other => return Err(format!("exit {i}: {other:?}")),
+            }
+            let r = vcpu.get_regs().map_err(|e| e.to_string())?;
+            if r.rbx != start + i || r.rip != BASE + 5 {
+                return Err(format!("exit {i}: rbx {:#x} rip {:#x}", r.rbx, r.rip));
+            }
+            vcpu.set_regs(&kvm_regs { rflags: r.r11, ..r }).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    let results = std::thread::scope(|s| {
+        let a = s.spawn(|| spin(first, 0));
+        let b = s.spawn(|| spin(&mut second, 1 << 40));
+        (a.join(), b.join())
+    });
+    let ok = set.is_ok() && matches!(results, (Ok(Ok(())), Ok(Ok(()))));
+    t.check("two vCPUs in two threads at once, 10^4 exits each", ok, (set, results));
+}
+
 pub(crate) fn run_all(t: &mut Report, kvm: &Kvm) {
     syscall_round_trips(t, kvm);
+    exceptions(t, kvm);
+    interruptions(t, kvm);
+    two_vcpus(t, kvm);
 }
