@@ -19,6 +19,7 @@
 //! | 0x7000  | unused, never mapped in a guest root                    |
 
 use crate::abi::KvmRegs;
+use crate::fpu::GuestFpu;
 use crate::guest_state::{RFLAGS_AC, RFLAGS_IF, RFLAGS_NT, RFLAGS_TF};
 use core::{
     mem::offset_of,
@@ -294,6 +295,18 @@ impl Drop for Area {
     }
 }
 
+const CR4_FRED: u64 = 1 << 32;
+
+/// Refuses to load where guest mode would not be safe, with one line why:
+/// with FRED, events are not delivered through kkm's IDT and TSS.
+pub(crate) fn check_cpu() -> Result {
+    if read_cr4() & CR4_FRED != 0 {
+        pr_err!("FRED is enabled: kkm's IDT-based guest mode cannot run (boot with fred=off)\n");
+        return Err(ENODEV);
+    }
+    Ok(())
+}
+
 /// The areas of all possible CPUs, indexed by CPU number.
 pub(crate) struct Switcher {
     areas: KVec<Area>,
@@ -384,6 +397,7 @@ pub(crate) struct GuestCpu<'a> {
     pub(crate) regs: &'a mut KvmRegs,
     pub(crate) fs_base: &'a mut u64,
     pub(crate) gs_base: &'a mut u64,
+    pub(crate) fpu: &'a mut GuestFpu,
     /// Physical address of the guest root.
     pub(crate) root: u64,
 }
@@ -441,7 +455,8 @@ fn host_gdt_rw() -> u64 {
 }
 
 /// Runs the guest once on this CPU: enters it, and returns at its next exit
-/// with the host state back and any host interrupt it took delivered.
+/// with the host state back and any host interrupt it took delivered. Must
+/// be called inside `fpu::with_fpu`.
 pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
     let _irqs = kernel::interrupt::local_interrupt_disable();
     // SAFETY: with interrupts off the CPU number is stable.
@@ -496,7 +511,9 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
             wrmsr(MSR_IA32_DEBUGCTL, 0);
         }
 
+        let host_pkru = g.fpu.load();
         kkm_switcher_enter(area.base() as *mut u8);
+        g.fpu.save(host_pkru);
 
         if debugctl != 0 {
             wrmsr(MSR_IA32_DEBUGCTL, debugctl);

@@ -27,6 +27,7 @@ use kernel::{
 mod abi;
 mod cpuid;
 mod fd;
+mod fpu;
 // The register checks, shared with kkm-uapi's tests (see kkm-uapi).
 mod guest_mode;
 #[path = "../kkm-uapi/src/guest_state.rs"]
@@ -95,6 +96,8 @@ impl kernel::InPlaceModule for KkmModule {
                 );
                 return Err(EINVAL);
             }
+            guest_mode::check_cpu()?;
+            fpu::init()?;
             let nmi = nmi::Registration::new()?;
             let switcher = guest_mode::Registration::new()?;
             Ok(try_pin_init!(Self {
@@ -110,7 +113,10 @@ impl kernel::InPlaceModule for KkmModule {
 /// what the module really does today.
 pub(crate) fn check_extension(cap: usize) -> isize {
     match u32::try_from(cap) {
-        Ok(abi::KVM_CAP_USER_MEMORY) | Ok(abi::KVM_CAP_EXT_CPUID) => 1,
+        Ok(abi::KVM_CAP_USER_MEMORY)
+        | Ok(abi::KVM_CAP_EXT_CPUID)
+        | Ok(abi::KVM_CAP_IMMEDIATE_EXIT)
+        | Ok(abi::KVM_CAP_XSAVE) => 1,
         Ok(abi::KVM_CAP_NR_VCPUS) | Ok(abi::KVM_CAP_MAX_VCPUS) => max_vcpus() as isize,
         Ok(abi::KVM_CAP_NR_MEMSLOTS) => max_memslots() as isize,
         _ => 0,

@@ -72,7 +72,12 @@ impl TmpRoot {
                     flags = USER;
                     // SAFETY: as above, for reading.
                     n = unsafe {
-                        bindings::pin_user_pages_fast((uaddr + off) as _, 1, bindings::FOLL_LONGTERM, &mut page)
+                        bindings::pin_user_pages_fast(
+                            (uaddr + off) as _,
+                            1,
+                            bindings::FOLL_LONGTERM,
+                            &mut page,
+                        )
                     };
                 }
                 if n != 1 {

@@ -3,8 +3,9 @@
 //! A vCPU: its register state and the `kvm_run` page shared with user space.
 
 use crate::{
-    abi::{self, KvmRegs, KvmSregs},
+    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmXsave},
     fd::FdObject,
+    fpu::{self, GuestFpu},
     guest_mode::{self, page_pfn, pfn_to_virt, Exit, GuestCpu},
     guest_state::{self, RFLAGS_FIXED},
     vm::Vm,
@@ -27,6 +28,7 @@ const _: () = assert!(core::mem::size_of::<abi::KvmRun>() <= MMAP_SIZE);
 struct Regs {
     regs: KvmRegs,
     sregs: KvmSregs,
+    fpu: GuestFpu,
 }
 
 #[pin_data]
@@ -42,6 +44,7 @@ pub(crate) struct Vcpu {
 impl Vcpu {
     pub(crate) fn new(id: u32, vm: Arc<Vm>) -> Result<Arc<Self>> {
         let run = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        let fpu = GuestFpu::new()?;
         // RFLAGS bit 1 is reserved and reads as one, as KVM's reset state.
         let regs = KvmRegs {
             rflags: 0x2,
@@ -52,7 +55,7 @@ impl Vcpu {
                 id,
                 vm,
                 run,
-                regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default() }),
+                regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default(), fpu }),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -87,14 +90,15 @@ impl Vcpu {
                 set_exit(abi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
-            let Regs { regs, sregs } = regs;
+            let Regs { regs, sregs, fpu } = regs;
             let mut cpu = GuestCpu {
                 regs,
                 fs_base: &mut sregs.fs.base,
                 gs_base: &mut sregs.gs.base,
+                fpu,
                 root: root.root_phys(),
             };
-            match guest_mode::run(&mut cpu) {
+            match fpu::with_fpu(|| guest_mode::run(&mut cpu)) {
                 Exit::Interrupt => continue,
                 Exit::Syscall => {
                     let io = abi::KvmRunIo {
@@ -184,6 +188,22 @@ impl FdObject for Vcpu {
                 guest_state::check_sregs(&sregs).map_err(|_| EINVAL)?;
                 this.regs.lock().sregs = sregs;
                 Ok(0)
+            }
+            abi::KVM_GET_FPU => {
+                let fpu = this.regs.lock().fpu.get_fpu();
+                crate::write_user(arg, &fpu).map(|()| 0)
+            }
+            abi::KVM_SET_FPU => {
+                let fpu: KvmFpu = crate::read_user(arg)?;
+                this.regs.lock().fpu.set_fpu(&fpu).map(|()| 0)
+            }
+            abi::KVM_GET_XSAVE => {
+                let x = this.regs.lock().fpu.get_xsave();
+                crate::write_user(arg, &x).map(|()| 0)
+            }
+            abi::KVM_SET_XSAVE => {
+                let x: KvmXsave = crate::read_user(arg)?;
+                this.regs.lock().fpu.set_xsave(&x).map(|()| 0)
             }
             _ => Err(ENOTTY),
         }

@@ -5,6 +5,7 @@ use crate::{km_state, map, unmap, Report, PAGE};
 use kkm_uapi as abi;
 use kvm_bindings::{kvm_regs, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use std::os::fd::AsRawFd;
 
 /// Where the test guests live; guest virtual == guest physical.
 const BASE: u64 = 0x40_0000;
@@ -356,9 +357,145 @@ fn two_vcpus(t: &mut Report, kvm: &Kvm) {
     t.check("two vCPUs in two threads at once, 10^4 exits each", ok, (set, results));
 }
 
+/// KVM_RUN through a raw `syscall` with xmm8-xmm15 set to `pat`: returns the
+/// ioctl's result and what those registers held right after it.
+fn run_keeping_xmm(vcpu: &VcpuFd, pat: &[u8; 128]) -> (i64, [u8; 128]) {
+    let mut out = [0u8; 128];
+    let ret: i64;
+    // SAFETY: the ioctl takes no argument and writes only kkm's kvm_run page;
+    // the asm reads `pat` and writes `out`, both 128 bytes, and declares
+    // every register it or the syscall changes.
+    unsafe {
+        std::arch::asm!(
+            "movdqu xmm8, [{p}]", "movdqu xmm9, [{p} + 16]", "movdqu xmm10, [{p} + 32]",
+            "movdqu xmm11, [{p} + 48]", "movdqu xmm12, [{p} + 64]", "movdqu xmm13, [{p} + 80]",
+            "movdqu xmm14, [{p} + 96]", "movdqu xmm15, [{p} + 112]",
+            "syscall",
+            "movdqu [{o}], xmm8", "movdqu [{o} + 16], xmm9", "movdqu [{o} + 32], xmm10",
+            "movdqu [{o} + 48], xmm11", "movdqu [{o} + 64], xmm12", "movdqu [{o} + 80], xmm13",
+            "movdqu [{o} + 96], xmm14", "movdqu [{o} + 112], xmm15",
+            p = in(reg) pat.as_ptr(),
+            o = in(reg) out.as_mut_ptr(),
+            inlateout("rax") libc::SYS_ioctl => ret,
+            in("rdi") vcpu.as_raw_fd(),
+            in("rsi") u64::from(abi::KVM_RUN),
+            in("rdx") 0u64,
+            out("rcx") _, out("r11") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+        );
+    }
+    (ret, out)
+}
+
+fn lanes(v: [u32; 4]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (i, x) in v.iter().enumerate() {
+        b[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
+/// The guest's FPU: KVM_GET/SET_FPU and XSAVE, their validation, and the
+/// guest's XMM (and YMM, with AVX) values across 10^4 exits while the
+/// caller's own XMM registers stay its own.
+fn fpu(t: &mut Report, kvm: &Kvm) {
+    let avx = std::arch::is_x86_feature_detected!("avx");
+    // paddd %xmm1,%xmm0; pxor %xmm8,%xmm8; [vpaddd %ymm3,%ymm2,%ymm2;]
+    // syscall; jmp back
+    let mut code = vec![0x66, 0x0f, 0xfe, 0xc1, 0x66, 0x45, 0x0f, 0xef, 0xc0];
+    if avx {
+        code.extend([0xc5, 0xed, 0xfe, 0xd3]);
+    }
+    code.extend(SYSCALL);
+    code.extend([0xeb, (-(code.len() as i8) - 2) as u8]);
+    let Ok(g) = Guest::new(kvm, &code) else {
+        return t.check("FPU guest: set-up", false, ());
+    };
+    let f = g.vcpu.get_fpu();
+    t.check(
+        "KVM_GET_FPU of a new vCPU: FCW 0x37f, MXCSR 0x1f80",
+        f.as_ref().is_ok_and(|f| f.fcw == 0x37f && f.mxcsr == 0x1f80),
+        f,
+    );
+
+    let fd = g.vcpu.as_raw_fd();
+    let mut bad = kvm_bindings::kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80 | 1 << 16, ..Default::default() };
+    t.errno("KVM_SET_FPU with a reserved MXCSR bit", crate::ioctl_ref(fd, abi::KVM_SET_FPU, &mut bad), libc::EINVAL);
+    let mut x = abi::KvmXsave { region: [0; 1024] };
+    let got = crate::ioctl_ref(fd, abi::KVM_GET_XSAVE, &mut x);
+    t.check("KVM_GET_XSAVE", got.is_ok(), got);
+    for (name, word, bit) in
+        [("an unknown feature", 128, 62), ("the compacted format", 131, 31), ("a reserved MXCSR bit", 6, 16)]
+    {
+        let mut y = abi::KvmXsave { region: x.region };
+        y.region[word] |= 1 << bit;
+        t.errno(&format!("KVM_SET_XSAVE with {name}"), crate::ioctl_ref(fd, abi::KVM_SET_XSAVE, &mut y), libc::EINVAL);
+    }
+
+    const N: u32 = 10_000;
+    let mut fpu = kvm_bindings::kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    fpu.xmm[0] = lanes([1, 2, 3, 4]);
+    fpu.xmm[1] = lanes([1, 1, 1, 1]);
+    fpu.xmm[8] = lanes([7; 4]);
+    let set = g.vcpu.set_fpu(&fpu);
+    let got = g.vcpu.get_fpu();
+    t.check("KVM_SET_FPU/KVM_GET_FPU round trip", set.is_ok() && got.as_ref().is_ok_and(|f| f.xmm == fpu.xmm), got);
+    let avx_off = std::arch::x86_64::__cpuid_count(0xd, 2).ebx as usize / 4;
+    if avx {
+        // ymm2 = [10, 20, 30, 40 | 50, 60, 70, 80], ymm3 = [1, 2, 3, 4 | 5, 6, 7, 8]
+        let mut y = abi::KvmXsave { region: [0; 1024] };
+        let r = crate::ioctl_ref(fd, abi::KVM_GET_XSAVE, &mut y);
+        y.region[40 + 8..40 + 12].copy_from_slice(&[10, 20, 30, 40]);
+        y.region[40 + 12..40 + 16].copy_from_slice(&[1, 2, 3, 4]);
+        y.region[avx_off + 8..avx_off + 12].copy_from_slice(&[50, 60, 70, 80]);
+        y.region[avx_off + 12..avx_off + 16].copy_from_slice(&[5, 6, 7, 8]);
+        y.region[128] |= 4;
+        let r = r.and_then(|_| crate::ioctl_ref(fd, abi::KVM_SET_XSAVE, &mut y));
+        t.check("KVM_SET_XSAVE of YMM values", r.is_ok(), r);
+    }
+    let mut pat = [0u8; 128];
+    for (i, b) in pat.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) | 1;
+    }
+    let mut bad: Option<String> = None;
+    for i in 0..N {
+        let (ret, out) = run_keeping_xmm(&g.vcpu, &pat);
+        if ret != 0 || out != pat {
+            bad = Some(format!("exit {i}: ioctl {ret}, xmm8-15 after it {out:?}"));
+            break;
+        }
+        // As km: return to RCX with R11's flags.
+        if let Err(e) = g.vcpu.get_regs().and_then(|r| g.vcpu.set_regs(&kvm_regs { rip: r.rcx, rflags: r.r11, ..r })) {
+            bad = Some(format!("regs at {i}: {e}"));
+            break;
+        }
+    }
+    t.check("10^4 exits with the caller's xmm8-15 set: its own values after each KVM_RUN", bad.is_none(), bad);
+    let f = g.vcpu.get_fpu();
+    let want0 = lanes([1 + N, 2 + N, 3 + N, 4 + N]);
+    let ok = f.as_ref().is_ok_and(|f| f.xmm[0] == want0 && f.xmm[8] == [0; 16] && f.xmm[1] == fpu.xmm[1]);
+    t.check("the guest's XMM values after 10^4 exits (xmm0 += xmm1 each time)", ok, f.map(|f| (f.xmm[0], f.xmm[8])));
+    if avx {
+        let mut y = abi::KvmXsave { region: [0; 1024] };
+        let r = crate::ioctl_ref(fd, abi::KVM_GET_XSAVE, &mut y);
+        let low = &y.region[40 + 8..40 + 12];
+        let high = &y.region[avx_off + 8..avx_off + 12];
+        let ok = r.is_ok()
+            && low == [10 + N, 20 + 2 * N, 30 + 3 * N, 40 + 4 * N]
+            && high == [50 + 5 * N, 60 + 6 * N, 70 + 7 * N, 80 + 8 * N];
+        t.check(
+            "the guest's YMM values after 10^4 exits (ymm2 += ymm3 each time)",
+            ok,
+            (r, low.to_vec(), high.to_vec()),
+        );
+    }
+}
+
 pub(crate) fn run_all(t: &mut Report, kvm: &Kvm) {
     syscall_round_trips(t, kvm);
     exceptions(t, kvm);
     interruptions(t, kvm);
     two_vcpus(t, kvm);
+    fpu(t, kvm);
 }

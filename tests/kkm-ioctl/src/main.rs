@@ -178,9 +178,9 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         (abi::KVM_CAP_NR_VCPUS, max_vcpus as i32, "NR_VCPUS"),
         (abi::KVM_CAP_MAX_VCPUS, max_vcpus as i32, "MAX_VCPUS"),
         (abi::KVM_CAP_NR_MEMSLOTS, max_memslots as i32, "NR_MEMSLOTS"),
-        (abi::KVM_CAP_XSAVE, 0, "XSAVE (not yet)"),
+        (abi::KVM_CAP_XSAVE, 1, "XSAVE"),
         (abi::KVM_CAP_SYNC_REGS, 0, "SYNC_REGS (not yet)"),
-        (abi::KVM_CAP_IMMEDIATE_EXIT, 0, "IMMEDIATE_EXIT (not yet)"),
+        (abi::KVM_CAP_IMMEDIATE_EXIT, 1, "IMMEDIATE_EXIT"),
         (0xdead, 0, "unknown"),
     ] {
         let got = kvm.check_extension_raw(cap.into());
