@@ -514,6 +514,11 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
         let host_pkru = g.fpu.load();
         kkm_switcher_enter(area.base() as *mut u8);
         g.fpu.save(host_pkru);
+        if (*save).exit.vector == DB_VECTOR {
+            // The guest's #DB left its status in DR6, which the host's
+            // #DB handler would otherwise read as its own.
+            write_dr6(DR6_RESET);
+        }
 
         if debugctl != 0 {
             wrmsr(MSR_IA32_DEBUGCTL, debugctl);
@@ -598,7 +603,10 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
     }
 }
 
+const DB_VECTOR: u64 = 1;
 const NMI_VECTOR: u64 = 2;
+/// DR6 with no status bit set.
+const DR6_RESET: u64 = 0xffff_0ff0;
 const DF_VECTOR: u64 = 8;
 const MC_VECTOR: u64 = 18;
 
@@ -628,6 +636,15 @@ fn read_dr7() -> u64 {
     // SAFETY: reading DR7 has no side effect.
     unsafe { core::arch::asm!("mov {}, dr7", out(reg) v, options(nomem, nostack)) };
     v
+}
+
+/// # Safety
+///
+/// Interrupts off.
+unsafe fn write_dr6(v: u64) {
+    // SAFETY: DR6 only reports debug events; per the contract no host #DB
+    // handler is between its read and this write.
+    unsafe { core::arch::asm!("mov dr6, {}", in(reg) v, options(nomem, nostack)) };
 }
 
 /// # Safety
