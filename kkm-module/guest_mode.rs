@@ -132,7 +132,9 @@ struct Save {
     host_es: u16,
     host_fs_sel: u16,
     host_gs_sel: u16,
-    _pad_sel: [u16; 3],
+    /// A valid selector (kernel DS) for the buffer-clearing `verw`.
+    verw_sel: u16,
+    _pad_sel: [u16; 2],
     guest: KvmRegs,
     exit: ExitFrame,
     /// The host's writable GDT, for `ltr` (see `host_gdt_rw`).
@@ -154,6 +156,7 @@ const _: () = {
     assert!(offset_of!(Save, scratch) == 0xa8);
     assert!(offset_of!(Save, host_tr) == 0xb0);
     assert!(offset_of!(Save, host_gs_sel) == 0xb8);
+    assert!(offset_of!(Save, verw_sel) == 0xba);
     assert!(offset_of!(Save, guest) == 0xc0);
     assert!(offset_of!(Save, exit) == 0x150);
     assert!(core::mem::size_of::<ExitFrame>() == 22 * 8);
@@ -283,6 +286,7 @@ impl Area {
                 ..Default::default()
             };
             (*save).self_addr = base as u64;
+            (*save).verw_sel = 0x18;
         }
     }
 }

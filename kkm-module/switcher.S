@@ -19,6 +19,7 @@
 
 #include <linux/linkage.h>
 #include <asm/unwind_hints.h>
+#include <asm/nospec-branch.h>
 
 #define MSR_FS_BASE		0xc0000100
 #define MSR_GS_BASE		0xc0000101
@@ -54,6 +55,7 @@
 #define S_HOST_ES	(SAVE + 0xb4)
 #define S_HOST_FSSEL	(SAVE + 0xb6)
 #define S_HOST_GSSEL	(SAVE + 0xb8)
+#define S_VERW_SEL	(SAVE + 0xba)
 #define S_GUEST		(SAVE + 0xc0)
 #define S_EXIT		(SAVE + 0x150)
 #define S_HOST_GDT_RW	(SAVE + 0x206)
@@ -177,6 +179,11 @@ SYM_FUNC_START_LOCAL(kkm_enter_guest)
 	pushq	G_RFLAGS(%rbx)
 	pushq	$USER_CS
 	pushq	G_RIP(%rbx)
+	/*
+	 * VERW with a memory operand clears the CPU's buffers on CPUs with
+	 * MDS-class bugs, as Linux does before any return to ring 3.
+	 */
+	verw	S_VERW_SEL(%rbx)
 	movq	G_RAX(%rbx), %rax
 	movq	G_RCX(%rbx), %rcx
 	movq	G_RDX(%rbx), %rdx
@@ -267,6 +274,8 @@ SYM_CODE_START_LOCAL(kkm_exit_common)
 	/* AC, DF and TF off without clac (which needs SMAP): IF is off already. */
 	pushq	$2
 	popfq
+	/* The guest's return predictions must not steer the host's rets. */
+	__FILL_RETURN_BUFFER(%rax, RSB_CLEAR_LOOPS)
 	/* The area holds kkm's IDT. */
 	subq	$16, %rsp
 	sidt	(%rsp)
