@@ -24,7 +24,7 @@ use crate::guest_state::{RFLAGS_AC, RFLAGS_IF, RFLAGS_NT, RFLAGS_TF};
 use core::{
     mem::offset_of,
     ptr,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{bindings, prelude::*};
 
@@ -404,6 +404,8 @@ pub(crate) struct GuestCpu<'a> {
     pub(crate) fpu: &'a mut GuestFpu,
     /// Physical address of the guest root.
     pub(crate) root: u64,
+    /// The VM's per-CPU counts of vCPUs in guest mode (`Vm::running`).
+    pub(crate) running: &'a [AtomicU32],
 }
 
 fn rdmsr(msr: u32) -> u64 {
@@ -516,7 +518,11 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
         }
 
         let host_pkru = g.fpu.load();
+        // A locked increment (a full barrier) before CR3 is loaded: see
+        // `Vm::kick_all_running`.
+        g.running[cpu].fetch_add(1, Ordering::SeqCst);
         kkm_switcher_enter(area.base() as *mut u8);
+        g.running[cpu].fetch_sub(1, Ordering::Release);
         g.fpu.save(host_pkru);
         if (*save).exit.vector == DB_VECTOR {
             // The guest's #DB left its status in DR6, which the host's

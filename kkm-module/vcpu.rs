@@ -74,7 +74,6 @@ impl Vcpu {
     /// are handled and the guest re-entered; a pending signal or
     /// `immediate_exit` ends the run with KVM_EXIT_INTR and EINTR.
     fn run(&self, regs: &mut Regs) -> Result<isize> {
-        let root = self.vm.guest_root()?;
         let run = self.run_page();
         // Each field of the shared page is read or written once, volatile:
         // user space may change it at any time.
@@ -90,6 +89,8 @@ impl Vcpu {
                 set_exit(abi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
+            // Per entry: the slots may have changed since the last one.
+            let root = self.vm.guest_root()?;
             let Regs { regs, sregs, fpu } = regs;
             let mut cpu = GuestCpu {
                 regs,
@@ -97,6 +98,7 @@ impl Vcpu {
                 gs_base: &mut sregs.gs.base,
                 fpu,
                 root: root.root_phys(),
+                running: self.vm.running(),
             };
             match fpu::with_fpu(|| guest_mode::run(&mut cpu)) {
                 Exit::Interrupt => continue,

@@ -8,9 +8,13 @@ use crate::{
     tmp_root::TmpRoot,
     vcpu::Vcpu,
 };
-use core::ptr::NonNull;
+use core::{
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicU32, Ordering},
+};
 use kernel::{
     bindings,
+    ffi::c_void,
     mm::{virt::VmaNew, Mm, MmWithUser},
     new_mutex,
     page::PAGE_SIZE,
@@ -76,6 +80,8 @@ pub(crate) struct Vm {
     /// The address space of the creator. Held by `mmgrab` (not `mmget`), so
     /// a VM fd does not keep the address space alive, only identifiable.
     mm: ARef<Mm>,
+    /// Per CPU: how many of this VM's vCPUs are in guest mode there.
+    running: KVec<AtomicU32>,
     #[pin]
     state: Mutex<VmState>,
 }
@@ -86,9 +92,16 @@ impl Vm {
     pub(crate) fn new() -> Result<Arc<Self>> {
         // A kernel thread has no user memory to give a VM.
         let mm: ARef<Mm> = ARef::from(&**current_mm().ok_or(EINVAL)?);
+        // SAFETY: `nr_cpu_ids` is fixed after boot.
+        let cpus = unsafe { bindings::nr_cpu_ids } as usize;
+        let mut running = KVec::with_capacity(cpus, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..cpus {
+            running.push(AtomicU32::new(0), GFP_KERNEL_ACCOUNT)?;
+        }
         Arc::pin_init(
             pin_init!(Self {
                 mm,
+                running,
                 state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new(), root: None }),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -173,6 +186,36 @@ impl Vm {
         Ok(())
     }
 
+    /// The per-CPU counts of this VM's vCPUs in guest mode, which
+    /// `guest_mode::run` keeps.
+    pub(crate) fn running(&self) -> &[AtomicU32] {
+        &self.running
+    }
+
+    /// Makes every vCPU of this VM that is in guest mode leave it, and
+    /// returns once each has: an IPI to each CPU counted in `running`,
+    /// waiting for its handler, which runs on the host side of the exit. A
+    /// vCPU that enters later loads its root afresh (no stale translation:
+    /// every entry flushes the guest PCID). Process context, interrupts on.
+    pub(crate) fn kick_all_running(&self) {
+        for (cpu, n) in self.running.iter().enumerate() {
+            // Pairs with the locked increment before entry: a vCPU not
+            // seen here enters after the caller's changes are visible.
+            if n.load(Ordering::SeqCst) != 0 {
+                // SAFETY: `cpu` < nr_cpu_ids; `kick` ignores its argument;
+                // waiting is allowed in process context with interrupts on.
+                unsafe {
+                    bindings::smp_call_function_single(
+                        cpu as i32,
+                        Some(kick),
+                        ptr::null_mut(),
+                        true,
+                    )
+                };
+            }
+        }
+    }
+
     /// TEMPORARY (until mmu.rs): the guest root of the current slots.
     pub(crate) fn guest_root(&self) -> Result<Arc<TmpRoot>> {
         let mut st = self.state.lock();
@@ -207,6 +250,9 @@ impl Vm {
     }
 }
 
+/// The IPI of `kick_all_running`: being taken is all it has to do.
+unsafe extern "C" fn kick(_info: *mut c_void) {}
+
 impl FdObject for Vm {
     const NAME: &'static CStr = c"kkm-vm";
 
@@ -214,7 +260,11 @@ impl FdObject for Vm {
         this.check_caller()?;
         match cmd {
             abi::KVM_SET_USER_MEMORY_REGION => {
-                this.set_memory_region(&crate::read_user(arg)?).map(|()| 0)
+                this.set_memory_region(&crate::read_user(arg)?)?;
+                // Running vCPUs leave the guest and take the new slots
+                // (the root is rebuilt) at their next entry.
+                this.kick_all_running();
+                Ok(0)
             }
             abi::KVM_CREATE_VCPU => Self::create_vcpu(this, arg),
             abi::KVM_CHECK_EXTENSION => Ok(crate::check_extension(arg)),

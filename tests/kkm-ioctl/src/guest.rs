@@ -495,10 +495,91 @@ fn fpu(t: &mut Report, kvm: &Kvm) {
     }
 }
 
+/// A slot change reaches a vCPU that is in the guest: it spins until a flag
+/// in another slot's memory is set; the flag is set in a new page that only
+/// a memory-region change makes the guest see (the old page stays pinned
+/// for the old root).
+fn slot_change_while_running(t: &mut Report, kvm: &Kvm) {
+    const FLAG: u64 = BASE + 0x10_0000;
+    let f = (FLAG as u32).to_le_bytes();
+    // 1: cmpb $0, FLAG; je 1b; syscall
+    let code = [0x80, 0x3c, 0x25, f[0], f[1], f[2], f[3], 0x00, 0x74, 0xf6, 0x0f, 0x05];
+    let Ok(mut g) = Guest::new(kvm, &code) else {
+        return t.check("slot change: set-up", false, ());
+    };
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let (Ok(flag), Ok(other)) = (map(PAGE, rw, anon, -1, 0), map(PAGE, rw, anon, -1, 0)) else {
+        return t.check("slot change: mmap", false, ());
+    };
+    let region = |slot, gpa, mem: *mut u8| kvm_userspace_memory_region {
+        slot,
+        flags: 0,
+        guest_phys_addr: gpa,
+        memory_size: PAGE as u64,
+        userspace_addr: mem as u64,
+    };
+    // SAFETY: the regions are the mappings above, unmapped after the VM.
+    let set = unsafe { g._vm.set_user_memory_region(region(1, FLAG, flag)) };
+    let immediate = &mut g.vcpu.get_kvm_run().immediate_exit as *mut u8 as usize;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::scope(|s| {
+        let vcpu = &mut g.vcpu;
+        let h = s.spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            // (As an integer: pthread_t is a pointer on musl.)
+            tx.send(unsafe { libc::pthread_self() } as usize).ok();
+            vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno())
+        });
+        let thread = rx.recv().ok();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // A new page with the flag set, at the same host address.
+        // SAFETY: replaces the page at `flag`, which only the guest (through
+        // its pinned old page) and nothing here references.
+        let p = unsafe { libc::mmap(flag.cast(), PAGE, rw, libc::MAP_FIXED | anon, -1, 0) };
+        let remapped = if p == flag.cast() {
+            // SAFETY: `p` is the fresh page just mapped at `flag`.
+            unsafe { *flag = 1 };
+            Ok(())
+        } else {
+            Err(crate::errno())
+        };
+        // SAFETY: as above.
+        let added = unsafe { g._vm.set_user_memory_region(region(2, BASE + 0x20_0000, other)) };
+        for _ in 0..1000 {
+            if h.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !h.is_finished() {
+            // Fail rather than hang: stop the vCPU.
+            // SAFETY: `immediate` points into the vCPU's kvm_run mapping,
+            // alive until `g` drops; the signal's handler does nothing.
+            unsafe {
+                *(immediate as *mut u8) = 1;
+                if let Some(th) = thread {
+                    libc::pthread_kill(th as libc::pthread_t, libc::SIGALRM);
+                }
+            }
+        }
+        (remapped, added, h.join())
+    });
+    let ok = set.is_ok()
+        && result.0.is_ok()
+        && result.1.is_ok()
+        && matches!(&result.2, Ok(Ok(e)) if e.starts_with("IoOut(240"));
+    t.check("a slot change while a vCPU spins reaches it (the guest sees the new page)", ok, (set, result));
+    drop(g);
+    unmap(flag, PAGE);
+    unmap(other, PAGE);
+}
+
 pub(crate) fn run_all(t: &mut Report, kvm: &Kvm) {
     syscall_round_trips(t, kvm);
     exceptions(t, kvm);
     interruptions(t, kvm);
     two_vcpus(t, kvm);
+    slot_change_while_running(t, kvm);
     fpu(t, kvm);
 }
