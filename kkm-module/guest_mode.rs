@@ -300,12 +300,19 @@ impl Drop for Area {
 }
 
 const CR4_FRED: u64 = 1 << 32;
+const MSR_EFER: u32 = 0xc000_0080;
+const EFER_NXE: u64 = 1 << 11;
 
 /// Refuses to load where guest mode would not be safe, with one line why:
-/// with FRED, events are not delivered through kkm's IDT and TSS.
+/// with FRED, events are not delivered through kkm's IDT and TSS; without
+/// NX, the guest root could not map the per-CPU areas non-executable.
 pub(crate) fn check_cpu() -> Result {
     if read_cr4() & CR4_FRED != 0 {
         pr_err!("FRED is enabled: kkm's IDT-based guest mode cannot run (boot with fred=off)\n");
+        return Err(ENODEV);
+    }
+    if rdmsr(MSR_EFER) & EFER_NXE == 0 {
+        pr_err!("the host runs without NX (EFER.NXE): kkm's guest roots need it\n");
         return Err(ENODEV);
     }
     Ok(())
