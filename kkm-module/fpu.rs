@@ -100,12 +100,12 @@ impl GuestFpu {
 
     fn get<T: Copy>(&self, off: usize) -> T {
         // SAFETY: every offset used is inside the one-page image.
-        unsafe { (self.image().add(off) as *const T).read_unaligned() }
+        unsafe { self.image().add(off).cast::<T>().read_unaligned() }
     }
 
     fn put<T: Copy>(&mut self, off: usize, v: T) {
         // SAFETY: as in `get`; `&mut self` excludes other users.
-        unsafe { (self.image().add(off) as *mut T).write_unaligned(v) }
+        unsafe { self.image().add(off).cast::<T>().write_unaligned(v) }
     }
 
     pub(crate) fn get_fpu(&self) -> KvmFpu {

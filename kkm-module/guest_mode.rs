@@ -166,14 +166,14 @@ const _: () = {
 /// Physical page frame of a `struct page` (SPARSEMEM_VMEMMAP, as x86-64).
 pub(crate) fn page_pfn(page: *mut bindings::page) -> u64 {
     // SAFETY: `vmemmap_base` is set once at boot and only read afterwards.
-    let base = unsafe { bindings::vmemmap_base } as usize;
+    let base = unsafe { bindings::vmemmap_base };
     ((page as usize - base) / core::mem::size_of::<bindings::page>()) as u64
 }
 
 /// The direct-map address of a page frame.
 pub(crate) fn pfn_to_virt(pfn: u64) -> usize {
     // SAFETY: `page_offset_base` is set once at boot and only read afterwards.
-    (unsafe { bindings::page_offset_base } as usize) + ((pfn as usize) << 12)
+    (unsafe { bindings::page_offset_base }) + ((pfn as usize) << 12)
 }
 
 /// One CPU's area: `1 << AREA_ORDER` pages.
@@ -415,10 +415,12 @@ pub(crate) struct GuestCpu<'a> {
     pub(crate) running: &'a [AtomicU32],
 }
 
-fn rdmsr(msr: u32) -> u64 {
+/// Reads an architectural MSR that every x86-64 CPU has (callers check
+/// the feature of any other first).
+pub(crate) fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: reads one of the architectural MSRs named in this file, which
-    // every x86-64 CPU kkm loads on has.
+    // SAFETY: per the function's contract the MSR exists; reading it has
+    // no side effect.
     unsafe {
         core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack))
     };
@@ -567,7 +569,7 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
         // Host state is back (the #DF had its own stack): stop cleanly
         // rather than run on with state the CPU could not deliver.
         // SAFETY: a NUL-terminated format without conversions.
-        unsafe { bindings::panic(c"kkm: double fault in guest mode\n".as_ptr().cast()) };
+        unsafe { bindings::panic(c"kkm: double fault in guest mode\n".as_char_ptr()) };
     }
     if kfault != 0 {
         if f.vector == MC_VECTOR {
@@ -635,9 +637,9 @@ fn deliver_to_host(host_idt: u64, vector: u64) {
     // off, as for an interrupt taken in this code.
     unsafe {
         let gate = (host_idt as usize + 16 * vector as usize) as *const u8;
-        let lo = u64::from(ptr::read_unaligned(gate as *const u16));
-        let mid = u64::from(ptr::read_unaligned(gate.add(6) as *const u16));
-        let hi = u64::from(ptr::read_unaligned(gate.add(8) as *const u32));
+        let lo = u64::from(ptr::read_unaligned(gate.cast::<u16>()));
+        let mid = u64::from(ptr::read_unaligned(gate.add(6).cast::<u16>()));
+        let hi = u64::from(ptr::read_unaligned(gate.add(8).cast::<u32>()));
         kkm_deliver_to_host(lo | (mid << 16) | (hi << 32));
     }
 }

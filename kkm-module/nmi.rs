@@ -5,6 +5,7 @@
 //! raised again on this CPU as a self-IPI in NMI delivery mode, through the
 //! local APIC in whichever mode (x2APIC or xAPIC) the host runs it.
 
+use crate::guest_mode::rdmsr;
 use core::{
     ptr,
     sync::atomic::{AtomicPtr, Ordering},
@@ -29,16 +30,6 @@ extern "C" {
 
 /// The xAPIC's registers, mapped at load when the host uses the xAPIC.
 static XAPIC: AtomicPtr<u8> = AtomicPtr::new(ptr::null_mut());
-
-fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: the APIC MSRs read here exist wherever the mode that uses them
-    // is enabled (checked by the callers through IA32_APIC_BASE).
-    unsafe {
-        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack))
-    };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
 
 /// Maps the xAPIC if the host uses it; refuses a CPU whose local APIC is
 /// off (an NMI could not be raised again).

@@ -62,7 +62,7 @@ impl TmpRoot {
                 // receives it.
                 let mut n = unsafe {
                     bindings::pin_user_pages_fast(
-                        (uaddr + off) as _,
+                        (uaddr + off) as usize,
                         1,
                         bindings::FOLL_WRITE | bindings::FOLL_LONGTERM,
                         &mut page,
@@ -73,7 +73,7 @@ impl TmpRoot {
                     // SAFETY: as above, for reading.
                     n = unsafe {
                         bindings::pin_user_pages_fast(
-                            (uaddr + off) as _,
+                            (uaddr + off) as usize,
                             1,
                             bindings::FOLL_LONGTERM,
                             &mut page,

@@ -114,7 +114,7 @@ impl Vcpu {
                     // (checked at compile time below).
                     unsafe {
                         ptr::addr_of_mut!((*run).exit.io).write_volatile(io);
-                        (run as *mut u8)
+                        run.cast::<u8>()
                             .add(IO_DATA_OFFSET)
                             .write_volatile(regs.rax as u8);
                     }

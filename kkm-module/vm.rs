@@ -251,7 +251,7 @@ impl Vm {
 }
 
 /// The IPI of `kick_all_running`: being taken is all it has to do.
-unsafe extern "C" fn kick(_info: *mut c_void) {}
+extern "C" fn kick(_info: *mut c_void) {}
 
 impl FdObject for Vm {
     const NAME: &'static CStr = c"kkm-vm";
