@@ -575,6 +575,61 @@ fn slot_change_while_running(t: &mut Report, kvm: &Kvm) {
     unmap(other, PAGE);
 }
 
+/// One vCPU per CPU spins in `jmp .` for `secs` seconds, then each is stopped
+/// (immediate_exit and a signal). Prints `KKM-SPINNING` once they run, and
+/// returns whether each ended with EINTR at its `jmp`, the guest intact.
+pub(crate) fn spin(secs: u64) -> bool {
+    // SAFETY: installs a no-op SIGALRM handler without SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+    }
+    let Ok(kvm) = Kvm::new_with_path(crate::DEV) else {
+        return false;
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut guests: Vec<Guest> = (0..cpus).filter_map(|_| Guest::new(&kvm, &SPIN).ok()).collect();
+    if guests.len() != cpus {
+        return false;
+    }
+    let stops: Vec<usize> =
+        guests.iter_mut().map(|g| &mut g.vcpu.get_kvm_run().immediate_exit as *mut u8 as usize).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = guests
+            .iter_mut()
+            .map(|g| {
+                let tx = tx.clone();
+                let vcpu = &mut g.vcpu;
+                s.spawn(move || {
+                    // SAFETY: pthread_self has no preconditions. (As an
+                    // integer: pthread_t is a pointer on musl.)
+                    tx.send(unsafe { libc::pthread_self() } as usize).ok();
+                    let r = vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno());
+                    let rip = vcpu.get_regs().map(|r| r.rip).ok();
+                    (r, rip)
+                })
+            })
+            .collect();
+        let threads: Vec<usize> = (0..cpus).filter_map(|_| rx.recv().ok()).collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        println!("KKM-SPINNING");
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        for (stop, th) in stops.iter().zip(&threads) {
+            // SAFETY: `stop` points into a vCPU's kvm_run mapping, alive
+            // until `guests` drops; the signal's handler does nothing.
+            unsafe {
+                *(*stop as *mut u8) = 1;
+                libc::pthread_kill(*th as libc::pthread_t, libc::SIGALRM);
+            }
+        }
+        handles.into_iter().map(|h| h.join().ok()).collect::<Vec<_>>()
+    });
+    println!("spin results: {results:?}");
+    results.iter().all(|r| matches!(r, Some((Err(libc::EINTR), Some(BASE)))))
+}
+
 pub(crate) fn run_all(t: &mut Report, kvm: &Kvm) {
     syscall_round_trips(t, kvm);
     exceptions(t, kvm);

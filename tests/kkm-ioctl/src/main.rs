@@ -3,6 +3,9 @@
 //!
 //!     kkm-ioctl V M
 //!
+//! `kkm-ioctl spin SECONDS` instead keeps one vCPU per CPU spinning in the
+//! guest for that long, for the test script to inject NMIs meanwhile.
+//!
 //! Wherever it can, it drives the device through `kvm-ioctls` (opened with
 //! `Kvm::new_with_path`), which shows that a KVM client works on kkm
 //! unchanged; error cases that crate cannot express go through raw ioctls
@@ -554,6 +557,11 @@ fn module_lifetime(t: &mut Report, kvm: Kvm) {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("spin") {
+        // `kkm-ioctl spin SECONDS`: see guest::spin.
+        let secs = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+        std::process::exit(i32::from(!guest::spin(secs)));
+    }
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let [max_vcpus, max_memslots] = args[..] else {
         eprintln!("usage: kkm-ioctl MAX_VCPUS MAX_MEMSLOTS (the module parameters it was loaded with)");
