@@ -453,6 +453,8 @@ pub(crate) fn read_cr4() -> u64 {
 }
 
 const CR4_PCIDE: u64 = 1 << 17;
+const CR4_CET: u64 = 1 << 23;
+const MSR_IA32_U_CET: u32 = 0x6a0;
 const CR3_NOFLUSH: u64 = 1 << 63;
 
 /// This CPU's writable GDT (Linux's `gdt_page`); GDTR holds a read-only alias,
@@ -478,7 +480,8 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
     let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
     let area = &switcher().areas[cpu];
     let save = area.save();
-    let pcid = read_cr4() & CR4_PCIDE != 0;
+    let cr4 = read_cr4();
+    let pcid = cr4 & CR4_PCIDE != 0;
 
     // SAFETY: the area belongs to this CPU and nothing else runs on it
     // (interrupts are off); the switcher restores every register it changes
@@ -525,6 +528,15 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
         if debugctl != 0 {
             wrmsr(MSR_IA32_DEBUGCTL, 0);
         }
+        // km's user CET state (shadow stack, IBT) is not the payload's.
+        let u_cet = if cr4 & CR4_CET != 0 {
+            rdmsr(MSR_IA32_U_CET)
+        } else {
+            0
+        };
+        if u_cet != 0 {
+            wrmsr(MSR_IA32_U_CET, 0);
+        }
 
         let host_pkru = g.fpu.load();
         // A locked increment (a full barrier) before CR3 is loaded: see
@@ -539,6 +551,9 @@ pub(crate) fn run(g: &mut GuestCpu<'_>) -> Exit {
             write_dr6(DR6_RESET);
         }
 
+        if u_cet != 0 {
+            wrmsr(MSR_IA32_U_CET, u_cet);
+        }
         if debugctl != 0 {
             wrmsr(MSR_IA32_DEBUGCTL, debugctl);
         }
