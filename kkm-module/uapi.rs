@@ -5,7 +5,8 @@
 //! are attached here.
 
 use crate::abi::{
-    KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion,
+    KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmFpu, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion,
+    KvmXsave,
 };
 use kernel::transmute::{AsBytes, FromBytes};
 
@@ -14,7 +15,8 @@ use kernel::transmute::{AsBytes, FromBytes};
 // interior mutability; `abi.rs` pins their sizes at compile time to the sum
 // of their fields (KvmRegs 18*8, KvmSregs 8*24+2*16+7*8+32,
 // KvmUserspaceMemoryRegion 2*4+3*8, KvmCpuidEntry2 10*4, KvmCpuid2 2*4,
-// KkmIdentity 4*4; KvmSegment 8+4+2+10*1, KvmDtable 8+2+3*2), so there are no
+// KkmIdentity 4*4; KvmFpu 8*16+2*2+2*1+2+2*8+16*16+2*4 with its padding fields
+// named; KvmXsave 1024*4; KvmSegment 8+4+2+10*1, KvmDtable 8+2+3*2), so there are no
 // padding bytes and every byte of a value is initialized.
 macro_rules! plain_data {
     ($($t:ty),*) => {$(
@@ -29,7 +31,9 @@ plain_data!(
     KkmIdentity,
     KvmCpuid2,
     KvmCpuidEntry2,
+    KvmFpu,
     KvmRegs,
     KvmSregs,
-    KvmUserspaceMemoryRegion
+    KvmUserspaceMemoryRegion,
+    KvmXsave
 );

@@ -3,16 +3,19 @@
 //! A vCPU: its register state and the `kvm_run` page shared with user space.
 
 use crate::{
-    abi::{self, KvmRegs, KvmSregs},
+    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmXsave},
     fd::FdObject,
+    fpu::{self, GuestFpu},
+    guest_mode::{self, page_pfn, pfn_to_virt, Exit, GuestCpu},
     guest_state::{self, RFLAGS_FIXED},
     vm::Vm,
 };
+use core::ptr;
 use kernel::{
+    bindings,
     mm::virt::VmaNew,
     new_mutex,
     page::{Page, PAGE_SIZE},
-    pr_info_once,
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex},
 };
@@ -25,6 +28,7 @@ const _: () = assert!(core::mem::size_of::<abi::KvmRun>() <= MMAP_SIZE);
 struct Regs {
     regs: KvmRegs,
     sregs: KvmSregs,
+    fpu: GuestFpu,
 }
 
 #[pin_data]
@@ -40,6 +44,7 @@ pub(crate) struct Vcpu {
 impl Vcpu {
     pub(crate) fn new(id: u32, vm: Arc<Vm>) -> Result<Arc<Self>> {
         let run = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        let fpu = GuestFpu::new()?;
         // RFLAGS bit 1 is reserved and reads as one, as KVM's reset state.
         let regs = KvmRegs {
             rflags: 0x2,
@@ -50,12 +55,119 @@ impl Vcpu {
                 id,
                 vm,
                 run,
-                regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default() }),
+                regs <- new_mutex!(Regs { regs, sregs: KvmSregs::default(), fpu }),
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 }
+
+/// Where KVM_EXIT_IO's data byte goes: right after `struct kvm_run`.
+const IO_DATA_OFFSET: usize = core::mem::size_of::<abi::KvmRun>();
+
+impl Vcpu {
+    fn run_page(&self) -> *mut abi::KvmRun {
+        pfn_to_virt(page_pfn(self.run.as_ptr())) as *mut abi::KvmRun
+    }
+
+    /// KVM_RUN: enters the guest until an exit km must see. Host interrupts
+    /// are handled and the guest re-entered; a pending signal or
+    /// `immediate_exit` ends the run with KVM_EXIT_INTR and EINTR.
+    fn run(&self, regs: &mut Regs) -> Result<isize> {
+        let run = self.run_page();
+        // Each field of the shared page is read or written once, volatile:
+        // user space may change it at any time.
+        let set_exit = move |reason: u32| {
+            // SAFETY: `run` is this vCPU's kvm_run page, alive as long as `self`.
+            unsafe { ptr::addr_of_mut!((*run).exit_reason).write_volatile(reason) }
+        };
+        loop {
+            // SAFETY: as above.
+            let immediate = unsafe { ptr::addr_of!((*run).immediate_exit).read_volatile() };
+            // SAFETY: `current` is the running task.
+            if immediate != 0 || unsafe { bindings::signal_pending(bindings::get_current()) } != 0 {
+                set_exit(abi::KVM_EXIT_INTR);
+                return Err(EINTR);
+            }
+            // Per entry: the slots may have changed since the last one.
+            let root = self.vm.guest_root()?;
+            let Regs { regs, sregs, fpu } = regs;
+            let mut cpu = GuestCpu {
+                regs,
+                fs_base: &mut sregs.fs.base,
+                gs_base: &mut sregs.gs.base,
+                fpu,
+                root: root.root_phys(),
+                running: self.vm.running(),
+            };
+            match fpu::with_fpu(|| guest_mode::run(&mut cpu)) {
+                Exit::Interrupt => {
+                    // With CONFIG_PREEMPTION, turning interrupts back on in
+                    // `run` was a preemption point already; elsewhere a busy
+                    // guest must yield here.
+                    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+                    cond_resched();
+                    continue;
+                }
+                Exit::Syscall => {
+                    let io = abi::KvmRunIo {
+                        direction: abi::KVM_EXIT_IO_OUT,
+                        size: 1,
+                        port: abi::KM_SYSCALL_PORT,
+                        count: 1,
+                        data_offset: IO_DATA_OFFSET as u64,
+                    };
+                    // SAFETY: as above; the data byte lies inside the page
+                    // (checked at compile time below).
+                    unsafe {
+                        ptr::addr_of_mut!((*run).exit.io).write_volatile(io);
+                        run.cast::<u8>()
+                            .add(IO_DATA_OFFSET)
+                            .write_volatile(regs.rax as u8);
+                    }
+                    set_exit(abi::KVM_EXIT_IO);
+                }
+                Exit::Exception { vector, error, cr2 } => {
+                    if vector == PF_VECTOR {
+                        sregs.cr2 = cr2;
+                    }
+                    let ex = abi::KvmRunEx {
+                        exception: vector.into(),
+                        error_code: error,
+                    };
+                    // SAFETY: as above.
+                    unsafe { ptr::addr_of_mut!((*run).exit.ex).write_volatile(ex) };
+                    set_exit(abi::KVM_EXIT_EXCEPTION);
+                }
+                Exit::SwitcherFault { vector, rip } => {
+                    pr_err!(
+                        "switcher fault: vector {} at {:#x} (vcpu {})\n",
+                        vector,
+                        rip,
+                        self.id
+                    );
+                    set_exit(abi::KVM_EXIT_INTERNAL_ERROR);
+                }
+            }
+            return Ok(0);
+        }
+    }
+}
+
+/// `cond_resched()`, a macro in C: its function is exported where it does
+/// anything.
+#[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+fn cond_resched() {
+    extern "C" {
+        fn __cond_resched() -> kernel::ffi::c_int;
+    }
+    // SAFETY: process context, no spinlock held, interrupts on: a scheduling
+    // point.
+    unsafe { __cond_resched() };
+}
+
+const PF_VECTOR: u8 = 14;
+const _: () = assert!(IO_DATA_OFFSET < MMAP_SIZE);
 
 impl FdObject for Vcpu {
     const NAME: &'static CStr = c"kkm-vcpu";
@@ -68,14 +180,9 @@ impl FdObject for Vcpu {
                 // The entry contract is checked on every entry, already now,
                 // so that what can never be entered is refused the same way
                 // before and after the switcher lands.
-                {
-                    let regs = this.regs.lock();
-                    guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
-                }
-                // Entering the guest lands with the ring-3 switcher; until
-                // then say plainly that running is not supported.
-                pr_info_once!("KVM_RUN is not implemented yet (vcpu {})\n", this.id);
-                Err(EOPNOTSUPP)
+                let mut regs = this.regs.lock();
+                guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
+                this.run(&mut regs)
             }
             abi::KVM_GET_REGS => {
                 let regs = this.regs.lock().regs;
@@ -102,6 +209,22 @@ impl FdObject for Vcpu {
                 guest_state::check_sregs(&sregs).map_err(|_| EINVAL)?;
                 this.regs.lock().sregs = sregs;
                 Ok(0)
+            }
+            abi::KVM_GET_FPU => {
+                let fpu = this.regs.lock().fpu.get_fpu();
+                crate::write_user(arg, &fpu).map(|()| 0)
+            }
+            abi::KVM_SET_FPU => {
+                let fpu: KvmFpu = crate::read_user(arg)?;
+                this.regs.lock().fpu.set_fpu(&fpu).map(|()| 0)
+            }
+            abi::KVM_GET_XSAVE => {
+                let x = this.regs.lock().fpu.get_xsave();
+                crate::write_user(arg, &x).map(|()| 0)
+            }
+            abi::KVM_SET_XSAVE => {
+                let x: KvmXsave = crate::read_user(arg)?;
+                this.regs.lock().fpu.set_xsave(&x).map(|()| 0)
             }
             _ => Err(ENOTTY),
         }

@@ -5,11 +5,16 @@
 use crate::{
     abi::{self, KvmUserspaceMemoryRegion},
     fd::{self, FdObject},
+    tmp_root::TmpRoot,
     vcpu::Vcpu,
 };
-use core::ptr::NonNull;
+use core::{
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicU32, Ordering},
+};
 use kernel::{
     bindings,
+    ffi::c_void,
     mm::{virt::VmaNew, Mm, MmWithUser},
     new_mutex,
     page::PAGE_SIZE,
@@ -65,6 +70,9 @@ impl MemSlot {
 struct VmState {
     slots: KVec<MemSlot>,
     vcpu_ids: KVec<u32>,
+    /// TEMPORARY (until mmu.rs): the guest root of the current slots,
+    /// built at the first KVM_RUN after they change.
+    root: Option<Arc<TmpRoot>>,
 }
 
 #[pin_data]
@@ -72,6 +80,8 @@ pub(crate) struct Vm {
     /// The address space of the creator. Held by `mmgrab` (not `mmget`), so
     /// a VM fd does not keep the address space alive, only identifiable.
     mm: ARef<Mm>,
+    /// Per CPU: how many of this VM's vCPUs are in guest mode there.
+    running: KVec<AtomicU32>,
     #[pin]
     state: Mutex<VmState>,
 }
@@ -82,10 +92,17 @@ impl Vm {
     pub(crate) fn new() -> Result<Arc<Self>> {
         // A kernel thread has no user memory to give a VM.
         let mm: ARef<Mm> = ARef::from(&**current_mm().ok_or(EINVAL)?);
+        // SAFETY: `nr_cpu_ids` is fixed after boot.
+        let cpus = unsafe { bindings::nr_cpu_ids } as usize;
+        let mut running = KVec::with_capacity(cpus, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..cpus {
+            running.push(AtomicU32::new(0), GFP_KERNEL_ACCOUNT)?;
+        }
         Arc::pin_init(
             pin_init!(Self {
                 mm,
-                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new() }),
+                running,
+                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new(), root: None }),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -119,6 +136,7 @@ impl Vm {
             return Err(EINVAL);
         }
         let mut st = self.state.lock();
+        st.root = None;
         let existing = st.slots.iter().position(|s| s.id == id);
 
         if r.memory_size == 0 {
@@ -168,6 +186,51 @@ impl Vm {
         Ok(())
     }
 
+    /// The per-CPU counts of this VM's vCPUs in guest mode, which
+    /// `guest_mode::run` keeps.
+    pub(crate) fn running(&self) -> &[AtomicU32] {
+        &self.running
+    }
+
+    /// Makes every vCPU of this VM that is in guest mode leave it, and
+    /// returns once each has: an IPI to each CPU counted in `running`,
+    /// waiting for its handler, which runs on the host side of the exit. A
+    /// vCPU that enters later loads its root afresh (no stale translation:
+    /// every entry flushes the guest PCID). Process context, interrupts on.
+    pub(crate) fn kick_all_running(&self) {
+        for (cpu, n) in self.running.iter().enumerate() {
+            // Pairs with the locked increment before entry: a vCPU not
+            // seen here enters after the caller's changes are visible.
+            if n.load(Ordering::SeqCst) != 0 {
+                // SAFETY: `cpu` < nr_cpu_ids; `kick` ignores its argument;
+                // waiting is allowed in process context with interrupts on.
+                unsafe {
+                    bindings::smp_call_function_single(
+                        cpu as i32,
+                        Some(kick),
+                        ptr::null_mut(),
+                        true,
+                    )
+                };
+            }
+        }
+    }
+
+    /// TEMPORARY (until mmu.rs): the guest root of the current slots.
+    pub(crate) fn guest_root(&self) -> Result<Arc<TmpRoot>> {
+        let mut st = self.state.lock();
+        if let Some(r) = &st.root {
+            return Ok(r.clone());
+        }
+        let mut slots = KVec::with_capacity(st.slots.len(), GFP_KERNEL)?;
+        for s in st.slots.iter() {
+            slots.push((s.gpa, s.size, s.uaddr), GFP_KERNEL)?;
+        }
+        let root = Arc::new(TmpRoot::build(&slots)?, GFP_KERNEL_ACCOUNT)?;
+        st.root = Some(root.clone());
+        Ok(root)
+    }
+
     fn create_vcpu(this: ArcBorrow<'_, Self>, arg: usize) -> Result<isize> {
         let id = u32::try_from(arg).map_err(|_| EINVAL)?;
         if id >= crate::max_vcpus() {
@@ -187,6 +250,9 @@ impl Vm {
     }
 }
 
+/// The IPI of `kick_all_running`: being taken is all it has to do.
+extern "C" fn kick(_info: *mut c_void) {}
+
 impl FdObject for Vm {
     const NAME: &'static CStr = c"kkm-vm";
 
@@ -194,7 +260,11 @@ impl FdObject for Vm {
         this.check_caller()?;
         match cmd {
             abi::KVM_SET_USER_MEMORY_REGION => {
-                this.set_memory_region(&crate::read_user(arg)?).map(|()| 0)
+                this.set_memory_region(&crate::read_user(arg)?)?;
+                // Running vCPUs leave the guest and take the new slots
+                // (the root is rebuilt) at their next entry.
+                this.kick_all_running();
+                Ok(0)
             }
             abi::KVM_CREATE_VCPU => Self::create_vcpu(this, arg),
             abi::KVM_CHECK_EXTENSION => Ok(crate::check_extension(arg)),

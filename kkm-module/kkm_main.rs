@@ -9,8 +9,8 @@
 //! owning an `Arc<Vcpu>`, which holds its own `Arc<Vm>`. Closing the last fd
 //! (or process exit) frees everything; each fd pins the module.
 //!
-//! Guest execution (`KVM_RUN`) is not implemented yet: it checks that the
-//! registers could be entered (`guest_state`), then fails with `EOPNOTSUPP`.
+//! Guest execution (`KVM_RUN`): `guest_mode` enters the payload in ring 3 on
+//! kkm's own descriptor tables and guest root (docs/kkm.md, "Guest mode").
 
 use kernel::{
     fs::File,
@@ -27,10 +27,14 @@ use kernel::{
 mod abi;
 mod cpuid;
 mod fd;
+mod fpu;
 // The register checks, shared with kkm-uapi's tests (see kkm-uapi).
+mod guest_mode;
 #[path = "../kkm-uapi/src/guest_state.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod guest_state;
+mod nmi;
+mod tmp_root;
 mod uapi;
 mod vcpu;
 mod vm;
@@ -70,8 +74,11 @@ pub(crate) fn max_memslots() -> u32 {
 
 #[pin_data]
 struct KkmModule {
+    // Dropped first: /dev/kkm goes away before what KVM_RUN uses.
     #[pin]
     _dev: MiscDeviceRegistration<Kkm>,
+    _switcher: guest_mode::Registration,
+    _nmi: nmi::Registration,
 }
 
 impl kernel::InPlaceModule for KkmModule {
@@ -89,8 +96,14 @@ impl kernel::InPlaceModule for KkmModule {
                 );
                 return Err(EINVAL);
             }
+            guest_mode::check_cpu()?;
+            fpu::init()?;
+            let nmi = nmi::Registration::new()?;
+            let switcher = guest_mode::Registration::new()?;
             Ok(try_pin_init!(Self {
                 _dev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"kkm" }),
+                _switcher: switcher,
+                _nmi: nmi,
             }))
         })
     }
@@ -100,7 +113,10 @@ impl kernel::InPlaceModule for KkmModule {
 /// what the module really does today.
 pub(crate) fn check_extension(cap: usize) -> isize {
     match u32::try_from(cap) {
-        Ok(abi::KVM_CAP_USER_MEMORY) | Ok(abi::KVM_CAP_EXT_CPUID) => 1,
+        Ok(abi::KVM_CAP_USER_MEMORY)
+        | Ok(abi::KVM_CAP_EXT_CPUID)
+        | Ok(abi::KVM_CAP_IMMEDIATE_EXIT)
+        | Ok(abi::KVM_CAP_XSAVE) => 1,
         Ok(abi::KVM_CAP_NR_VCPUS) | Ok(abi::KVM_CAP_MAX_VCPUS) => max_vcpus() as isize,
         Ok(abi::KVM_CAP_NR_MEMSLOTS) => max_memslots() as isize,
         _ => 0,
