@@ -575,9 +575,13 @@ fn slot_change_while_running(t: &mut Report, kvm: &Kvm) {
     unmap(other, PAGE);
 }
 
-/// One vCPU per CPU spins in `jmp .` for `secs` seconds, then each is stopped
-/// (immediate_exit and a signal). Prints `KKM-SPINNING` once they run, and
-/// returns whether each ended with EINTR at its `jmp`, the guest intact.
+/// A file whose creation ends `spin` early.
+const SPIN_STOP: &str = "/tmp/kkm-spin-stop";
+
+/// One vCPU per CPU spins in `jmp .` for `secs` seconds or until
+/// `SPIN_STOP` exists, then each is stopped (immediate_exit and a signal).
+/// Prints `KKM-SPINNING` once they run, and returns whether each ended with
+/// EINTR at its `jmp`, the guest intact.
 pub(crate) fn spin(secs: u64) -> bool {
     // SAFETY: installs a no-op SIGALRM handler without SA_RESTART.
     unsafe {
@@ -615,7 +619,12 @@ pub(crate) fn spin(secs: u64) -> bool {
         let threads: Vec<usize> = (0..cpus).filter_map(|_| rx.recv().ok()).collect();
         std::thread::sleep(std::time::Duration::from_millis(200));
         println!("KKM-SPINNING");
-        std::thread::sleep(std::time::Duration::from_secs(secs));
+        for _ in 0..secs * 10 {
+            if std::path::Path::new(SPIN_STOP).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         for (stop, th) in stops.iter().zip(&threads) {
             // SAFETY: `stop` points into a vCPU's kvm_run mapping, alive
             // until `guests` drops; the signal's handler does nothing.

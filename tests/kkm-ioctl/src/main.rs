@@ -7,7 +7,8 @@
 //! without which kkm maps no guest memory.
 //!
 //! `kkm-ioctl spin SECONDS` instead keeps one vCPU per CPU spinning in the
-//! guest for that long, for the test script to inject NMIs meanwhile.
+//! guest for that long (or until /tmp/kkm-spin-stop exists), for the test
+//! script to inject NMIs meanwhile.
 //!
 //! Wherever it can, it drives the device through `kvm-ioctls` (opened with
 //! `Kvm::new_with_path`), which shows that a KVM client works on kkm
