@@ -99,7 +99,14 @@ impl Vcpu {
                 running: self.vm.running(),
             };
             match fpu::with_fpu(|| guest_mode::run(&mut cpu)) {
-                Exit::Interrupt => continue,
+                Exit::Interrupt => {
+                    // With CONFIG_PREEMPTION, turning interrupts back on in
+                    // `run` was a preemption point already; elsewhere a busy
+                    // guest must yield here.
+                    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+                    cond_resched();
+                    continue;
+                }
                 Exit::Syscall => {
                     let io = abi::KvmRunIo {
                         direction: abi::KVM_EXIT_IO_OUT,
@@ -148,6 +155,18 @@ impl Vcpu {
             return Ok(0);
         }
     }
+}
+
+/// `cond_resched()`, a macro in C: its function is exported where it does
+/// anything.
+#[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+fn cond_resched() {
+    extern "C" {
+        fn __cond_resched() -> kernel::ffi::c_int;
+    }
+    // SAFETY: process context, no spinlock held, interrupts on: a scheduling
+    // point.
+    unsafe { __cond_resched() };
 }
 
 const PF_VECTOR: u8 = 14;
