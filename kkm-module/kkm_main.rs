@@ -28,13 +28,14 @@ mod abi;
 mod cpuid;
 mod fd;
 mod fpu;
+mod mmu;
+mod page_table;
 // The register checks, shared with kkm-uapi's tests (see kkm-uapi).
 mod guest_mode;
 #[path = "../kkm-uapi/src/guest_state.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod guest_state;
 mod nmi;
-mod tmp_root;
 mod uapi;
 mod vcpu;
 mod vm;

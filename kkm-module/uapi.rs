@@ -5,8 +5,8 @@
 //! are attached here.
 
 use crate::abi::{
-    KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmFpu, KvmRegs, KvmSregs, KvmUserspaceMemoryRegion,
-    KvmXsave,
+    KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmFpu, KvmRegs, KvmSregs, KvmTranslation,
+    KvmUserspaceMemoryRegion, KvmXsave,
 };
 use kernel::transmute::{AsBytes, FromBytes};
 
@@ -15,9 +15,10 @@ use kernel::transmute::{AsBytes, FromBytes};
 // interior mutability; `abi.rs` pins their sizes at compile time to the sum
 // of their fields (KvmRegs 18*8, KvmSregs 8*24+2*16+7*8+32,
 // KvmUserspaceMemoryRegion 2*4+3*8, KvmCpuidEntry2 10*4, KvmCpuid2 2*4,
-// KkmIdentity 4*4; KvmFpu 8*16+2*2+2*1+2+2*8+16*16+2*4 with its padding fields
-// named; KvmXsave 1024*4; KvmSegment 8+4+2+10*1, KvmDtable 8+2+3*2), so there are no
-// padding bytes and every byte of a value is initialized.
+// KkmIdentity 4*4, KvmTranslation 2*8+8*1; KvmFpu 8*16+2*2+2*1+2+2*8+16*16+2*4
+// with its padding fields named; KvmXsave 1024*4; KvmSegment 8+4+2+10*1,
+// KvmDtable 8+2+3*2), so there are no padding bytes and every byte of a
+// value is initialized.
 macro_rules! plain_data {
     ($($t:ty),*) => {$(
         // SAFETY: plain `#[repr(C)]` integer data without padding, see above.
@@ -34,6 +35,7 @@ plain_data!(
     KvmFpu,
     KvmRegs,
     KvmSregs,
+    KvmTranslation,
     KvmUserspaceMemoryRegion,
     KvmXsave
 );

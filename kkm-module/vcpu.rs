@@ -3,7 +3,7 @@
 //! A vCPU: its register state and the `kvm_run` page shared with user space.
 
 use crate::{
-    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmXsave},
+    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmTranslation, KvmXsave},
     fd::FdObject,
     fpu::{self, GuestFpu},
     guest_mode::{self, page_pfn, pfn_to_virt, Exit, GuestCpu},
@@ -89,15 +89,13 @@ impl Vcpu {
                 set_exit(abi::KVM_EXIT_INTR);
                 return Err(EINTR);
             }
-            // Per entry: the slots may have changed since the last one.
-            let root = self.vm.guest_root()?;
             let Regs { regs, sregs, fpu } = regs;
             let mut cpu = GuestCpu {
                 regs,
                 fs_base: &mut sregs.fs.base,
                 gs_base: &mut sregs.gs.base,
                 fpu,
-                root: root.root_phys(),
+                root: self.vm.mmu.root_phys(),
                 running: self.vm.running(),
             };
             match fpu::with_fpu(|| guest_mode::run(&mut cpu)) {
@@ -128,6 +126,11 @@ impl Vcpu {
                     set_exit(abi::KVM_EXIT_IO);
                 }
                 Exit::Exception { vector, error, cr2 } => {
+                    // A fault on payload memory not mapped yet: map it and
+                    // go on; anything else is km's.
+                    if vector == PF_VECTOR && self.vm.mmu.handle_fault(&self.vm, cr2, error)? {
+                        continue;
+                    }
                     if vector == PF_VECTOR {
                         sregs.cr2 = cr2;
                     }
@@ -225,6 +228,13 @@ impl FdObject for Vcpu {
             abi::KVM_SET_XSAVE => {
                 let x: KvmXsave = crate::read_user(arg)?;
                 this.regs.lock().fpu.set_xsave(&x).map(|()| 0)
+            }
+            abi::KVM_TRANSLATE => {
+                // kkm's meaning (docs/kkm.md): the translation the guest
+                // gets for a read, resolving a read fault if needed.
+                let t: KvmTranslation = crate::read_user(arg)?;
+                let t = this.vm.mmu.translate(&this.vm, t.linear_address)?;
+                crate::write_user(arg, &t).map(|()| 0)
             }
             _ => Err(ENOTTY),
         }

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A VM: its memory slots, its vCPU ids and the address space it belongs to.
+//! A VM: its memory slots, its vCPU ids, its guest page tables and the
+//! address space it belongs to.
 
 use crate::{
     abi::{self, KvmUserspaceMemoryRegion},
     fd::{self, FdObject},
-    tmp_root::TmpRoot,
+    guest_mode,
+    mmu::GuestMmu,
     vcpu::Vcpu,
 };
 use core::{
@@ -27,7 +29,7 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Exclusive end of the addresses a slot may use, guest and host alike.
 /// Under kkm the payload runs in ring 3 at its guest addresses (GVA == GPA),
 /// so both must be user addresses of 4-level paging: TASK_SIZE_MAX.
-const USER_ADDR_END: u64 = (1 << 47) - PAGE;
+pub(crate) const USER_ADDR_END: u64 = (1 << 47) - PAGE;
 
 /// KVM's per-slot limit (KVM_MEM_MAX_NR_PAGES), kept so that a region KVM
 /// refuses is refused here too.
@@ -40,7 +42,7 @@ const MAX_SLOT_PAGES: u64 = (1 << 31) - 1;
 /// kernel that view is 48 bytes off (`mm` at 0x360 instead of C's 0x390), so
 /// `Task::mm()` returned a word inside the task itself, and a VM took
 /// `mmgrab` on it.
-fn current_mm() -> Option<ARef<MmWithUser>> {
+pub(crate) fn current_mm() -> Option<ARef<MmWithUser>> {
     let task = kernel::current!().as_ptr();
     // SAFETY: `task` is the current task, alive for this call; get_task_mm
     // takes the task lock itself and returns its mm with one `mmget`
@@ -54,11 +56,11 @@ fn current_mm() -> Option<ARef<MmWithUser>> {
 /// One memory slot: guest range [gpa, gpa + size) backed by the creator's
 /// memory at [uaddr, uaddr + size).
 #[derive(Clone, Copy)]
-struct MemSlot {
-    id: u32,
-    gpa: u64,
-    size: u64,
-    uaddr: u64,
+pub(crate) struct MemSlot {
+    pub(crate) id: u32,
+    pub(crate) gpa: u64,
+    pub(crate) size: u64,
+    pub(crate) uaddr: u64,
 }
 
 impl MemSlot {
@@ -70,13 +72,14 @@ impl MemSlot {
 struct VmState {
     slots: KVec<MemSlot>,
     vcpu_ids: KVec<u32>,
-    /// TEMPORARY (until mmu.rs): the guest root of the current slots,
-    /// built at the first KVM_RUN after they change.
-    root: Option<Arc<TmpRoot>>,
 }
 
 #[pin_data]
 pub(crate) struct Vm {
+    /// First field, so dropped first: it unregisters the mmu notifier,
+    /// whose callbacks reach the rest of the VM (`of_mmu`).
+    #[pin]
+    pub(crate) mmu: GuestMmu,
     /// The address space of the creator. Held by `mmgrab` (not `mmget`), so
     /// a VM fd does not keep the address space alive, only identifiable.
     mm: ARef<Mm>,
@@ -92,20 +95,67 @@ impl Vm {
     pub(crate) fn new() -> Result<Arc<Self>> {
         // A kernel thread has no user memory to give a VM.
         let mm: ARef<Mm> = ARef::from(&**current_mm().ok_or(EINVAL)?);
+        let mmu = GuestMmu::new(mm.clone())?;
         // SAFETY: `nr_cpu_ids` is fixed after boot.
         let cpus = unsafe { bindings::nr_cpu_ids } as usize;
         let mut running = KVec::with_capacity(cpus, GFP_KERNEL_ACCOUNT)?;
         for _ in 0..cpus {
             running.push(AtomicU32::new(0), GFP_KERNEL_ACCOUNT)?;
         }
-        Arc::pin_init(
-            pin_init!(Self {
+        let vm = Arc::pin_init(
+            try_pin_init!(Self {
+                mmu <- mmu,
                 mm,
                 running,
-                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new(), root: None }),
+                state <- new_mutex!(VmState { slots: KVec::new(), vcpu_ids: KVec::new() }),
             }),
             GFP_KERNEL_ACCOUNT,
-        )
+        )?;
+        vm.mmu.register()?;
+        // The switcher's pages and every CPU's area, as in every root.
+        guest_mode::supervisor_pages(|va, pfn, w, x| vm.mmu.map_supervisor(va, pfn, w, x))?;
+        Ok(vm)
+    }
+
+    /// The VM that holds `mmu`.
+    pub(crate) fn of_mmu(mmu: &GuestMmu) -> &Self {
+        let mmu = core::ptr::from_ref(mmu).cast_mut();
+        // SAFETY: a GuestMmu is only ever created as the `mmu` field of a
+        // `Vm` (in `Vm::new`), so the containing `Vm` lives at least as
+        // long as the borrow of its field.
+        unsafe { &*kernel::container_of!(mmu, Self, mmu) }
+    }
+
+    /// The per-CPU counts of this VM's vCPUs in guest mode, which
+    /// `guest_mode::run` keeps.
+    pub(crate) fn running(&self) -> &[AtomicU32] {
+        &self.running
+    }
+
+    /// Makes every vCPU of this VM that is in guest mode leave it, and
+    /// returns once each has, so that no CPU keeps a guest translation the
+    /// caller has just removed: an IPI to each CPU counted in `running`,
+    /// waiting for its handler, which runs on the host side of the exit. A
+    /// vCPU that enters later sees the caller's change (every entry flushes
+    /// the guest PCID). Does not sleep (it spins for the IPIs); interrupts
+    /// must be on (mmu notifier callbacks call it).
+    pub(crate) fn kick_all_running(&self) {
+        for (cpu, n) in self.running.iter().enumerate() {
+            // Pairs with the locked increment before entry: a vCPU not
+            // seen here enters after the caller's changes are visible.
+            if n.load(Ordering::SeqCst) != 0 {
+                // SAFETY: `cpu` < nr_cpu_ids; `kick` ignores its argument;
+                // the caller has interrupts on, so waiting cannot deadlock.
+                unsafe {
+                    bindings::smp_call_function_single(
+                        cpu as i32,
+                        Some(kick),
+                        ptr::null_mut(),
+                        true,
+                    )
+                };
+            }
+        }
     }
 
     /// Like KVM, VM and vCPU fds are usable only by the process that created
@@ -136,13 +186,13 @@ impl Vm {
             return Err(EINVAL);
         }
         let mut st = self.state.lock();
-        st.root = None;
         let existing = st.slots.iter().position(|s| s.id == id);
 
         if r.memory_size == 0 {
             // Deletion of a slot that does not exist is an error in KVM too.
             let i = existing.ok_or(EINVAL)?;
             st.slots.remove(i).map_err(|_| EINVAL)?;
+            self.mmu.set_slot(id, None);
             return Ok(());
         }
 
@@ -181,54 +231,13 @@ impl Vm {
         };
         match existing {
             Some(i) => st.slots[i] = slot,
-            None => st.slots.push(slot, GFP_KERNEL_ACCOUNT)?,
-        }
-        Ok(())
-    }
-
-    /// The per-CPU counts of this VM's vCPUs in guest mode, which
-    /// `guest_mode::run` keeps.
-    pub(crate) fn running(&self) -> &[AtomicU32] {
-        &self.running
-    }
-
-    /// Makes every vCPU of this VM that is in guest mode leave it, and
-    /// returns once each has: an IPI to each CPU counted in `running`,
-    /// waiting for its handler, which runs on the host side of the exit. A
-    /// vCPU that enters later loads its root afresh (no stale translation:
-    /// every entry flushes the guest PCID). Process context, interrupts on.
-    pub(crate) fn kick_all_running(&self) {
-        for (cpu, n) in self.running.iter().enumerate() {
-            // Pairs with the locked increment before entry: a vCPU not
-            // seen here enters after the caller's changes are visible.
-            if n.load(Ordering::SeqCst) != 0 {
-                // SAFETY: `cpu` < nr_cpu_ids; `kick` ignores its argument;
-                // waiting is allowed in process context with interrupts on.
-                unsafe {
-                    bindings::smp_call_function_single(
-                        cpu as i32,
-                        Some(kick),
-                        ptr::null_mut(),
-                        true,
-                    )
-                };
+            None => {
+                self.mmu.reserve_slot()?;
+                st.slots.push(slot, GFP_KERNEL_ACCOUNT)?;
             }
         }
-    }
-
-    /// TEMPORARY (until mmu.rs): the guest root of the current slots.
-    pub(crate) fn guest_root(&self) -> Result<Arc<TmpRoot>> {
-        let mut st = self.state.lock();
-        if let Some(r) = &st.root {
-            return Ok(r.clone());
-        }
-        let mut slots = KVec::with_capacity(st.slots.len(), GFP_KERNEL)?;
-        for s in st.slots.iter() {
-            slots.push((s.gpa, s.size, s.uaddr), GFP_KERNEL)?;
-        }
-        let root = Arc::new(TmpRoot::build(&slots)?, GFP_KERNEL_ACCOUNT)?;
-        st.root = Some(root.clone());
-        Ok(root)
+        self.mmu.set_slot(id, Some(slot));
+        Ok(())
     }
 
     fn create_vcpu(this: ArcBorrow<'_, Self>, arg: usize) -> Result<isize> {
@@ -260,11 +269,7 @@ impl FdObject for Vm {
         this.check_caller()?;
         match cmd {
             abi::KVM_SET_USER_MEMORY_REGION => {
-                this.set_memory_region(&crate::read_user(arg)?)?;
-                // Running vCPUs leave the guest and take the new slots
-                // (the root is rebuilt) at their next entry.
-                this.kick_all_running();
-                Ok(0)
+                this.set_memory_region(&crate::read_user(arg)?).map(|()| 0)
             }
             abi::KVM_CREATE_VCPU => Self::create_vcpu(this, arg),
             abi::KVM_CHECK_EXTENSION => Ok(crate::check_extension(arg)),

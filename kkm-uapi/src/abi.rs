@@ -55,6 +55,7 @@ pub const KVM_GET_REGS: u32 = ior(0x81, core::mem::size_of::<KvmRegs>());
 pub const KVM_SET_REGS: u32 = iow(0x82, core::mem::size_of::<KvmRegs>());
 pub const KVM_GET_SREGS: u32 = ior(0x83, core::mem::size_of::<KvmSregs>());
 pub const KVM_SET_SREGS: u32 = iow(0x84, core::mem::size_of::<KvmSregs>());
+pub const KVM_TRANSLATE: u32 = iowr(0x85, core::mem::size_of::<KvmTranslation>());
 pub const KVM_GET_MSRS: u32 = iowr(0x88, core::mem::size_of::<KvmMsrs>());
 pub const KVM_SET_MSRS: u32 = iow(0x89, core::mem::size_of::<KvmMsrs>());
 pub const KVM_GET_FPU: u32 = ior(0x8c, core::mem::size_of::<KvmFpu>());
@@ -223,6 +224,18 @@ pub struct KvmUserspaceMemoryRegion {
     pub userspace_addr: u64,
 }
 
+/// `KVM_TRANSLATE`: user space fills `linear_address`, the kernel the rest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvmTranslation {
+    pub linear_address: u64,
+    pub physical_address: u64,
+    pub valid: u8,
+    pub writeable: u8,
+    pub usermode: u8,
+    pub pad: [u8; 5],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KvmCpuidEntry2 {
@@ -372,6 +385,7 @@ const _: () = {
     assert!(size_of::<KvmDtable>() == 16);
     assert!(size_of::<KvmSregs>() == 312);
     assert!(size_of::<KvmUserspaceMemoryRegion>() == 32);
+    assert!(size_of::<KvmTranslation>() == 24);
     assert!(size_of::<KvmCpuidEntry2>() == 40);
     assert!(size_of::<KvmCpuid2>() == 8);
     assert!(size_of::<KvmMsrEntry>() == 16);

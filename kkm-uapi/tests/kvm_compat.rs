@@ -14,6 +14,7 @@ ioctl_iowr_nr!(GET_SUPPORTED_CPUID, b::KVMIO, 0x05, b::kvm_cpuid2);
 ioctl_io_nr!(CREATE_VCPU, b::KVMIO, 0x41);
 ioctl_iow_nr!(SET_USER_MEMORY_REGION, b::KVMIO, 0x46, b::kvm_userspace_memory_region);
 ioctl_io_nr!(RUN, b::KVMIO, 0x80);
+ioctl_iowr_nr!(TRANSLATE, b::KVMIO, 0x85, b::kvm_translation);
 ioctl_ior_nr!(GET_REGS, b::KVMIO, 0x81, b::kvm_regs);
 ioctl_iow_nr!(SET_REGS, b::KVMIO, 0x82, b::kvm_regs);
 ioctl_ior_nr!(GET_SREGS, b::KVMIO, 0x83, b::kvm_sregs);
@@ -43,6 +44,7 @@ fn ioctl_numbers_equal_kvm() {
         (k::KVM_GET_REGS, GET_REGS(), "GET_REGS"),
         (k::KVM_SET_REGS, SET_REGS(), "SET_REGS"),
         (k::KVM_GET_SREGS, GET_SREGS(), "GET_SREGS"),
+        (k::KVM_TRANSLATE, TRANSLATE(), "TRANSLATE"),
         (k::KVM_SET_SREGS, SET_SREGS(), "SET_SREGS"),
         (k::KVM_GET_MSRS, GET_MSRS(), "GET_MSRS"),
         (k::KVM_SET_MSRS, SET_MSRS(), "SET_MSRS"),
@@ -163,6 +165,10 @@ fn struct_layouts_equal_kvm() {
     same_layout!(
         k::KvmUserspaceMemoryRegion,
         b::kvm_userspace_memory_region { slot, flags, guest_phys_addr, memory_size, userspace_addr }
+    );
+    same_layout!(
+        k::KvmTranslation,
+        b::kvm_translation { linear_address, physical_address, valid, writeable, usermode, pad }
     );
     same_layout!(k::KvmCpuidEntry2, b::kvm_cpuid_entry2 { function, index, flags, eax, ebx, ecx, edx, padding });
     same_layout!(k::KvmCpuid2, b::kvm_cpuid2 { nent, padding });

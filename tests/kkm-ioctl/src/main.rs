@@ -1,7 +1,10 @@
 //! ioctl-level test of `/dev/kkm`, run as root inside the QEMU test guest by
 //! `scripts/test-kkm` right after `insmod kkm.ko max_vcpus=V max_memslots=M`:
 //!
-//!     kkm-ioctl V M
+//!     kkm-ioctl V M mmu-notifier|no-mmu-notifier
+//!
+//! The third argument says whether the kernel has CONFIG_MMU_NOTIFIER,
+//! without which kkm maps no guest memory.
 //!
 //! `kkm-ioctl spin SECONDS` instead keeps one vCPU per CPU spinning in the
 //! guest for that long (or until /tmp/kkm-spin-stop exists), for the test
@@ -14,6 +17,7 @@
 //! `N passed, M failed` and `KKM-IOCTL: PASS` or `KKM-IOCTL: FAIL`.
 
 mod guest;
+mod guest_memory;
 
 use kkm_uapi as abi;
 use kkm_uapi::guest_state as gs;
@@ -563,9 +567,20 @@ fn main() {
         let secs = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1);
         std::process::exit(i32::from(!guest::spin(secs)));
     }
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let [max_vcpus, max_memslots] = args[..] else {
-        eprintln!("usage: kkm-ioctl MAX_VCPUS MAX_MEMSLOTS (the module parameters it was loaded with)");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match &args[..] {
+        [v, m, n] => v.parse().ok().zip(m.parse().ok()).zip(match n.as_str() {
+            "mmu-notifier" => Some(true),
+            "no-mmu-notifier" => Some(false),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let Some(((max_vcpus, max_memslots), notifier)) = parsed else {
+        eprintln!(
+            "usage: kkm-ioctl MAX_VCPUS MAX_MEMSLOTS mmu-notifier|no-mmu-notifier \
+             (the module parameters it was loaded with; whether the kernel has CONFIG_MMU_NOTIFIER)"
+        );
         std::process::exit(2);
     };
     let mut t = Report::default();
@@ -575,6 +590,7 @@ fn main() {
             system_ioctls(&mut t, &kvm, max_vcpus, max_memslots);
             vm_and_vcpus(&mut t, &kvm, max_vcpus, max_memslots as u32);
             guest::run_all(&mut t, &kvm);
+            guest_memory::run(&mut t, &kvm, notifier);
             module_lifetime(&mut t, kvm);
         }
         Err(e) => t.check("open /dev/kkm with kvm-ioctls", false, e),
