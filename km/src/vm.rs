@@ -130,7 +130,9 @@ pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartErro
         .context("writing the initial stack")?;
 
     let exe = std::fs::canonicalize(&opts.program).unwrap_or_else(|_| opts.program.clone());
-    crate::procfs::set_comm(&opts.program);
+    // Linux names the process after the file exec was given (a script's,
+    // not its interpreter's): AT_EXECFN's last component.
+    crate::procfs::set_comm(Path::new(&opts.execfn));
     let startup = crate::procfs::Startup {
         sp: initial.sp,
         args: initial.args,

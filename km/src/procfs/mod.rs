@@ -112,9 +112,10 @@ pub fn after_fork() -> std::io::Result<()> {
 }
 
 /// Names km's main thread, which is the payload's first thread, after the
-/// payload, as exec names a process (threads it creates inherit the name).
-pub fn set_comm(exe: &std::path::Path) {
-    let Some(base) = exe.file_name() else { return };
+/// file exec ran, as exec names a process (threads it creates inherit the
+/// name).
+pub fn set_comm(file: &std::path::Path) {
+    let Some(base) = file.file_name() else { return };
     let mut name = [0u8; 16];
     let bytes = std::os::unix::ffi::OsStrExt::as_bytes(base);
     let n = bytes.len().min(15);
