@@ -387,10 +387,21 @@ impl Vcpu for KvmVcpu {
     }
 
     fn set_cpuid(&mut self, cpuid: &CpuId) -> Result<()> {
+        // kkm runs the payload on the host CPU, whose CPUID it cannot
+        // intercept: there is no model to set, and the payload sees what
+        // kkm's GET_SUPPORTED_CPUID (the model km built) reported.
+        if self.flavor == Flavor::Kkm {
+            return Ok(());
+        }
         self.fd.set_cpuid2(cpuid).map_err(ioctl_err("KVM_SET_CPUID2"))
     }
 
     fn set_msrs(&mut self, msrs: &[(u32, u64)]) -> Result<()> {
+        // The MSRs km sets are the syscall entry's (STAR, LSTAR, CSTAR,
+        // SFMASK): under kkm the module's own entry catches `syscall`.
+        if self.flavor == Flavor::Kkm {
+            return Ok(());
+        }
         let entries: Vec<kvm_msr_entry> =
             msrs.iter().map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() }).collect();
         let list = Msrs::from_entries(&entries).map_err(|e| DeviceError::Unsupported(format!("MSR list: {e:?}")))?;

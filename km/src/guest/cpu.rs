@@ -241,6 +241,7 @@ pub fn install_tables(space: &mut AddressSpace) -> Result<(), MemError> {
     let ro = libc::PROT_READ;
     // The pad may run at CPL3 (PVM), so its page is user-accessible.
     space.map_monitor(monitor::CODE, monitor::CODE + monitor::CODE_SIZE, ro | libc::PROT_EXEC, true)?;
+    space.seal_monitor_code(monitor::CODE, monitor::CODE + monitor::CODE_SIZE)?;
     let scratch_end =
         monitor::SIGNAL_SCRATCH + (monitor::MAX_VCPUS * monitor::SIGNAL_SCRATCH_STRIDE).next_multiple_of(PAGE_SIZE);
     // The return stub only reads its scratch: no payload thread can change

@@ -356,6 +356,23 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Makes km's own mapping of the monitor code [start, end), written
+    /// once at start-up, read-execute: a device that runs the guest on
+    /// km's mappings (kkm) lets it execute only what they allow, and km
+    /// never writes there again.
+    pub fn seal_monitor_code(&mut self, start: u64, end: u64) -> Result<(), MemError> {
+        assert!(start >= MONITOR_START && end <= monitor::PAGE_TABLES);
+        // SAFETY: the range lies inside the monitor mapping (asserted), which
+        // holds only km-built guest data; nothing of km's own is there.
+        let r = unsafe {
+            libc::mprotect(start as *mut libc::c_void, (end - start) as usize, libc::PROT_READ | libc::PROT_EXEC)
+        };
+        if r != 0 {
+            return Err(MemError::Host(Errno::last()));
+        }
+        Ok(())
+    }
+
     /// Writes km-built data (descriptor tables, stubs) into the monitor area.
     pub fn write_monitor(&mut self, addr: u64, data: &[u8]) {
         assert!(addr >= MONITOR_START && addr + data.len() as u64 <= monitor::PAGE_TABLES);
