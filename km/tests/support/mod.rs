@@ -32,6 +32,8 @@ const READY: &str = "ready";
 
 /// Prefix of km's warning for a syscall it does not implement.
 const UNIMPLEMENTED: &str = "km: unimplemented syscall ";
+/// km's one report of a request it does not serve (an ioctl, a flag).
+const UNSUPPORTED: &str = "km: not implemented yet: ";
 
 /// Path of a built payload; the first call builds them all.
 pub fn payload(name: &str) -> PathBuf {
@@ -205,7 +207,7 @@ impl Case {
     }
 
     /// Like `check`, but lines km adds to stderr about unimplemented
-    /// syscalls do not count as a difference.
+    /// syscalls and requests do not count as a difference.
     pub fn check_ignoring_km_warnings(&self, expect: i32) -> Outcome {
         self.check_with(expect, true)
     }
@@ -266,7 +268,7 @@ impl Outcome {
     pub fn stderr_split_km_lines(&self) -> (Vec<String>, String) {
         let (mut warnings, mut rest) = (Vec::new(), String::new());
         for line in self.stderr_text().split_inclusive('\n') {
-            if line.starts_with(UNIMPLEMENTED) {
+            if line.starts_with(UNIMPLEMENTED) || line.starts_with(UNSUPPORTED) {
                 warnings.push(line.trim_end().to_string());
             } else {
                 rest.push_str(line);
