@@ -1330,6 +1330,9 @@ static void move_fd(int from, int to)
  * make without naming anything outside the scratch directory. */
 static void fds_setup(void)
 {
+	/* Fds inherited from whoever started it (a test runner's /dev/null,
+	 * say) are not its own: it must never act on them. */
+	syscall(SYS_close_range, 3, ~0U, 0);
 	move_fd(1, OUT_FD);
 	move_fd(2, ERR_FD);
 	err_fd = ERR_FD;

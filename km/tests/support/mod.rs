@@ -386,7 +386,7 @@ fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
     cmd.env_clear().envs(ENV.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: the hook runs in the forked child before exec and makes only
     // async-signal-safe calls (sigaction, sigprocmask) on the child's state.
-    unsafe { cmd.pre_exec(default_signals) };
+    unsafe { cmd.pre_exec(clean_start) };
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
 
     let mut input = child.stdin.take().unwrap();
@@ -431,7 +431,14 @@ fn run(mut cmd: Command, stdin: &[u8], signal: Option<Signal>) -> Outcome {
 /// Gives the payload Linux's defaults: every disposition SIG_DFL and an
 /// empty mask, whatever the test runner inherited (`nohup` ignores SIGHUP,
 /// a background job SIGINT and SIGQUIT), so native and km runs start alike.
-fn default_signals() -> std::io::Result<()> {
+/// In the child before exec: the state a payload starts with natively from
+/// a clean shell, whatever the test runner leaked. Default dispositions, an
+/// empty mask, and only fds 0-2 (a runner's inherited fds, such as an
+/// open /dev/null, would otherwise be the payload's to chown or write).
+fn clean_start() -> std::io::Result<()> {
+    // SAFETY: closes only the child's inherited fds above stderr; the
+    // child execs next and holds nothing else.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
