@@ -78,7 +78,12 @@ fn run_testsuite(km: Option<&str>, out: &Path, full: bool) -> (BTreeMap<String, 
         cmd.args(["--without", SLOW_APPLETS]);
     }
     let status = cmd.arg(out).status().expect("cannot run scripts/busybox-testsuite");
-    let log = std::fs::read_to_string(out.join("log")).unwrap_or_default();
+    let mut log = std::fs::read_to_string(out.join("log")).unwrap_or_default();
+    // The watchdog's kills, so a test it ended is not mistaken for km's doing.
+    let timeouts = std::fs::read_to_string(out.join("timeouts")).unwrap_or_default();
+    if !timeouts.is_empty() {
+        log.push_str(&format!("\n{timeouts}"));
+    }
     let results = std::fs::read_to_string(out.join("results"))
         .unwrap_or_else(|e| panic!("scripts/busybox-testsuite ({status}) left no results: {e}\n{log}"));
     let map = results
@@ -137,7 +142,8 @@ fn busybox_testsuite() {
     let Some((km, km_log)) = km else { return };
     let lost: Vec<&&String> =
         passed.iter().filter(|n| km.get(**n).map(String::as_str) != Some("PASS") && !excluded.contains(**n)).collect();
-    let report: Vec<String> = lost.iter().map(|n| format!("--- {n}\n{}", excerpt(&km_log, n))).collect();
+    let mut report: Vec<String> = lost.iter().map(|n| format!("--- {n}\n{}", excerpt(&km_log, n))).collect();
+    report.extend(km_log.lines().filter(|l| l.starts_with("busybox-testsuite: timeout")).map(String::from));
     assert!(
         lost.is_empty(),
         "{} of {} tests passing natively do not pass under km:\n{}",
