@@ -10,39 +10,56 @@ use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
 const MEM: usize = 2 << 20;
 const PML4: u64 = 0x2000;
+/// The page directory of the first GiB; its first entry maps the first
+/// 2 MiB (one large page).
+pub const PD: u64 = 0x4000;
 const GDT: u64 = 0x5000;
 const TSS: u64 = 0x6000;
 const CODE: u64 = 0x7000;
 const PAD: u64 = 0x8000;
 const PORT_SYSCALL: u8 = 0xf0;
-const PORT_DONE: u8 = 0xf1;
+pub const PORT_DONE: u8 = 0xf1;
 
 /// The guest's memory, written once; a forked child registers its copy.
-pub struct Memory(*mut u8);
+pub struct Memory {
+    base: *mut u8,
+    size: usize,
+}
 
 impl Memory {
     /// The memory with tables, GDT, TSS, the pad and the loop.
     pub fn new() -> Memory {
-        // SAFETY: a fresh anonymous mapping owned by this program for its life.
-        let mem = unsafe {
+        Memory::sized(1, false)
+    }
+
+    /// The same in `mib2` 2 MiB pages (the first holds the tables and the
+    /// code), aligned to 2 MiB; the host backs it with transparent huge
+    /// pages if `huge`, with small pages otherwise.
+    pub fn sized(mib2: usize, huge: bool) -> Memory {
+        let size = mib2 * MEM;
+        // SAFETY: a fresh anonymous mapping owned by this program for its
+        // life; one extra 2 MiB leaves room to align it.
+        let raw = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                MEM,
+                size + MEM,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
         } as *mut u8;
-        assert!(mem as isize != -1);
-        let put = |addr: u64, bytes: &[u8]| {
-            // SAFETY: every write below lies inside the 2 MiB mapping.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), mem.add(addr as usize), bytes.len()) }
-        };
+        assert!(raw as isize != -1);
+        let base = raw.wrapping_add(raw.align_offset(MEM));
+        let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+        // SAFETY: advice on part of the mapping just made.
+        assert_eq!(unsafe { libc::madvise(base.cast(), size, advice) }, 0);
+        let mem = Memory { base, size };
+        let put = |addr: u64, bytes: &[u8]| mem.put(addr, bytes);
         // Identity map of the first 2 MiB, one user-accessible large page.
         put(PML4, &(0x3000u64 | 7).to_le_bytes());
-        put(0x3000, &(0x4000u64 | 7).to_le_bytes());
-        put(0x4000, &(0x87u64).to_le_bytes());
+        put(0x3000, &(PD | 7).to_le_bytes());
+        put(PD, &(0x87u64).to_le_bytes());
         // GDT as km's: null, code, data, user data, user code, TSS.
         for (i, d) in [0u64, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0x00cf_f300_0000_ffff, 0x00af_fb00_0000_ffff]
             .iter()
@@ -62,7 +79,14 @@ impl Memory {
         // 1: mov $110,%eax; syscall; dec %ebx; jnz 1b; out %al,$done (rbx: the count)
         put(CODE, &[0xb8, 110, 0, 0, 0, 0x0f, 0x05, 0xff, 0xcb, 0x75, 0xf5, 0xe6, PORT_DONE]);
         put(PAD, &[0xe6, PORT_SYSCALL, 0x48, 0x0f, 0x07, 0x0f, 0x0b]);
-        Memory(mem)
+        mem
+    }
+
+    /// Writes `bytes` at guest-physical `addr`.
+    pub fn put(&self, addr: u64, bytes: &[u8]) {
+        assert!(addr as usize + bytes.len() <= self.size, "write past the guest's memory");
+        // SAFETY: the range lies inside the mapping, checked above.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(addr as usize), bytes.len()) }
     }
 }
 
@@ -84,8 +108,8 @@ impl Guest {
             slot: 0,
             flags: 0,
             guest_phys_addr: 0,
-            memory_size: MEM as u64,
-            userspace_addr: mem.0 as u64,
+            memory_size: mem.size as u64,
+            userspace_addr: mem.base as u64,
         };
         // SAFETY: the region is our own mapping and stays mapped until exit.
         unsafe { vm.set_user_memory_region(region) }.expect("memory region");
@@ -141,8 +165,14 @@ impl Guest {
     /// (`exits` - 1 syscalls).
     pub fn run(&mut self, exits: u32) {
         assert!(exits >= 2, "the loop makes at least one syscall");
+        self.run_at(CODE, u64::from(exits - 1));
+    }
+
+    /// Runs guest code at `rip` (with `rbx` as given) to its `out` on the
+    /// done port, serving its syscalls as `run` does.
+    pub fn run_at(&mut self, rip: u64, rbx: u64) {
         let vcpu = &mut self.vcpu;
-        let regs = kvm_regs { rip: CODE, rsp: 0x1f_f000, rbx: u64::from(exits - 1), rflags: 2, ..Default::default() };
+        let regs = kvm_regs { rip, rsp: 0x1f_f000, rbx, rflags: 2, ..Default::default() };
         vcpu.set_regs(&regs).expect("regs");
         vcpu.set_sync_valid_reg(SyncReg::Register);
         let mut sysret = None;
