@@ -1,9 +1,9 @@
 //! execve: a new program in the same process. km re-executes itself (the
 //! host execve of its own binary) with the program, its arguments and
-//! environment, and a hidden argument with the state Linux keeps across
-//! exec (the signal mask, ignored signals, pending signals with their
-//! siginfo, the limits km emulates, which inherited fds are signalfds and
-//! their masks). The
+//! environment, and a hidden argument naming a memfd with the state Linux
+//! keeps across exec (the signal mask, ignored signals, pending signals
+//! with their siginfo, the limits km emulates, which inherited fds are
+//! signalfds and their masks) and what km learned of the device. The
 //! host then does what Linux does to the old image: other threads end,
 //! km's own fds (all close-on-exec) close, payload fds without FD_CLOEXEC
 //! stay; and the new km starts the program as the first one.
@@ -14,7 +14,8 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -187,7 +188,7 @@ pub fn check_size(args: &[OsString], env: &[OsString]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// What the new km restores, in the hidden `--exec-state` argument.
+/// What the new km restores (the first line of the `--exec-fd` memfd).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct State {
     pub mask: u64,
@@ -259,7 +260,7 @@ impl State {
 }
 
 /// What the old km learned of the device, which the new one does not ask
-/// again (same device, same CPU), in the hidden `--exec-device` argument:
+/// again (same device, same CPU), the second line of the `--exec-fd` memfd:
 /// the CPUID the payload gets (the device's, as km masks it; masking again
 /// changes nothing) and how `syscall` returns (the old km probed it before
 /// its payload ran). Spares every exec the device's CPUID enumeration
@@ -351,8 +352,14 @@ pub fn replace(
         km.push("--strict".into());
     }
     km.push(format!("--log={}", l.log).into());
-    km.push(format!("--exec-state={}", state.encode()).into());
-    km.push(format!("--exec-device={}", device.encode()).into());
+    // In a memfd, not in km's arguments: hundreds of queued signals would
+    // pass MAX_ARG_STRLEN, and km's arguments share the payload's E2BIG
+    // budget.
+    let handoff = match Handoff::new(state, device) {
+        Ok(h) => h,
+        Err(e) => return e,
+    };
+    km.push(format!("--exec-fd={}", handoff.fd.as_raw_fd()).into());
     if !crate::seccomp::active() {
         // km runs unconfined (--no-seccomp): so does the new one.
         km.push("--no-seccomp".into());
@@ -378,12 +385,70 @@ pub fn replace(
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
     crate::kick::set_blocked(true);
-    // SAFETY: both arrays are NULL-terminated and point at CStrings alive
-    // for the call; on success nothing of this process remains.
-    unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    let e = Errno::last();
+    let e = match handoff.inherit() {
+        Ok(()) => {
+            // SAFETY: both arrays are NULL-terminated and point at CStrings
+            // alive for the call; on success nothing of this process remains.
+            unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+            Errno::last()
+        }
+        Err(e) => e,
+    };
     crate::kick::set_blocked(false);
+    // `handoff` closes here: the memfd is km's and the exec failed.
     e
+}
+
+/// The state and device facts for the new km, in a memfd in km's fd range
+/// that only the execve inherits.
+struct Handoff {
+    fd: OwnedFd,
+}
+
+impl Handoff {
+    fn new(state: &State, device: &KnownDevice) -> Result<Handoff, Errno> {
+        // SAFETY: memfd_create takes a NUL-terminated name and creates a fd
+        // we own at once.
+        let raw = unsafe { libc::memfd_create(c"km-exec".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        let high = crate::fds::privatize(raw).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?;
+        // SAFETY: `high` was just created by privatize and is ours alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(high) };
+        let text = format!("{}\n{}\n", state.encode(), device.encode());
+        File::from(fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?)
+            .write_all(text.as_bytes())
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        Ok(Handoff { fd })
+    }
+
+    /// Lets the execve pass the memfd on (km's other fds close with the
+    /// old image).
+    fn inherit(&self) -> Result<(), Errno> {
+        // SAFETY: clears FD_CLOEXEC on our own fd.
+        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+}
+
+/// In the new km: reads and closes the old km's `--exec-fd` memfd; the
+/// state and the device facts, or None if it is not what the old km
+/// wrote.
+pub fn take_handoff(fd: RawFd) -> Option<(State, KnownDevice)> {
+    // SAFETY: the old km named this fd in our arguments and passed it open
+    // across its execve; nothing else in this process uses it. It closes
+    // when the File drops.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    let mut lines = text.lines();
+    let state = State::decode(lines.next()?)?;
+    let device = KnownDevice::decode(lines.next()?)?;
+    Some((state, device))
 }
 
 #[cfg(test)]

@@ -58,15 +58,11 @@ struct Cli {
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
 
-    /// Set by km re-executing itself for the payload's execve: the state
-    /// that survives exec (see exec.rs)
-    #[arg(long, hide = true, value_name = "STATE")]
-    exec_state: Option<String>,
-
-    /// Set by km re-executing itself for the payload's execve: what the
-    /// old km learned of the device (see exec.rs)
-    #[arg(long, hide = true, value_name = "FACTS")]
-    exec_device: Option<String>,
+    /// Set by km re-executing itself for the payload's execve: a memfd
+    /// with the state that survives exec and what the old km learned of
+    /// the device (see exec.rs)
+    #[arg(long, hide = true, value_name = "FD")]
+    exec_fd: Option<i32>,
 
     /// Set by km re-executing itself: the file to run, the arguments
     /// starting with argv[0]
@@ -157,12 +153,13 @@ fn main() {
             std::process::exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 });
         }
     };
-    let known = match cli.exec_device.as_deref().map(exec::KnownDevice::decode) {
+    let (state, known) = match cli.exec_fd.map(exec::take_handoff) {
         Some(None) => {
-            diag::line(format_args!("malformed --exec-device"));
+            diag::line(format_args!("malformed --exec-fd state"));
             std::process::exit(1);
         }
-        k => k.flatten(),
+        Some(Some((state, device))) => (Some(state), Some(device)),
+        None => (None, None),
     };
     let opts = vm::Options {
         device,
@@ -187,12 +184,7 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    let state = cli.exec_state.as_deref().map(exec::State::decode);
-    if state.as_ref().is_some_and(Option::is_none) {
-        diag::line(format_args!("malformed --exec-state"));
-        std::process::exit(1);
-    }
-    exec::restore(state.flatten().as_ref(), &first);
+    exec::restore(state.as_ref(), &first);
     if let Err(e) = signal::forward::start(first.proc.clone(), clock) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);

@@ -33,3 +33,12 @@ fn pending_signals_survive_exec() {
         assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");
     }
 }
+
+/// Thousands of queued signals pending at execve (more than one argument
+/// of 128 KiB could describe) all arrive in the new program, in order.
+#[test]
+fn thousands_of_queued_signals_survive_exec() {
+    let out = Case::new("execqueue", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("received 3000, in order with their values: yes"), "{text}");
+}
