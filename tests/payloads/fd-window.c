@@ -103,6 +103,18 @@ static void *spinner(void *arg)
 
 static pthread_barrier_t all_up;
 
+/* A thread creation the spinners' decoys made fail (km refuses a vCPU fd
+ * it finds replaced) is EAGAIN; tried again, up to a bound. */
+static int refused;
+
+static void create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	int e;
+	while ((e = pthread_create(t, NULL, fn, arg)) == EAGAIN && ++refused < 1000)
+		;
+	CHECK(e == 0);
+}
+
 static void *worker(void *arg)
 {
 	pthread_barrier_wait(&all_up);
@@ -122,18 +134,10 @@ int main(int argc, char **argv)
 
 	pthread_t spin[2], t[THREADS];
 	for (int i = 0; i < 2; i++)
-		CHECK(pthread_create(&spin[i], NULL, spinner, NULL) == 0);
+		create(&spin[i], spinner, NULL);
 	CHECK(pthread_barrier_init(&all_up, NULL, THREADS + 1) == 0);
-	int created = 0, refused = 0;
-	while (created < THREADS) {
-		int e = pthread_create(&t[created], NULL, worker, (void *)(long)created);
-		if (e == 0)
-			created++;
-		else if (e == EAGAIN && ++refused < 1000)
-			continue;
-		else
-			CHECK(e == 0);
-	}
+	for (int i = 0; i < THREADS; i++)
+		create(&t[i], worker, (void *)(long)i);
 	pthread_barrier_wait(&all_up);
 	int joined = 0;
 	for (int i = 0; i < THREADS; i++) {
