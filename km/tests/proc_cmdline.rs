@@ -115,3 +115,21 @@ fn payload_cannot_set_the_host_view() {
     assert!(text.starts_with(&expected_start), "{text}");
     assert!(text.ends_with("comm (8): cmdline\n\nchild status 0\n"), "{text}");
 }
+
+/// Where the kernel refuses PR_SET_MM_MAP (here a seccomp filter around km
+/// answers EPERM), the payload runs as before, its own /proc/self/cmdline
+/// is right, and others see km's command line instead.
+#[test]
+fn refused_by_the_kernel_changes_nothing_for_the_payload() {
+    let mut args: Vec<String> = vec![env!("CARGO_BIN_EXE_km").into()];
+    args.extend(support::device_args());
+    args.extend([payload("cmdline").to_str().unwrap().into(), "exec".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(out) = km_half(|| Case::program(payload("deny-set-mm"), &args).run_native()) else { return };
+    assert_eq!((out.status, out.stderr_text().as_str()), (0, ""), "{out}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "own cmdline (39): cmdline-child\\0waiter\\0arg one\\0\\0--flag=x\\0", "{text}");
+    assert!(lines[1].starts_with("cmdline (") && lines[1].contains("\\0--exec-path\\0"), "{text}");
+    assert!(text.ends_with("comm (8): cmdline\n\nchild status 0\n"), "{text}");
+}
