@@ -7,6 +7,7 @@ mod fds;
 mod fork;
 mod futex;
 mod guest;
+mod host_cmdline;
 mod kick;
 mod limits;
 mod loader;

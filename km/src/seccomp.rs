@@ -16,7 +16,8 @@
 //! the fd cannot be told apart), clone flags (threads, and the host fork
 //! behind the payload's fork; clone3 fails with ENOSYS so the C library
 //! falls back to clone, whose flags are visible), prctl options (km's
-//! forwarded ones and thread names), personality (the query and PER_LINUX)
+//! forwarded ones, thread names, and of PR_SET_MM only PR_SET_MM_MAP for
+//! `host_cmdline`), personality (the query and PER_LINUX)
 //! and prlimit64 (never km's pid: its own limits are set with pid 0, the
 //! payload's are emulated). process_vm_readv/writev cannot be held to km's
 //! own pid: the filter is inherited by every km a fork makes, whose pid
@@ -328,7 +329,15 @@ fn allowed(pid: u32) -> BTreeMap<i64, Vec<SeccompRule>> {
     let forwarded = IOCTLS.iter().map(|&(request, _)| request).chain([SIOCGIFCONF]);
     let requests = kvm.chain(forwarded.map(|request| request & 0xffff_ffff));
     rules.insert(libc::SYS_ioctl, one_of(1, requests));
-    rules.insert(libc::SYS_prctl, one_of(0, PRCTL_OPTIONS.iter().map(|&o| o as u64)));
+    let mut prctl = one_of(0, PRCTL_OPTIONS.iter().map(|&o| o as u64));
+    // `host_cmdline`, in a km started by exec (under this filter): the one
+    // PR_SET_MM operation that needs no privilege. Never the payload's
+    // (see `syscall::process::prctl`).
+    prctl.push(rule(vec![
+        cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::PR_SET_MM as u64),
+        cond(1, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, libc::PR_SET_MM_MAP as u64),
+    ]));
+    rules.insert(libc::SYS_prctl, prctl);
     // The query and PER_LINUX, the only personalities km forwards.
     rules.insert(libc::SYS_personality, one_of(0, [0xffff_ffff, 0]));
     // process_vm_* stay unrestricted by pid: a forked child km inherits
@@ -557,6 +566,48 @@ mod tests {
             "unshare",
         ] {
             assert!(!rules.contains_key(&number(name).unwrap()), "{name} must not be allowed");
+        }
+    }
+
+    /// Of PR_SET_MM, the filter lets through only PR_SET_MM_MAP (which
+    /// `host_cmdline` makes), not the single-field operations.
+    #[test]
+    fn only_pr_set_mm_map_passes() {
+        let programs = programs(u32::MAX).expect("the filters compile");
+        let mut pipe = [0i32; 2];
+        // SAFETY: pipe writes two fds into the array.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: as in `refused_call_kills_with_a_report`; the allowed
+        // prctl has no map (a size of 0), so the kernel refuses it with
+        // EINVAL and changes nothing.
+        unsafe {
+            let child = libc::fork();
+            assert!(child >= 0);
+            if child == 0 {
+                libc::dup2(pipe[1], 2);
+                if install_handler().is_err() {
+                    libc::_exit(2);
+                }
+                for p in &programs {
+                    if seccompiler::apply_filter(p).is_err() {
+                        libc::_exit(3);
+                    }
+                }
+                let none = 0 as libc::c_ulong;
+                if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP as libc::c_ulong, none, none, none) != -1 {
+                    libc::_exit(4);
+                }
+                libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START as libc::c_ulong, none, none, none);
+                libc::_exit(5);
+            }
+            libc::close(pipe[1]);
+            let mut status = 0;
+            assert_eq!(libc::waitpid(child, &mut status, 0), child);
+            let mut buf = [0u8; 200];
+            let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
+            libc::close(pipe[0]);
+            assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "status {status:#x}");
+            assert_eq!(&buf[..n.max(0) as usize], b"km: seccomp: blocked host syscall 157 (prctl)\n");
         }
     }
 

@@ -133,6 +133,9 @@ pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartErro
     // Linux names the process after the file exec was given (a script's,
     // not its interpreter's): AT_EXECFN's last component.
     crate::procfs::set_comm(Path::new(&opts.execfn));
+    // Others reading this process's command line see the payload's.
+    let strings = (initial.args.0 - initial.sp) as usize..(initial.env.1 - initial.sp) as usize;
+    crate::host_cmdline::show(&initial.bytes[strings], (initial.args.1 - initial.args.0) as usize);
     let startup = crate::procfs::Startup {
         sp: initial.sp,
         args: initial.args,

@@ -188,6 +188,14 @@ pub fn prctl(_: &mut Ctx, a: A) -> Ret {
             obj::<i32>(a[1])?;
             host(SYS_prctl, a)
         }
+        // The layout fields PR_SET_MM sets are the host process's, which
+        // are km's: its code, heap and stack, and the command line km shows
+        // for the payload (`host_cmdline`), which must not point into
+        // memory the payload writes. Linux gives EPERM to a process without
+        // the privilege an operation needs, and km gives it to them all:
+        // unlike a native process, the payload may not even set its own
+        // command line and environment with PR_SET_MM_MAP.
+        PR_SET_MM => Err(Errno::EPERM),
         _ => Err(Errno::EINVAL),
     }
 }
