@@ -190,9 +190,10 @@ fn main() {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
     }
-    // Every km thread exists now but the vCPU threads, which inherit it.
+    // Every km thread exists now but the vCPU threads, which inherit it. A
+    // km started by exec without --no-seccomp runs under its predecessor's.
     if !cli.no_seccomp {
-        match seccomp::install() {
+        match seccomp::install(cli.exec_fd.is_some()) {
             Ok(true) => {}
             Ok(false) => tracing::info!(target: "device", "this kernel has no seccomp filters: km runs unconfined"),
             Err(e) => {

@@ -24,6 +24,7 @@
 //! differs; execve is allowed for exec's re-execution of km itself.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::c_long;
 use seccompiler::{
@@ -370,21 +371,28 @@ pub fn programs(pid: u32) -> Result<[BpfProgram; 2], seccompiler::Error> {
     Ok([no_clone3.try_into()?, allow.try_into()?])
 }
 
-/// True if km runs under a seccomp filter (its own, or one it inherited
+/// Set once km runs under its own filter, installed or inherited; a host
+/// fork copies it. Not PR_GET_SECCOMP: that also reports a filter around
+/// km (a container runtime's, systemd's), which is not km's confinement.
+static CONFINED: AtomicBool = AtomicBool::new(false);
+
+/// True if km runs under its own seccomp filter (installed, or inherited
 /// from the km that forked it or that it replaced by exec).
 pub fn active() -> bool {
-    // SAFETY: PR_GET_SECCOMP takes no pointer and only reports.
-    unsafe { libc::prctl(libc::PR_GET_SECCOMP) == 2 }
+    CONFINED.load(Ordering::Relaxed)
 }
 
-/// Confines every km thread, present and future. A km started by another
-/// km's exec already runs under that km's filter, which it keeps: filters
-/// cannot be loosened, only stacked, and the same one twice adds nothing.
+/// Confines every km thread, present and future, even under another
+/// filter. A km started by another km's exec (`inherited`) already runs
+/// under that km's filter, which it keeps: filters cannot be loosened, only
+/// stacked, and stacking one per exec would add nothing but cost, and
+/// after about 20 execs pass the kernel's bound on a filter chain.
 /// Ok(false) when the kernel has no seccomp filters at all (built without
 /// CONFIG_SECCOMP_FILTER, like the minimal kkm test kernel): km then runs
 /// unconfined.
-pub fn install() -> Result<bool, seccompiler::Error> {
-    if active() {
+pub fn install(inherited: bool) -> Result<bool, seccompiler::Error> {
+    if inherited {
+        CONFINED.store(true, Ordering::Relaxed);
         return Ok(true);
     }
     let [first, second] = programs(std::process::id())?;
@@ -395,6 +403,7 @@ pub fn install() -> Result<bool, seccompiler::Error> {
         r => r?,
     }
     seccompiler::apply_filter_all_threads(&second)?;
+    CONFINED.store(true, Ordering::Relaxed);
     Ok(true)
 }
 

@@ -152,12 +152,36 @@ fn prlimit_on_every_km_thread_leaves_km_alone() {
     });
 }
 
+/// How km is started for `seccomp_of_km_threads`.
+#[derive(Default)]
+struct Start<'a> {
+    options: &'a [&'a str],
+    /// Under a seccomp filter of its own (deny-set-mm's), as in a container.
+    outer_filter: bool,
+    /// The payload reached by three execs (a km replaced by a km each time).
+    by_exec: bool,
+}
+
 /// The Seccomp and Seccomp_filters fields of every thread of km, read while
 /// the payload (with a second thread, so a vCPU thread started after the
 /// filter) waits; then the payload's output.
-fn seccomp_of_km_threads(options: &[&str]) -> (Vec<String>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_km"));
-    cmd.args(device_args()).args(options).arg(payload("hostile-limits")).arg("wait");
+fn seccomp_of_km_threads(start: Start) -> (Vec<String>, String) {
+    let km = env!("CARGO_BIN_EXE_km");
+    let mut cmd = if start.outer_filter {
+        let mut c = Command::new(payload("deny-set-mm"));
+        c.arg(km);
+        c
+    } else {
+        Command::new(km)
+    };
+    cmd.args(device_args()).args(start.options);
+    if start.by_exec {
+        let target = payload("hostile-limits");
+        let script = format!("exec {0} sh -c 'exec {0} sh -c \"exec {1} wait\"'", "/bin/busybox", target.display());
+        cmd.args(["/bin/busybox", "sh", "-c", &script]);
+    } else {
+        cmd.arg(payload("hostile-limits")).arg("wait");
+    }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().expect("start km");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -180,7 +204,7 @@ fn seccomp_of_km_threads(options: &[&str]) -> (Vec<String>, String) {
 #[test]
 fn seccomp_filter_confines_every_km_thread() {
     km_half(|| {
-        let (fields, rest) = seccomp_of_km_threads(&[]);
+        let (fields, rest) = seccomp_of_km_threads(Start::default());
         // main, signal forwarding, the payload's second thread (and the
         // clock thread where the device reports the guest TSC)
         assert!(fields.len() >= 3, "{fields:?}");
@@ -188,6 +212,35 @@ fn seccomp_filter_confines_every_km_thread() {
             assert_eq!(f, "Seccomp:\t2 Seccomp_filters:\t2", "every thread is filtered: {fields:?}");
         }
         assert_eq!(rest, "done\n");
+    });
+}
+
+/// Under a filter of its own (a container runtime's), km still installs
+/// its own: the outer one is not km's confinement.
+#[test]
+fn seccomp_filter_confines_km_under_an_outer_filter() {
+    km_half(|| {
+        let (fields, rest) = seccomp_of_km_threads(Start { outer_filter: true, ..Start::default() });
+        assert!(fields.len() >= 3, "{fields:?}");
+        for f in &fields {
+            assert_eq!(f, "Seccomp:\t2 Seccomp_filters:\t3", "the outer filter and km's two: {fields:?}");
+        }
+        assert_eq!(rest, "done\n");
+    });
+}
+
+/// A km started by exec keeps its predecessor's filter without stacking
+/// another copy, with or without a filter around the first km.
+#[test]
+fn exec_keeps_one_copy_of_the_filter() {
+    km_half(|| {
+        for (outer_filter, filters) in [(false, 2), (true, 3)] {
+            let (fields, rest) = seccomp_of_km_threads(Start { outer_filter, by_exec: true, ..Start::default() });
+            for f in &fields {
+                assert_eq!(f, &format!("Seccomp:\t2 Seccomp_filters:\t{filters}"), "{fields:?}");
+            }
+            assert_eq!(rest, "done\n");
+        }
     });
 }
 
@@ -201,7 +254,7 @@ fn sigsys_from_outside_is_the_payloads() {
 #[test]
 fn no_seccomp_runs_unconfined() {
     km_half(|| {
-        let (fields, rest) = seccomp_of_km_threads(&["--no-seccomp"]);
+        let (fields, rest) = seccomp_of_km_threads(Start { options: &["--no-seccomp"], ..Start::default() });
         for f in &fields {
             assert_eq!(f, "Seccomp:\t0 Seccomp_filters:\t0", "{fields:?}");
         }
