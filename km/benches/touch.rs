@@ -24,7 +24,7 @@ const TOUCH: u64 = 0xa000;
 const LEAF: u64 = 7;
 const LARGE: u64 = 0x80;
 
-/// The guest: rbx pages from REGION on get a byte each, then done.
+/// The guest: rbx pages from REGION on get a byte each, then the done call.
 fn touch_code() -> Vec<u8> {
     let mut code = vec![0xbf]; // mov $REGION, %edi
     code.extend_from_slice(&(REGION as u32).to_le_bytes());
@@ -32,7 +32,7 @@ fn touch_code() -> Vec<u8> {
     code.extend_from_slice(&[0xc6, 0x07, 0x01]); // 1: movb $1,(%rdi)
     code.extend_from_slice(&[0x48, 0x81, 0xc7, 0x00, 0x10, 0x00, 0x00]); // add $4096,%rdi
     code.extend_from_slice(&[0xff, 0xcb, 0x75, 0xf2]); // dec %ebx; jnz 1b
-    code.extend_from_slice(&[0xe6, common::PORT_DONE]); // done: out %al,$done
+    code.extend_from_slice(&[0xb8, common::DONE_CALL, 0, 0, 0, 0x0f, 0x05]); // done: mov $DONE,%eax; syscall
     code
 }
 
@@ -64,7 +64,7 @@ fn main() {
             for _ in 0..rounds {
                 let mut guest = common::Guest::new(&kvm, &cpuid, &mem);
                 let start = Instant::now();
-                guest.run_at(TOUCH, pages);
+                guest.run_at(TOUCH, pages, common::HostWork::Registers);
                 total += start.elapsed();
             }
             total.as_secs_f64() * 1e6 / f64::from(rounds)
