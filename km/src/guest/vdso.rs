@@ -21,8 +21,9 @@ pub struct Vdso {
 
 /// Writes the image into the monitor area and maps it and its data page
 /// for the payload; km's own mapping of the image becomes read-execute
-/// too, as kkm lets the payload execute only what km's mapping allows. The page starts zeroed, which reads "unavailable":
-/// every call is a syscall until the clock starts.
+/// too, as kkm lets the payload execute only what km's mapping allows.
+/// The data page starts zeroed, which reads "unavailable": every call is
+/// a syscall until the clock starts.
 pub fn install(space: &mut AddressSpace) -> Result<Vdso, MemError> {
     space.write_monitor(monitor::VDSO, IMAGE);
     space.map_monitor(monitor::VVAR, monitor::VVAR + monitor::VVAR_SIZE, libc::PROT_READ, true)?;
