@@ -47,8 +47,11 @@ module! {
     description: "KVM-compatible /dev/kkm running payloads in ring 3 without VT-x/SVM",
     license: "GPL",
     params: {
+        // 512: above km's own thread limit (one vCPU per payload thread,
+        // 508 with km's descriptor tables), so no payload runs out of
+        // vCPUs on kkm where it would not on KVM.
         max_vcpus: u32 {
-            default: 64,
+            default: 512,
             description: "Highest vCPU count per VM (1-4096); vCPU ids must be below it",
         },
         // 8192 = one slot per 64 MiB chunk of km's 512 GiB guest window

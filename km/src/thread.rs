@@ -194,7 +194,7 @@ impl Thread {
                     cpl0 = self.proc.hv.flavor() == Flavor::Kvm;
                     let hidden = f.vector == 14 && self.proc.space().in_hidden_file(f.addr);
                     let probed = self.end_probe();
-                    if probed && hidden {
+                    if (probed && hidden) || (!hidden && self.file_unbacked(&f)) {
                         self.past_eof(&f);
                     } else if !hidden {
                         self.fault(&f);
@@ -274,6 +274,9 @@ impl Thread {
     /// return), else a switch of the segment registers from the host.
     fn load(&mut self, u: &kvm_regs, cpl0: bool) -> crate::device::Result<()> {
         if let Some(image) = self.fpu_restore.take() {
+            if self.vcpu.load_fpu(&frame::fx::to_kvm_fpu(&image))? {
+                return self.load(u, cpl0);
+            }
             // The return stub loads the image, then iretq's to the state.
             let scratch = cpu::signal_scratch(self.vcpu_id);
             let iret = [u.rip, USER_CS.into(), u.rflags, u.rsp, USER_DS.into()];
@@ -387,6 +390,19 @@ impl Thread {
         let why = format!("bus error: access at {:#x} past the end of a mapped file at rip {:#x}", f.addr, f.rip);
         self.fault = Some((libc::SIGBUS, trap, why));
         self.proc.signals().force(self.tid(), SigInfo::fault(libc::SIGBUS, code::BUS_ADRERR, f.addr));
+    }
+
+    /// Whether `f` is a #PF on an access the payload's file mapping allows
+    /// at a page the host cannot back (past the end of the file): kkm maps
+    /// guest pages from km's own and reports a page it cannot get as the
+    /// #PF itself (KVM fails KVM_RUN instead: `Exit::Unbacked`).
+    fn file_unbacked(&self, f: &Fault) -> bool {
+        let (write, fetch) = (f.error_code & 2 != 0, f.error_code & 0x10 != 0);
+        if f.vector != 14 || !self.proc.space().file_allows(f.addr, write, fetch) {
+            return false;
+        }
+        let mut byte = [0u8];
+        GuestRange::new(f.addr, 1).and_then(|r| copy::read_bytes(r, &mut byte)).is_err()
     }
 
     /// Turns a CPU fault into its signal, forced as Linux forces it.

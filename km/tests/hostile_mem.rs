@@ -46,3 +46,12 @@ fn failed_map_fixed_keeps_old_mapping() {
 fn mmap_race_sees_current_pages() {
     Case::new("mmap-race", &["8", "40"]).check(0);
 }
+
+/// Two threads making system calls read a page while a third replaces it
+/// and makes it read-only under them: between their calls they never see
+/// the last round's page nor write through a stale writable translation.
+/// Small here; the kkm rig runs it with 10^5 calls per thread.
+#[test]
+fn no_stale_translation_between_syscalls() {
+    Case::new("tlb-race", &["3000", "30"]).check(0);
+}

@@ -62,8 +62,10 @@ impl Memory {
         assert!(raw as isize != -1);
         let base = raw.wrapping_add(raw.align_offset(MEM));
         let advice = if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
-        // SAFETY: advice on part of the mapping just made.
-        assert_eq!(unsafe { libc::madvise(base.cast(), size, advice) }, 0);
+        // SAFETY: advice on part of the mapping just made. A kernel without
+        // transparent huge pages (the kkm rig's) refuses it and has only
+        // small pages anyway.
+        unsafe { libc::madvise(base.cast(), size, advice) };
         let mem = Memory { base, size };
         let put = |addr: u64, bytes: &[u8]| mem.put(addr, bytes);
         // Identity map of the first 2 MiB, one user-accessible large page.

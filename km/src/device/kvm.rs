@@ -430,6 +430,17 @@ impl Vcpu for KvmVcpu {
         self.fd.get_fpu().map_err(ioctl_err("KVM_GET_FPU"))
     }
 
+    fn load_fpu(&mut self, fpu: &kvm_fpu) -> Result<bool> {
+        // kkm loads its vCPU's image with XRSTOR at every entry, so
+        // KVM_SET_FPU is what the payload gets; on PVM it changes nothing
+        // the payload sees (see guest/cpu.rs).
+        if self.flavor != Flavor::Kkm {
+            return Ok(false);
+        }
+        self.fd.set_fpu(fpu).map_err(ioctl_err("KVM_SET_FPU"))?;
+        Ok(true)
+    }
+
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit
     }

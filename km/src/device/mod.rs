@@ -102,6 +102,11 @@ pub trait Vcpu: Send {
     /// enables the XSAVE components in `xcr0`.
     fn init_fpu(&mut self, xcr0: u64) -> Result<()>;
     fn fpu(&mut self) -> Result<kvm_fpu>;
+    /// Loads `fpu` as the payload's x87/SSE state, as FXRSTOR would, and
+    /// returns true; false, changing nothing, where the device's FPU ioctls
+    /// do not reach the state the payload runs with (PVM-backed KVM: km
+    /// then loads it with a guest stub).
+    fn load_fpu(&mut self, fpu: &kvm_fpu) -> Result<bool>;
     /// The kvm_run `immediate_exit` byte: set asynchronously (by a signal
     /// handler) to make the next or current `run` return `Interrupted`;
     /// `run` clears it.

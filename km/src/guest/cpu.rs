@@ -29,7 +29,11 @@ pub const PAD_SYSRET: u64 = monitor::CODE + 2;
 // The FPU state of a signal frame is saved and restored by the guest
 // itself: on PVM, KVM_GET/SET_FPU do not reach the state the payload runs
 // with (measured: GET_FPU reads MXCSR 0 while the payload has 0x7f80, and
-// SET_FPU changes nothing it sees). Both stubs run at CPL3.
+// SET_FPU changes nothing it sees). Both stubs run at CPL3. kkm's SET_FPU
+// does reach the payload, so there km restores without the return stub
+// (`Vcpu::load_fpu`), and no CPL3 iretq is needed: QEMU 7.2's TCG, where
+// kkm is tested, reads iretq's frame with supervisor rights, which SMAP
+// refuses on a user page.
 
 /// Entered with the handler's registers, except rax = the frame's fxsave
 /// area and r11 = the handler: `fxsave64 (%rax); fninit; ldmxcsr

@@ -20,12 +20,15 @@ pub struct Vdso {
 }
 
 /// Writes the image into the monitor area and maps it and its data page
-/// for the payload. The page starts zeroed, which reads "unavailable":
-/// every call is a syscall until the clock starts.
+/// for the payload; km's own mapping of the image becomes read-execute
+/// too, as kkm lets the payload execute only what km's mapping allows.
+/// The data page starts zeroed, which reads "unavailable": every call is
+/// a syscall until the clock starts.
 pub fn install(space: &mut AddressSpace) -> Result<Vdso, MemError> {
     space.write_monitor(monitor::VDSO, IMAGE);
     space.map_monitor(monitor::VVAR, monitor::VVAR + monitor::VVAR_SIZE, libc::PROT_READ, true)?;
     space.map_monitor(monitor::VDSO, monitor::VDSO + monitor::VDSO_SIZE, libc::PROT_READ | libc::PROT_EXEC, true)?;
+    space.seal_monitor_code(monitor::VDSO, monitor::VDSO + monitor::VDSO_SIZE)?;
     // SAFETY: VVAR is a page-aligned page of the monitor area, which stays
     // mapped for km's life; the guest maps it read-only and this is the
     // only `Vvar` km makes.

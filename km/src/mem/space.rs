@@ -891,6 +891,19 @@ impl AddressSpace {
         }
     }
 
+    /// True if `addr` is in a file mapping whose protection allows a write
+    /// (`write`) or an instruction fetch (`fetch`), else a read, there.
+    pub fn file_allows(&self, addr: u64, write: bool, fetch: bool) -> bool {
+        let need = if write {
+            libc::PROT_WRITE
+        } else if fetch {
+            libc::PROT_EXEC
+        } else {
+            libc::PROT_READ
+        };
+        self.files.at(addr).is_some() && self.prot_at(addr).is_some_and(|p| p & need != 0)
+    }
+
     /// True if `addr` is in a file mapping hidden by `hide_files`.
     pub fn in_hidden_file(&self, addr: u64) -> bool {
         self.files_hidden && self.files.at(addr).is_some()

@@ -254,6 +254,30 @@ pub mod fx {
     pub fn valid(b: &[u8; FXSAVE_SIZE]) -> bool {
         u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")) & !mxcsr_mask() == 0
     }
+
+    /// The image's fields as KVM_SET_FPU takes them (64-bit FXSAVE layout:
+    /// what FXRSTOR64 would load).
+    pub fn to_kvm_fpu(b: &[u8; FXSAVE_SIZE]) -> kvm_bindings::kvm_fpu {
+        let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let mut f = kvm_bindings::kvm_fpu {
+            fcw: u16_at(0),
+            fsw: u16_at(2),
+            ftwx: b[4],
+            last_opcode: u16_at(6),
+            last_ip: u64_at(8),
+            last_dp: u64_at(16),
+            mxcsr: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
+            ..Default::default()
+        };
+        for (i, r) in f.fpr.iter_mut().enumerate() {
+            r.copy_from_slice(&b[32 + 16 * i..48 + 16 * i]);
+        }
+        for (i, r) in f.xmm.iter_mut().enumerate() {
+            r.copy_from_slice(&b[160 + 16 * i..176 + 16 * i]);
+        }
+        f
+    }
 }
 
 #[cfg(test)]
@@ -351,6 +375,20 @@ mod tests {
         let mut bad = init;
         bad[26] = 1; // MXCSR bit 16
         assert!(!fx::valid(&bad));
+    }
+
+    #[test]
+    fn fxsave_fields_go_where_set_fpu_takes_them() {
+        // Each byte holds its offset, so every field shows where it was read.
+        let mut b = [0u8; FXSAVE_SIZE];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = i as u8;
+        }
+        let f = fx::to_kvm_fpu(&b);
+        assert_eq!((f.fcw, f.fsw, f.ftwx, f.last_opcode), (0x0100, 0x0302, 4, 0x0706));
+        assert_eq!((f.last_ip, f.last_dp, f.mxcsr), (0x0f0e_0d0c_0b0a_0908, 0x1716_1514_1312_1110, 0x1b1a_1918));
+        assert_eq!((f.fpr[0][0], f.fpr[7][15]), (32, 159));
+        assert_eq!((f.xmm[0][0], f.xmm[15][15]), (160, (415 % 256) as u8));
     }
 
     #[test]
