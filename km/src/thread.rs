@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kvm_bindings::{kvm_fpu, kvm_regs};
 use nix::errno::Errno;
 
-use crate::device::{Exit, Fault, Flavor, Vcpu};
+use crate::device::{Exit, Fault, Vcpu};
 use crate::guest::cpu::{self, SyscallReturn};
 use crate::guest::layout::monitor;
 use crate::guest::selectors::{USER_CS, USER_DS};
@@ -191,7 +191,7 @@ impl Thread {
                     u.rip = f.rip;
                     u.rsp = f.rsp;
                     u.rflags = cpu::resume_rflags(f.rflags);
-                    cpl0 = self.proc.hv.flavor() == Flavor::Kvm;
+                    cpl0 = self.proc.hv.caps().faults_through_guest_idt;
                     let hidden = f.vector == 14 && self.proc.space().in_hidden_file(f.addr);
                     let probed = self.end_probe();
                     if (probed && hidden) || (!hidden && self.file_unbacked(&f)) {

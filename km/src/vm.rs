@@ -74,7 +74,7 @@ fn aux_ids() -> (u64, u64, u64, u64) {
 /// the entry point; and the vDSO clock, if on, for the forwarding thread.
 pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartError> {
     let hv: Arc<dyn Hypervisor> = Arc::from(device::open(&opts.device)?);
-    tracing::info!(target: "device", "using {:?} ({:?})", opts.device, hv.flavor());
+    tracing::info!(target: "device", "using {:?} ({:?})", opts.device, hv.caps());
     let cpuid = match &opts.known {
         Some(k) => CpuId::from_entries(&k.cpuid).map_err(|e| anyhow::anyhow!("the old km's CPUID: {e:?}"))?,
         None => hv.supported_cpuid().context("reading the device's CPUID")?,

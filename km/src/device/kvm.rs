@@ -13,12 +13,20 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
-use super::{port_io, DeviceError, Exit, Fault, Flavor, GuestTsc, Hypervisor, Result, Vcpu};
+use super::{port_io, Capabilities, DeviceError, Exit, Fault, GuestTsc, Hypervisor, Result, Vcpu};
 use crate::fds;
 use crate::guest::clock::host_tsc;
 use crate::guest::cpu;
 use crate::guest::layout::monitor;
 use crate::mem::{copy, GuestRange};
+
+/// Which device family is behind the fd (kkm answers its identity ioctl):
+/// how this backend talks to it. The rest of km sees `Capabilities`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavor {
+    Kvm,
+    Kkm,
+}
 
 const MSR_IA32_TSC: u32 = 0x10;
 
@@ -143,8 +151,8 @@ fn identity(fd: RawFd) -> Option<uapi::KkmIdentity> {
 }
 
 impl Hypervisor for KvmDevice {
-    fn flavor(&self) -> Flavor {
-        self.flavor
+    fn caps(&self) -> Capabilities {
+        Capabilities { faults_through_guest_idt: self.flavor == Flavor::Kvm }
     }
 
     fn supported_cpuid(&self) -> Result<CpuId> {

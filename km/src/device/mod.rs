@@ -13,11 +13,14 @@ pub use select::{open, DeviceChoice};
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, CpuId};
 
-/// Which device family is behind the fd; kkm answers its identity ioctl.
+/// How the device serves a guest where devices differ, found when it is
+/// opened: the run loop asks these, never which device it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    Kvm,
-    Kkm,
+pub struct Capabilities {
+    /// A CPU fault reaches km through km's own handlers in the guest's IDT,
+    /// so the vCPU is at CPL0 when km sees it (KVM); else the device
+    /// reports the exception with the payload still at CPL3 (kkm).
+    pub faults_through_guest_idt: bool,
 }
 
 /// Why the payload left the VM.
@@ -76,7 +79,7 @@ pub struct GuestTsc {
 
 /// One VM on a device.
 pub trait Hypervisor: Send + Sync {
-    fn flavor(&self) -> Flavor;
+    fn caps(&self) -> Capabilities;
     /// The CPUID the device can offer a guest.
     fn supported_cpuid(&self) -> Result<CpuId>;
     /// Registers [addr, addr+size) of km's address space as guest memory
