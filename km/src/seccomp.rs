@@ -578,52 +578,11 @@ mod tests {
         }
     }
 
-    /// Of PR_SET_MM, the filter lets through only PR_SET_MM_MAP (which
-    /// `host_cmdline` makes), not the single-field operations.
-    #[test]
-    fn only_pr_set_mm_map_passes() {
-        let programs = programs(u32::MAX).expect("the filters compile");
-        let mut pipe = [0i32; 2];
-        // SAFETY: pipe writes two fds into the array.
-        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
-        // SAFETY: as in `refused_call_kills_with_a_report`; the allowed
-        // prctl has no map (a size of 0), so the kernel refuses it with
-        // EINVAL and changes nothing.
-        unsafe {
-            let child = libc::fork();
-            assert!(child >= 0);
-            if child == 0 {
-                libc::dup2(pipe[1], 2);
-                if install_handler().is_err() {
-                    libc::_exit(2);
-                }
-                for p in &programs {
-                    if seccompiler::apply_filter(p).is_err() {
-                        libc::_exit(3);
-                    }
-                }
-                let none = 0 as libc::c_ulong;
-                if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP as libc::c_ulong, none, none, none) != -1 {
-                    libc::_exit(4);
-                }
-                libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START as libc::c_ulong, none, none, none);
-                libc::_exit(5);
-            }
-            libc::close(pipe[1]);
-            let mut status = 0;
-            assert_eq!(libc::waitpid(child, &mut status, 0), child);
-            let mut buf = [0u8; 200];
-            let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
-            libc::close(pipe[0]);
-            assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "status {status:#x}");
-            assert_eq!(&buf[..n.max(0) as usize], b"km: seccomp: blocked host syscall 157 (prctl)\n");
-        }
-    }
-
-    /// Installs the filter in a child process, which then makes a refused
-    /// call: it dies of SIGSYS after one report line.
-    #[test]
-    fn refused_call_kills_with_a_report() {
+    /// Runs `calls` in a forked child under the filter (and km's SIGSYS
+    /// handler, reporting on a pipe); returns the child's wait status and
+    /// what it reported. `calls` must make only raw system calls: the child
+    /// of a threaded test process may not allocate or take locks.
+    fn in_filtered_child(calls: impl Fn()) -> (i32, Vec<u8>) {
         // No real pid: the child needs no process_vm calls, and may set its
         // own limits with pid 0.
         let programs = programs(u32::MAX).expect("the filters compile");
@@ -631,7 +590,8 @@ mod tests {
         // SAFETY: pipe writes two fds into the array.
         assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
         // SAFETY: the child makes only raw system calls (no allocation, no
-        // locks) before it dies; the parent reads the pipe and reaps it.
+        // locks) before it exits or dies; the parent reads the pipe and
+        // reaps it.
         unsafe {
             let child = libc::fork();
             assert!(child >= 0);
@@ -645,7 +605,7 @@ mod tests {
                         libc::_exit(3);
                     }
                 }
-                libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
+                calls();
                 libc::_exit(4);
             }
             libc::close(pipe[1]);
@@ -654,8 +614,43 @@ mod tests {
             let mut buf = [0u8; 200];
             let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
             libc::close(pipe[0]);
-            assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "status {status:#x}");
-            assert_eq!(&buf[..n.max(0) as usize], b"km: seccomp: blocked host syscall 101 (ptrace)\n");
+            (status, buf[..n.max(0) as usize].to_vec())
         }
+    }
+
+    fn killed_by_sigsys(status: i32) -> bool {
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS
+    }
+
+    /// Of PR_SET_MM, the filter lets through only PR_SET_MM_MAP (which
+    /// `host_cmdline` makes), not the single-field operations.
+    #[test]
+    fn only_pr_set_mm_map_passes() {
+        let (status, report) = in_filtered_child(|| {
+            let none = 0 as libc::c_ulong;
+            // SAFETY: the allowed prctl has no map (a size of 0), so the
+            // kernel refuses it with EINVAL and changes nothing; the second
+            // is refused by the filter.
+            unsafe {
+                if libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_MAP as libc::c_ulong, none, none, none) != -1 {
+                    libc::_exit(5);
+                }
+                libc::prctl(libc::PR_SET_MM, libc::PR_SET_MM_ARG_START as libc::c_ulong, none, none, none);
+            }
+        });
+        assert!(killed_by_sigsys(status), "status {status:#x}");
+        assert_eq!(report, b"km: seccomp: blocked host syscall 157 (prctl)\n");
+    }
+
+    /// Installs the filter in a child process, which then makes a refused
+    /// call: it dies of SIGSYS after one report line.
+    #[test]
+    fn refused_call_kills_with_a_report() {
+        let (status, report) = in_filtered_child(|| {
+            // SAFETY: a refused call; the filter ends the child.
+            unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) };
+        });
+        assert!(killed_by_sigsys(status), "status {status:#x}");
+        assert_eq!(report, b"km: seccomp: blocked host syscall 101 (ptrace)\n");
     }
 }
