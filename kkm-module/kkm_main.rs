@@ -123,6 +123,8 @@ pub(crate) fn check_extension(cap: usize) -> isize {
         | Ok(abi::KVM_CAP_XSAVE) => 1,
         Ok(abi::KVM_CAP_NR_VCPUS) | Ok(abi::KVM_CAP_MAX_VCPUS) => max_vcpus() as isize,
         Ok(abi::KVM_CAP_NR_MEMSLOTS) => max_memslots() as isize,
+        // As KVM: the set of register classes KVM_RUN can sync.
+        Ok(abi::KVM_CAP_SYNC_REGS) => vcpu::SYNC_REGS_SUPPORTED as isize,
         _ => 0,
     }
 }

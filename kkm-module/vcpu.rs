@@ -62,12 +62,70 @@ impl Vcpu {
     }
 }
 
+/// KVM_SET_REGS and `kvm_dirty_regs` alike: any values, as in KVM (checked
+/// at entry); RFLAGS bit 1 is set as KVM sets it.
+fn set_regs(regs: &mut Regs, new: KvmRegs) {
+    regs.regs = KvmRegs {
+        rflags: new.rflags | RFLAGS_FIXED,
+        ..new
+    };
+}
+
+/// The register classes `kvm_valid_regs` and `kvm_dirty_regs` may name
+/// (KVM_CAP_SYNC_REGS): the general registers only, all km syncs; special
+/// registers and events go through their ioctls.
+pub(crate) const SYNC_REGS_SUPPORTED: u64 = abi::KVM_SYNC_X86_REGS;
+
 /// Where KVM_EXIT_IO's data byte goes: right after `struct kvm_run`.
 const IO_DATA_OFFSET: usize = core::mem::size_of::<abi::KvmRun>();
 
 impl Vcpu {
     fn run_page(&self) -> *mut abi::KvmRun {
         pfn_to_virt(page_pfn(self.run.as_ptr())) as *mut abi::KvmRun
+    }
+
+    /// KVM_RUN's start with KVM_CAP_SYNC_REGS: reads `kvm_valid_regs` and
+    /// `kvm_dirty_regs` once each, refuses bits kkm does not sync (EINVAL,
+    /// as KVM), and takes dirty general registers from `s.regs` into the
+    /// kernel copy as KVM_SET_REGS would, clearing their dirty bit as KVM
+    /// does. Returns `kvm_valid_regs` for the exit, with the outcome.
+    fn sync_in(&self, regs: &mut Regs) -> (u64, Result) {
+        let run = self.run_page();
+        // SAFETY: `run` is this vCPU's kvm_run page, alive as long as
+        // `self`; plain u64 fields, read once each, volatile as user space
+        // may change them at any time.
+        let (valid, dirty) = unsafe {
+            (
+                ptr::addr_of!((*run).kvm_valid_regs).read_volatile(),
+                ptr::addr_of!((*run).kvm_dirty_regs).read_volatile(),
+            )
+        };
+        if (valid | dirty) & !SYNC_REGS_SUPPORTED != 0 {
+            return (valid, Err(EINVAL));
+        }
+        if dirty & abi::KVM_SYNC_X86_REGS != 0 {
+            // SAFETY: as above; `s.regs` is a `KvmRegs` (integers only, any
+            // bit pattern valid) at an 8-aligned offset of the page, copied
+            // once into the kernel, which uses only the copy.
+            let new = unsafe { ptr::addr_of!((*run).s.regs).read_volatile() };
+            set_regs(regs, new);
+            // SAFETY: as above.
+            unsafe {
+                ptr::addr_of_mut!((*run).kvm_dirty_regs)
+                    .write_volatile(dirty & !abi::KVM_SYNC_X86_REGS)
+            };
+        }
+        (valid, Ok(()))
+    }
+
+    /// KVM_RUN's end with `KVM_SYNC_X86_REGS` in `kvm_valid_regs`: the
+    /// general registers to `s.regs`.
+    fn sync_out(&self, regs: &KvmRegs) {
+        let run = self.run_page();
+        // SAFETY: `run` is this vCPU's kvm_run page, alive as long as
+        // `self`; `s.regs` lies inside it (KvmRun fits the page, checked at
+        // compile time) at an 8-aligned offset.
+        unsafe { ptr::addr_of_mut!((*run).s.regs).write_volatile(*regs) };
     }
 
     /// KVM_RUN: enters the guest until an exit km must see. Host interrupts
@@ -180,23 +238,29 @@ impl FdObject for Vcpu {
         match cmd {
             abi::KVM_RUN => {
                 crate::no_arg(arg)?;
-                // The entry contract is checked on every entry, already now,
-                // so that what can never be entered is refused the same way
-                // before and after the switcher lands.
                 let mut regs = this.regs.lock();
-                guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
-                this.run(&mut regs)
+                let (valid, result) = this.sync_in(&mut regs);
+                // The entry contract is checked on every entry, so registers
+                // from KVM_SET_REGS and from s.regs are held to the same
+                // rules.
+                let result = result.and_then(|()| {
+                    guest_state::check_entry(&regs.regs, &regs.sregs).map_err(|_| EINVAL)?;
+                    this.run(&mut regs)
+                });
+                // As KVM: on every return, errors included, so that km
+                // sees the registers of an interrupted run too.
+                if valid & abi::KVM_SYNC_X86_REGS != 0 {
+                    this.sync_out(&regs.regs);
+                }
+                result
             }
             abi::KVM_GET_REGS => {
                 let regs = this.regs.lock().regs;
                 crate::write_user(arg, &regs).map(|()| 0)
             }
             abi::KVM_SET_REGS => {
-                // Any values, as in KVM (checked at entry); RFLAGS bit 1 is
-                // set as KVM sets it.
-                let mut regs: KvmRegs = crate::read_user(arg)?;
-                regs.rflags |= RFLAGS_FIXED;
-                this.regs.lock().regs = regs;
+                let regs: KvmRegs = crate::read_user(arg)?;
+                set_regs(&mut this.regs.lock(), regs);
                 Ok(0)
             }
             abi::KVM_GET_SREGS => {

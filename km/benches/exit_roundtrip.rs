@@ -91,7 +91,12 @@ fn measure(kvm: &Kvm, path: &str, n: u32) -> Result<(&'static str, Figures), Str
             HostWork::Resume => {
                 "host per exit: KVM_RUN only, plus rip/rflags through SYNC_REGS where the pad stays at CPL3"
             }
-            HostWork::Registers => "host per exit: registers read and written back as km does",
+            HostWork::Registers if guest.uses_sync_regs() => {
+                "host per exit: registers read and written back as km does, through SYNC_REGS"
+            }
+            HostWork::Registers => {
+                "host per exit: registers read and written back as km does, with KVM_GET_REGS + KVM_SET_REGS"
+            }
         };
         println!("{flavor}-{name:<10} {:>10.1} ns  {path}: {calls} of {n} round trips; {how}", *slot);
         if calls != n {

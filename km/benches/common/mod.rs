@@ -122,7 +122,7 @@ pub enum HostWork {
     /// What km's run loop does: read the registers and write them back with
     /// the call's result (and rip/rflags where the pad stays at CPL3),
     /// through SYNC_REGS where the device has it, else KVM_GET_REGS and
-    /// KVM_SET_REGS (kkm).
+    /// KVM_SET_REGS.
     Registers,
 }
 
@@ -216,6 +216,14 @@ impl Guest {
         }
         let sync_regs = kvm.check_extension(Cap::SyncRegs);
         Guest { _vm: vm, vcpu, kkm, sync_regs }
+    }
+
+    /// Whether registers go through SYNC_REGS (the device reports it) rather
+    /// than KVM_GET_REGS and KVM_SET_REGS.
+    // Only exit_roundtrip reports it.
+    #[allow(dead_code)]
+    pub fn uses_sync_regs(&self) -> bool {
+        self.sync_regs
     }
 
     /// Runs the loop from its start with km's work at each exit: `exits`

@@ -4,7 +4,7 @@
 use crate::{km_state, map, unmap, Report, PAGE};
 use kkm_uapi as abi;
 use kvm_bindings::{kvm_regs, kvm_userspace_memory_region};
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 use std::os::fd::AsRawFd;
 
 /// Where the test guests live; guest virtual == guest physical.
@@ -153,6 +153,174 @@ fn syscall_round_trips(t: &mut Report, kvm: &Kvm) {
     // Information only (TCG emulates the CPU: no statement about hardware).
     println!("info: 10^5 syscall exits (KVM_RUN + KVM_GET_REGS each) took {:?}", start.elapsed());
     t.check("10^5 syscall exits: KVM_EXIT_IO on km's port, exact registers", bad.is_none(), bad);
+}
+
+/// KVM_RUN with `errno` on failure, the exit's name on success.
+fn run_named(vcpu: &mut VcpuFd) -> Result<String, i32> {
+    vcpu.run().map(|e| format!("{e:?}")).map_err(|e| e.errno())
+}
+
+/// KVM_CAP_SYNC_REGS (general registers): 10^4 syscall exits with the
+/// registers read from and written to `s.regs` as km does, what the dirty
+/// and valid bits mean, and bits kkm does not sync refused.
+fn sync_regs(t: &mut Report, kvm: &Kvm) {
+    // inc %rbx; syscall; jmp back to the inc
+    let code = [0x48, 0xff, 0xc3, 0x0f, 0x05, 0xeb, 0xf9];
+    let after = BASE + 5;
+    let mut g = match Guest::new(kvm, &code) {
+        Ok(g) => g,
+        Err(e) => return t.check("SYNC_REGS: set-up", false, e),
+    };
+    g.vcpu.set_sync_valid_reg(SyncReg::Register);
+    const N: u64 = 10_000;
+    let mut want = pattern(0);
+    let mut bad: Option<String> = None;
+    let start = std::time::Instant::now();
+    for i in 0..N {
+        if i % 1000 == 0 {
+            // New values for every register, through s.regs only.
+            want = pattern(i + 7);
+        }
+        g.vcpu.sync_regs_mut().regs = want;
+        g.vcpu.set_sync_dirty_reg(SyncReg::Register);
+        match g.vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) if port == abi::KM_SYSCALL_PORT && data == [want.rax as u8] => {}
+            other => {
+                bad = Some(format!("exit {i}: {other:?}"));
+                break;
+            }
+        }
+        let dirty = g.vcpu.get_kvm_run().kvm_dirty_regs;
+        let got = g.vcpu.sync_regs().regs;
+        want.rbx = want.rbx.wrapping_add(1);
+        want.r11 = inc_flags(want.rbx);
+        (want.rip, want.rcx, want.rflags) = (after, after, want.r11);
+        if dirty != 0 || got != want {
+            bad = Some(format!("after exit {i}: dirty {dirty:#x}, s.regs {got:?}, want {want:?}"));
+            break;
+        }
+        // The ioctl agrees with s.regs, here and there.
+        if i % 1000 == 999 && g.vcpu.get_regs().ok() != Some(got) {
+            bad = Some(format!("after exit {i}: KVM_GET_REGS {:?} != s.regs {got:?}", g.vcpu.get_regs()));
+            break;
+        }
+        // As km does before the next entry: return to RCX with R11's flags.
+        want.rflags = want.r11;
+    }
+    // Information only (TCG emulates the CPU: no statement about hardware).
+    println!("info: 10^4 syscall exits (KVM_RUN only, registers through SYNC_REGS) took {:?}", start.elapsed());
+    t.check("SYNC_REGS: 10^4 syscall exits, s.regs in and out, dirty bit cleared each time", bad.is_none(), bad);
+
+    // Without the dirty bit, s.regs is not read: the guest goes on from
+    // its own registers (and s.regs shows them after the exit).
+    let before = g.vcpu.get_regs();
+    g.vcpu.sync_regs_mut().regs = pattern(99);
+    let r = run_named(&mut g.vcpu);
+    let got = g.vcpu.sync_regs().regs;
+    let ok = r.as_ref().is_ok_and(|e| e.starts_with("IoOut(240"))
+        && before.as_ref().is_ok_and(|b| got.rbx == b.rbx.wrapping_add(1) && got.r12 == b.r12)
+        && g.vcpu.get_regs().ok() == Some(got);
+    t.check("SYNC_REGS: s.regs without the dirty bit is ignored, then holds the guest's", ok, (r, before, got));
+
+    // Without the valid bit, s.regs is left alone at the exit.
+    g.vcpu.clear_sync_valid_reg(SyncReg::Register);
+    let mark = pattern(1234);
+    g.vcpu.sync_regs_mut().regs = mark;
+    let r = run_named(&mut g.vcpu);
+    let ok = r.is_ok() && g.vcpu.sync_regs().regs == mark;
+    t.check("SYNC_REGS: without the valid bit, s.regs is not written", ok, r);
+    g.vcpu.set_sync_valid_reg(SyncReg::Register);
+
+    // Bits outside the general registers: EINVAL before anything is taken.
+    let good = g.vcpu.get_regs().unwrap_or_default();
+    for (name, valid, dirty) in [
+        ("valid SREGS", abi::KVM_SYNC_X86_REGS | abi::KVM_SYNC_X86_SREGS, 0),
+        ("valid EVENTS (bit 2)", 1 << 2, 0),
+        ("valid bit 63", 1 << 63, 0),
+        ("dirty SREGS", abi::KVM_SYNC_X86_REGS, abi::KVM_SYNC_X86_SREGS),
+        ("dirty REGS with SREGS", abi::KVM_SYNC_X86_REGS, abi::KVM_SYNC_X86_REGS | abi::KVM_SYNC_X86_SREGS),
+        ("dirty bit 8", abi::KVM_SYNC_X86_REGS, abi::KVM_SYNC_X86_REGS | 1 << 8),
+    ] {
+        g.vcpu.sync_regs_mut().regs = pattern(5678);
+        let run = g.vcpu.get_kvm_run();
+        (run.kvm_valid_regs, run.kvm_dirty_regs) = (valid, dirty);
+        let r = run_named(&mut g.vcpu);
+        let run = g.vcpu.get_kvm_run();
+        let kept = (run.kvm_valid_regs, run.kvm_dirty_regs) == (valid, dirty);
+        let regs = g.vcpu.get_regs();
+        // As KVM, s.regs is written on this error return too if REGS is valid.
+        let out = if valid & abi::KVM_SYNC_X86_REGS != 0 { good } else { pattern(5678) };
+        let stored = g.vcpu.sync_regs().regs == out;
+        let ok = r == Err(libc::EINVAL) && kept && stored && regs.as_ref().is_ok_and(|r| *r == good);
+        t.check(&format!("SYNC_REGS: KVM_RUN with {name} -> EINVAL, nothing taken"), ok, (r, regs));
+    }
+    let run = g.vcpu.get_kvm_run();
+    (run.kvm_valid_regs, run.kvm_dirty_regs) = (abi::KVM_SYNC_X86_REGS, 0);
+
+    // Hostile values: each is treated as KVM_SET_REGS + KVM_RUN treat it
+    // (taken as given, RFLAGS bit 1 set, refused at entry if unsafe).
+    let non_canonical = 0x0000_8000_0000_0000;
+    // Bit 1 of RFLAGS left clear: it must come out set.
+    let flags = |f: u64| kvm_regs { rflags: 0x200 | f, ..good };
+    for (name, hostile, entered) in [
+        ("RFLAGS.IOPL=3", flags(crate::gs::RFLAGS_IOPL), false),
+        ("RFLAGS.NT", flags(crate::gs::RFLAGS_NT), false),
+        ("RFLAGS.VM", flags(crate::gs::RFLAGS_VM), false),
+        ("RFLAGS.VIF|VIP", flags(crate::gs::RFLAGS_VIF | crate::gs::RFLAGS_VIP), false),
+        ("RFLAGS bit 15", flags(1 << 15), false),
+        ("RFLAGS bit 63", flags(1 << 63), false),
+        ("non-canonical RIP", kvm_regs { rip: non_canonical, ..flags(0) }, false),
+        ("RFLAGS 0", kvm_regs { rflags: 0, ..good }, true),
+        ("a non-canonical RSP", kvm_regs { rsp: non_canonical, ..good }, true),
+    ] {
+        let by_ioctl = g.vcpu.set_regs(&hostile).map_err(|e| e.errno()).and_then(|()| run_named(&mut g.vcpu));
+        let ioctl_regs = g.vcpu.get_regs().ok();
+        // Back to the good state, then the same through s.regs.
+        let _ = g.vcpu.set_regs(&good);
+        g.vcpu.sync_regs_mut().regs = hostile;
+        g.vcpu.set_sync_dirty_reg(SyncReg::Register);
+        let by_sync = run_named(&mut g.vcpu);
+        let dirty = g.vcpu.get_kvm_run().kvm_dirty_regs;
+        let sync_regs = g.vcpu.get_regs().ok();
+        let synced_out = Some(g.vcpu.sync_regs().regs) == sync_regs;
+        let outcome_ok = if entered {
+            matches!(&by_sync, Ok(e) if e.starts_with("IoOut(240"))
+        } else {
+            by_sync == Err(libc::EINVAL) && sync_regs == Some(kvm_regs { rflags: hostile.rflags | 2, ..hostile })
+        };
+        let ok = by_ioctl == by_sync && ioctl_regs == sync_regs && dirty == 0 && synced_out && outcome_ok;
+        t.check(
+            &format!(
+                "SYNC_REGS: dirty s.regs with {name} as KVM_SET_REGS ({})",
+                if entered { "entered" } else { "EINVAL" }
+            ),
+            ok,
+            (by_ioctl, by_sync, ioctl_regs, sync_regs, dirty),
+        );
+        let _ = g.vcpu.set_regs(&good);
+    }
+
+    // As in KVM, dirty registers are taken before immediate_exit is seen,
+    // and s.regs is written on the EINTR return too.
+    let mut spin = match Guest::new(kvm, &SPIN) {
+        Ok(g) => g,
+        Err(e) => return t.check("SYNC_REGS: spinning guest set-up", false, e),
+    };
+    spin.vcpu.set_sync_valid_reg(SyncReg::Register);
+    let want = kvm_regs { rbx: 0x5157, rflags: 0x202, ..spin.vcpu.get_regs().unwrap_or_default() };
+    spin.vcpu.sync_regs_mut().regs = want;
+    spin.vcpu.set_sync_dirty_reg(SyncReg::Register);
+    spin.vcpu.set_kvm_immediate_exit(1);
+    let r = run_named(&mut spin.vcpu);
+    let dirty = spin.vcpu.get_kvm_run().kvm_dirty_regs;
+    let regs = spin.vcpu.get_regs().ok();
+    let ok = r == Err(libc::EINTR) && dirty == 0 && regs == Some(want);
+    t.check("SYNC_REGS: dirty registers taken on an immediate_exit run (EINTR)", ok, (r, dirty, regs));
+    spin.vcpu.sync_regs_mut().regs = kvm_regs::default();
+    let r = run_named(&mut spin.vcpu);
+    spin.vcpu.set_kvm_immediate_exit(0);
+    let got = spin.vcpu.sync_regs().regs;
+    t.check("SYNC_REGS: s.regs written on an EINTR return", r == Err(libc::EINTR) && got == want, (r, got));
 }
 
 /// `syscall`, placed after each faulting instruction: the guest must go on
@@ -645,6 +813,7 @@ pub(crate) fn spin(secs: u64) -> bool {
 
 pub(crate) fn run_all(t: &mut Report, kvm: &Kvm) {
     syscall_round_trips(t, kvm);
+    sync_regs(t, kvm);
     exceptions(t, kvm);
     interruptions(t, kvm);
     two_vcpus(t, kvm);

@@ -187,7 +187,7 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         (abi::KVM_CAP_MAX_VCPUS, max_vcpus as i32, "MAX_VCPUS"),
         (abi::KVM_CAP_NR_MEMSLOTS, max_memslots as i32, "NR_MEMSLOTS"),
         (abi::KVM_CAP_XSAVE, 1, "XSAVE"),
-        (abi::KVM_CAP_SYNC_REGS, 0, "SYNC_REGS (not yet)"),
+        (abi::KVM_CAP_SYNC_REGS, abi::KVM_SYNC_X86_REGS as i32, "SYNC_REGS (general registers)"),
         (abi::KVM_CAP_IMMEDIATE_EXIT, 1, "IMMEDIATE_EXIT"),
         (0xdead, 0, "unknown"),
     ] {
