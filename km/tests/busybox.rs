@@ -10,25 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 
-use support::{km_half, Case, Dir};
+use support::{km_half, path_str, Case, Dir};
 
 const BUSYBOX: &str = "/bin/busybox";
 
 fn busybox() -> PathBuf {
     let path = PathBuf::from(BUSYBOX);
     assert!(path.exists(), "{BUSYBOX} missing: install busybox-static");
-    path
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn write_script(dir: &Dir, name: &str, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
 
@@ -40,8 +28,7 @@ fn process_named_after_the_executed_file() {
     let dir = Dir::new("bb-comm");
     let ash = dir.path().join("ash");
     std::os::unix::fs::symlink(BUSYBOX, &ash).unwrap();
-    let script = write_script(
-        &dir,
+    let script = dir.script(
         "named-script",
         &format!(
             "#!{BUSYBOX} sh\n\

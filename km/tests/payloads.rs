@@ -11,6 +11,7 @@
 //! warning. KM_TEST_NATIVE_ONLY=1 runs only the native half: a check of the
 //! payloads and of the expectations below, independent of km.
 
+#[allow(dead_code)]
 mod support;
 
 use std::path::Path;

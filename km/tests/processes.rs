@@ -6,9 +6,9 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use support::{km_half, payload, Case, Dir, Outcome};
+use support::{km_half, path_str, payload, Case, Dir, Outcome};
 
 fn procs(mode: &str) -> Case {
     Case::new("procs", &[mode])
@@ -170,10 +170,6 @@ fn exec_failures_return_linux_errnos() {
     );
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// exec of static, static-pie and dynamic programs, by path and by fd:
 /// hello prints its argv, environment and auxv facts.
 #[test]
@@ -188,30 +184,22 @@ fn exec_targets() {
     }
 }
 
-fn write_script(dir: &Dir, name: &str, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
 /// A `#!` script, exec'd and as the first program: the interpreter gets
 /// its optional argument and the script's path ahead of the arguments.
 #[test]
 fn scripts_run_under_their_interpreter() {
     let dir = Dir::new("scripts");
     let hello = payload("hello");
-    let script = write_script(&dir, "s", &format!("#!{} one  arg \n", path_str(&hello)));
+    let script = dir.script("s", &format!("#!{} one  arg \n", path_str(&hello)));
     let out = Case::new("procs", &["exec", path_str(&script), "x", "y"]).check(0);
     assert_lines(&out, &["argc=5", "argv[1]=one  arg", "argv[4]=y"]);
     let out = Case::program(script.clone(), &["z"]).check(0);
     assert_lines(&out, &["argc=4", "argv[3]=z"]);
     // A script whose interpreter is a script.
-    let outer = write_script(&dir, "outer", &format!("#!{}\n", path_str(&script)));
+    let outer = dir.script("outer", &format!("#!{}\n", path_str(&script)));
     let out = Case::program(outer, &["w"]).check(0);
     assert_lines(&out, &["argc=5", "argv[4]=w"]);
-    let sh = write_script(&dir, "sh-script", "#!/bin/sh\necho \"sh: $0 $*\" | tr a-z A-Z\nexit 5\n");
+    let sh = dir.script("sh-script", "#!/bin/sh\necho \"sh: $0 $*\" | tr a-z A-Z\nexit 5\n");
     Case::program(sh, &["a", "b"]).check_ignoring_km_warnings(5);
 }
 
@@ -255,7 +243,7 @@ fn busybox_sh_script() {
         panic!("/bin/busybox missing: install busybox-static");
     }
     let dir = Dir::new("bb");
-    let script = write_script(&dir, "script.sh", BUSYBOX_SCRIPT);
+    let script = dir.script("script.sh", BUSYBOX_SCRIPT);
     let out = Case::program(busybox, &["sh", path_str(&script)]).check(9);
     assert_lines(
         &out,

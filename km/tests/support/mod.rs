@@ -116,6 +116,20 @@ impl Dir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Writes `text` to `name` in this directory, executable (a script).
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+}
+
+/// A path the tests know to be UTF-8, as a &str.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 impl Drop for Dir {
