@@ -15,7 +15,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -359,7 +359,7 @@ pub fn replace(
         Ok(h) => h,
         Err(e) => return e,
     };
-    km.push(format!("--exec-fd={}", handoff.fd.as_raw_fd()).into());
+    km.push(format!("--exec-fd={}", handoff.file.as_raw_fd()).into());
     if !crate::seccomp::active() {
         // km runs unconfined (--no-seccomp): so does the new one.
         km.push("--no-seccomp".into());
@@ -402,7 +402,7 @@ pub fn replace(
 /// The state and device facts for the new km, in a memfd in km's fd range
 /// that only the execve inherits.
 struct Handoff {
-    fd: OwnedFd,
+    file: File,
 }
 
 impl Handoff {
@@ -415,19 +415,17 @@ impl Handoff {
         }
         let high = crate::fds::privatize(raw).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?;
         // SAFETY: `high` was just created by privatize and is ours alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(high) };
+        let mut file = unsafe { File::from_raw_fd(high) };
         let text = format!("{}\n{}\n", state.encode(), device.encode());
-        File::from(fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?)
-            .write_all(text.as_bytes())
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        Ok(Handoff { fd })
+        file.write_all(text.as_bytes()).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        Ok(Handoff { file })
     }
 
     /// Lets the execve pass the memfd on (km's other fds close with the
     /// old image).
     fn inherit(&self) -> Result<(), Errno> {
         // SAFETY: clears FD_CLOEXEC on our own fd.
-        if unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
+        if unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
             return Err(Errno::last());
         }
         Ok(())
