@@ -12,7 +12,7 @@
 //! | AS | emulated, enforced | km reserves the whole guest window; the payload's mappings are counted from km's record |
 //! | DATA | emulated | km's heap and every payload page km maps count as km's data; a low limit would fail km's allocations |
 //! | STACK | emulated | it bounds the growth of km's main-thread stack; the payload's stack is mapped whole at start |
-//! | SIGPENDING | emulated | km's vCPU kicks are queued real-time signals; over the limit the host drops them |
+//! | SIGPENDING | emulated, enforced | km's vCPU kicks are queued real-time signals; over the limit the host drops them. The payload's own queued signals count against it (per process, where Linux counts per user) |
 //! | CPU | host | km's CPU time is the payload's plus km's; SIGXCPU is forwarded, the hard limit kills km like the payload |
 //! | FSIZE | host | the payload's writes are km's host writes (EFBIG and SIGXFSZ as natively); km only writes its diagnostics |
 //! | CORE | host | km sets its own to 0 before dying of the payload's signal |
@@ -21,9 +21,8 @@
 //! | RSS, LOCKS | host | Linux ignores them |
 //! | MSGQUEUE, NICE, RTPRIO, RTTIME | host | km makes no mqueue or priority calls, and forwards none |
 //!
-//! DATA, STACK and SIGPENDING are stored and reported but not enforced on
-//! the payload (km maps its stack whole, and does not count data pages or
-//! queued signals per user).
+//! DATA and STACK are stored and reported but not enforced on the payload
+//! (km maps its stack whole, and does not count data pages).
 
 use libc::{rlimit, RLIMIT_AS, RLIMIT_DATA, RLIMIT_NOFILE, RLIMIT_SIGPENDING, RLIMIT_STACK, RLIM_INFINITY};
 use nix::errno::Errno;
@@ -45,8 +44,6 @@ pub fn emulated(resource: u32) -> bool {
 pub struct Limits {
     /// Indexed by resource; only the emulated entries are used.
     values: [rlimit; COUNT as usize],
-    /// km holds CAP_SYS_RESOURCE, as the payload would natively.
-    may_raise: bool,
 }
 
 impl Limits {
@@ -59,7 +56,7 @@ impl Limits {
         }
         let (cur, max) = fds::payload_nofile();
         values[RLIMIT_NOFILE as usize] = rlimit { rlim_cur: cur, rlim_max: max };
-        Limits { values, may_raise: has_cap_sys_resource() }
+        Limits { values }
     }
 
     /// (soft, hard) of RLIMIT_NOFILE and RLIMIT_AS, which exec keeps.
@@ -91,7 +88,9 @@ impl Limits {
         if resource == RLIMIT_NOFILE && new.rlim_max > fds::floor() as u64 {
             return Err(Errno::EPERM);
         }
-        if new.rlim_max > old.rlim_max && !self.may_raise {
+        // Asked each time: the payload's set*id calls are km's, and drop
+        // the capability as they would natively.
+        if new.rlim_max > old.rlim_max && !has_cap_sys_resource() {
             return Err(Errno::EPERM);
         }
         self.values[resource as usize] = new;

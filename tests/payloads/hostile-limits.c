@@ -10,7 +10,11 @@
  *   pointers     NULL and bad pointers to getrlimit/setrlimit/prlimit64
  *   tids         reads tids from stdin, prlimit(NOFILE) on each, then new threads and the fd scan
  *   wait         starts a thread, prints "ready", waits for stdin to close
- *   pause        prints "ready" and waits for a signal to end it */
+ *   pause        prints "ready" and waits for a signal to end it
+ *   sigpending   RLIMIT_SIGPENDING 8: sigqueue and tgkill of a blocked RT
+ *                signal until EAGAIN, then kill, a standard signal and a
+ *                raised limit still queue; everything is received (as a
+ *                fresh uid of its own, since Linux counts per user) */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -257,6 +261,49 @@ static void tids(void)
 	scan_fds();
 }
 
+/* Queues blocked RT signals to itself until the limit refuses one. */
+static void queue_to_limit(void)
+{
+	uid_t uid = 61000 + getpid() % 1000;
+	if (setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0) {
+		printf("sigpending: needs root to take a uid of its own\n");
+		return;
+	}
+	struct rlimit lim = {8, 8};
+	CHECK(setrlimit(RLIMIT_SIGPENDING, &lim) == 0);
+	sigset_t set;
+	sigemptyset(&set);
+	for (int s = SIGRTMIN; s <= SIGRTMIN + 2; s++)
+		sigaddset(&set, s);
+	sigaddset(&set, SIGUSR1);
+	CHECK(sigprocmask(SIG_BLOCK, &set, NULL) == 0);
+	int queued = 0, r;
+	for (;;) {
+		r = queued % 2 ? sigqueue(getpid(), SIGRTMIN, (union sigval){.sival_int = queued})
+			       : (int)syscall(SYS_tgkill, getpid(), gettid(), SIGRTMIN);
+		if (r != 0 || queued == 1000)
+			break;
+		queued++;
+	}
+	printf("queued %d, then %s\n", queued, strerror(errno));
+	printf("sigqueue of another RT signal: %s\n",
+	       sigqueue(getpid(), SIGRTMIN + 1, (union sigval){0}) ? strerror(errno) : "queued");
+	printf("kill with an RT signal: %s\n", kill(getpid(), SIGRTMIN + 2) ? strerror(errno) : "queued");
+	printf("sigqueue of a standard signal: %s\n",
+	       sigqueue(getpid(), SIGUSR1, (union sigval){0}) ? strerror(errno) : "queued");
+	lim.rlim_cur = lim.rlim_max = 9;
+	int raised = setrlimit(RLIMIT_SIGPENDING, &lim);
+	printf("raising the hard limit as an unprivileged uid: %s\n", raised ? strerror(errno) : "done");
+	int received = 0;
+	struct timespec none = {0, 0};
+	siginfo_t si;
+	while (sigtimedwait(&set, &si, &none) > 0)
+		received++;
+	printf("received %d\n", received);
+	printf("sigqueue once drained: %s\n",
+	       sigqueue(getpid(), SIGRTMIN, (union sigval){0}) ? strerror(errno) : "queued");
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -279,6 +326,8 @@ int main(int argc, char **argv)
 		printf("ready\n");
 		for (;;)
 			pause();
+	} else if (MODE("sigpending")) {
+		queue_to_limit();
 	} else if (MODE("wait")) {
 		CHECK(pipe(wake) == 0);
 		pthread_t t;
@@ -292,7 +341,7 @@ int main(int argc, char **argv)
 		CHECK(pthread_join(t, NULL) == 0);
 		printf("done\n");
 	} else {
-		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids|wait|pause\n");
+		fprintf(stderr, "usage: hostile-limits tid-nofile|tid-as|nofile N|as|pointers|tids|wait|pause|sigpending\n");
 		return 2;
 	}
 	return 0;

@@ -39,8 +39,9 @@
  *                     SIGSEGV SI_KERNEL at the instruction (SIGTRAP for
  *                     int $3) as natively; popf and a syscall with forged
  *                     rcx/r11 leave IOPL 0
- *   touch           - a load and a store at each wild address: SIGSEGV
- *                     MAPERR (SI_KERNEL where non-canonical)
+ *   touch [WORD]    - a load and a store at each wild address: SIGSEGV
+ *                     MAPERR (SI_KERNEL where non-canonical); with WORD,
+ *                     the addresses whose name has it are left out
  *   vdso-spin       - a thread that only reads the vDSO clock is stopped
  *                     by a signal, 20 times
  *   pad             - a jump into km's landing pad address (natively
@@ -68,6 +69,8 @@ static const struct {
 	{"host mmap", 0x7ffff7ff0000UL},
 	{"host stack", 0x7ffffffde000UL + 0x10000},
 	{"monitor pad", 0x7fc0000000UL + 0x800},
+	{"monitor IDT stubs", 0x7fc0001000UL + 0x800},
+	{"monitor GDT", 0x7fc0002000UL + 0x800},
 	{"monitor IST", 0x7fc0200000UL + 0x800},
 	{"monitor scratch", 0x7fc0600000UL + 0x800},
 	{"monitor tables", 0x7fc0800000UL + 0x800},
@@ -829,11 +832,13 @@ static void vdso_spin(void)
 
 /* ---- loads and stores at the wild addresses ---- */
 
-static void touch(void)
+static void touch(const char *skip)
 {
 	use_altstack(0);
 	handle(SIGSEGV, catch_segv, SA_ONSTACK);
 	for (volatile size_t i = 0; i < NWILD; i++) {
+		if (skip && strstr(wild[i].name, skip))
+			continue;
 		for (volatile int write = 0; write < 2; write++) {
 			volatile char *p = (volatile char *)wild[i].addr;
 			caught_sig = 0;
@@ -882,7 +887,7 @@ int main(int argc, char **argv)
 	else if (MODE("pad"))
 		pad();
 	else if (MODE("touch"))
-		touch();
+		touch(argc > 2 ? argv[2] : NULL);
 	else if (MODE("vdso-spin"))
 		vdso_spin();
 	else {

@@ -152,7 +152,10 @@ fn identity(fd: RawFd) -> Option<uapi::KkmIdentity> {
 
 impl Hypervisor for KvmDevice {
     fn caps(&self) -> Capabilities {
-        Capabilities { faults_through_guest_idt: self.flavor == Flavor::Kvm }
+        Capabilities {
+            faults_through_guest_idt: self.flavor == Flavor::Kvm,
+            maps_slots_itself: self.flavor == Flavor::Kkm,
+        }
     }
 
     fn supported_cpuid(&self) -> Result<CpuId> {

@@ -21,6 +21,11 @@ pub struct Capabilities {
     /// so the vCPU is at CPL0 when km sees it (KVM); else the device
     /// reports the exception with the payload still at CPL3 (kkm).
     pub faults_through_guest_idt: bool,
+    /// The device builds the guest's translations itself from the memory
+    /// slots, with the access km's host mapping allows, and ignores km's
+    /// guest page tables (kkm): whatever lies in a slot is the payload's to
+    /// touch, so only the monitor pages the payload must reach go in slots.
+    pub maps_slots_itself: bool,
 }
 
 /// Why the payload left the VM.

@@ -26,7 +26,8 @@ use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
 /// Accepted and ignored, as on x86 Linux (not in the libc crate).
 const PROT_SEM: i32 = 0x8;
 const PROT_RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-/// Slot 0 is the top slot (below); payload chunks get the next ids in turn.
+/// Slot 0 is the top slot (below; slots 0-2 on a device that maps slots
+/// itself); payload chunks get the next ids in turn.
 const TOP_SLOT: u32 = 0;
 /// The top slot covers the last payload chunk, where the initial stack
 /// always is, the guard page and the monitor area: one registration (one
@@ -241,14 +242,36 @@ fn host_mapped(start: u64, end: u64) -> bool {
     unsafe { libc::msync(start as *mut libc::c_void, (end - start) as usize, libc::MS_ASYNC) == 0 }
 }
 
-/// Registers the top slot (the monitor area mapped, the window reserved).
-fn add_top_slot(hv: &dyn Hypervisor) -> Result<(), MemError> {
-    // SAFETY: the range lies in the window, which stays mapped (reservation,
-    // payload memory or the monitor area) for km's life; the monitor area
-    // holds only guest-visible data (tables, stubs, stacks), the rest never
-    // anything of km's.
-    unsafe { hv.add_memory(TOP_SLOT, TOP_SLOT_START, monitor::PAGE_TABLES_END - TOP_SLOT_START) }?;
-    Ok(())
+/// Registers the top slot (the monitor area mapped, the window reserved);
+/// returns the first slot id left for payload chunks.
+fn add_top_slot(hv: &dyn Hypervisor) -> Result<u32, MemError> {
+    if !hv.caps().maps_slots_itself {
+        // SAFETY: the range lies in the window, which stays mapped
+        // (reservation, payload memory or the monitor area) for km's life;
+        // the monitor area holds only guest-visible data (tables, stubs,
+        // stacks), the rest never anything of km's.
+        unsafe { hv.add_memory(TOP_SLOT, TOP_SLOT_START, monitor::PAGE_TABLES_END - TOP_SLOT_START) }?;
+        return Ok(TOP_SLOT + 1);
+    }
+    // The device maps slot pages to the payload as km's host mapping
+    // allows: the descriptor tables, IST stacks, signal scratch and page
+    // tables (all km's, and writable in km) stay out of every slot, so a
+    // payload access there faults as it would natively. In: the top payload
+    // chunk, the page of signal-entry stubs (the IDT stubs after it serve
+    // only KVM) and the vDSO with its data page.
+    let ranges = [
+        (TOP_SLOT_START, MONITOR_START),
+        (monitor::CODE, monitor::CODE + PAGE_SIZE),
+        (monitor::VVAR, monitor::VDSO + monitor::VDSO_SIZE),
+    ];
+    let mut slot = TOP_SLOT;
+    for (start, end) in ranges {
+        // SAFETY: as above: each range lies in the window, mapped for km's
+        // life, and holds payload memory or guest-visible monitor pages.
+        unsafe { hv.add_memory(slot, start, end - start) }?;
+        slot += 1;
+    }
+    Ok(slot)
 }
 
 /// Which chunks have a slot once the top slot is in.
@@ -294,14 +317,14 @@ impl AddressSpace {
             )
         }
         .map_err(MemError::Host)?;
-        add_top_slot(&*hv)?;
+        let next_slot = add_top_slot(&*hv)?;
         let tables = PageTables::new(PoolTables { next: monitor::PAGE_TABLES })?;
         Ok(AddressSpace {
             hv,
             vmas: Vmas::default(),
             tables,
             slots: initial_slots(),
-            next_slot: TOP_SLOT + 1,
+            next_slot,
             brk_start: 0,
             brk: 0,
             mmap_top: PAYLOAD_END,
@@ -318,13 +341,13 @@ impl AddressSpace {
     /// the host fork copied the memory, the monitor area and the guest
     /// tables in it; only the memory slots are the new VM's to register.
     pub fn fork_onto(&self, hv: Arc<dyn Hypervisor>) -> Result<AddressSpace, MemError> {
-        add_top_slot(&*hv)?;
+        let next_slot = add_top_slot(&*hv)?;
         let mut space = AddressSpace {
             hv,
             vmas: self.vmas.clone(),
             tables: self.tables.clone(),
             slots: initial_slots(),
-            next_slot: TOP_SLOT + 1,
+            next_slot,
             brk_start: self.brk_start,
             brk: self.brk,
             mmap_top: self.mmap_top,

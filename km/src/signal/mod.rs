@@ -246,6 +246,19 @@ impl Signals {
         mask & bit(sig) == 0 && action_of(&self.action(sig), sig) == Action::Ignore
     }
 
+    /// True if queueing `info`, sent by the payload itself, would pass
+    /// RLIMIT_SIGPENDING `limit`: Linux then refuses a real-time signal
+    /// sent with a negative si_code (sigqueue, tkill) with EAGAIN; kill's
+    /// SI_USER and the kernel's own signals always get their entry. Linux
+    /// counts per user; km counts this process's queue.
+    pub fn over_queue_limit(&self, info: &SigInfo, limit: u64) -> bool {
+        if info.code() >= 0 || info.signo() < KERNEL_SIGRTMIN {
+            return false;
+        }
+        let queued = self.shared.queue.len() + self.threads.values().map(|t| t.pending.queue.len()).sum::<usize>();
+        queued as u64 >= limit
+    }
+
     /// A signal for the whole process (kill, a host signal, a timer).
     pub fn post_process(&mut self, info: SigInfo) -> Posted {
         let sig = info.signo();

@@ -130,6 +130,10 @@ fn set_altstack(ctx: &mut Ctx, sp: u64, new: StackT) -> Result<(), Errno> {
 }
 
 fn post(ctx: &mut Ctx, tid: Option<i32>, info: SigInfo) -> Ret {
+    let limit = crate::process::lock(&ctx.proc().limits).get(libc::RLIMIT_SIGPENDING).rlim_cur;
+    if ctx.proc().signals().over_queue_limit(&info, limit) {
+        return Err(Errno::EAGAIN);
+    }
     ctx.proc().post(tid, info).map(|_| 0)
 }
 
