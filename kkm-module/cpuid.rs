@@ -2,7 +2,10 @@
 
 //! `KVM_GET_SUPPORTED_CPUID`. A kkm payload runs on the host CPU in ring 3,
 //! where `cpuid` is not intercepted: it sees the host's values. So the
-//! truthful answer is the host's leaves, unfiltered.
+//! truthful answer is the host's leaves, unfiltered but for one: leaf 0xD's
+//! first subleaf, whose XCR0 bits say, as in KVM, which XCR0 values
+//! KVM_SET_XCRS takes (the CPU's own may list more: supervisor-managed
+//! or disabled by the host kernel, or not switched by kkm).
 
 use crate::abi::{KvmCpuid2, KvmCpuidEntry2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 use core::arch::x86_64::__cpuid_count;
@@ -72,7 +75,8 @@ fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
         Subleaves::UntilCacheType0 => push_until(out, leaf, |e| e.eax & 0x1f == 0)?,
         Subleaves::UntilLevelType0 => push_until(out, leaf, |e| (e.ecx >> 8) & 0xff == 0)?,
         Subleaves::Xsave => {
-            for i in 0..MAX_SUBLEAVES {
+            out.push(xsave_features(), GFP_KERNEL)?;
+            for i in 1..MAX_SUBLEAVES {
                 let e = entry(leaf, i, INDEXED);
                 if i < 2 || e.eax != 0 {
                     out.push(e, GFP_KERNEL)?;
@@ -81,6 +85,27 @@ fn push_leaf(out: &mut KVec<KvmCpuidEntry2>, leaf: u32) -> Result {
         }
     }
     Ok(())
+}
+
+/// Leaf 0xD, subleaf 0: the XCR0 bits a vCPU supports (EDX:EAX) and the
+/// size of an XSAVE image holding them all (EBX, ECX), as KVM reports them.
+fn xsave_features() -> KvmCpuidEntry2 {
+    let features = crate::fpu::supported_xcr0();
+    // The legacy area and the header, then the last component's end.
+    let size = (2..64)
+        .filter(|&bit| features & (1 << bit) != 0)
+        .map(|bit| {
+            let r = __cpuid_count(0xd, bit);
+            r.ebx.saturating_add(r.eax)
+        })
+        .fold(576, u32::max);
+    KvmCpuidEntry2 {
+        eax: features as u32,
+        edx: (features >> 32) as u32,
+        ebx: size,
+        ecx: size,
+        ..entry(0xd, 0, INDEXED)
+    }
 }
 
 /// Subleaf 0 and those after it up to, not including, the first for which

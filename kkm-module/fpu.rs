@@ -7,9 +7,17 @@
 //! The image holds the user features of XCR0 that kkm knows (x87, SSE, AVX,
 //! AVX-512), never supervisor state. PKRU is switched by hand around the
 //! guest, so the payload cannot change km's protection keys.
+//!
+//! Each vCPU has its own XCR0 (KVM_GET/SET_XCRS), a subset of those
+//! features, by default all of them. The image is restored and saved under
+//! the host's XCR0, with x87, SSE and the guest XCR0's components; the
+//! guest's XCR0 is loaded with XSETBV after the restore and the host's put
+//! back before the save, with interrupts off inside the `kernel_fpu` section,
+//! as KVM does around VM entry.
 
-use crate::abi::{KvmFpu, KvmXsave};
+use crate::abi::{KvmFpu, KvmXcrs, KvmXsave};
 use crate::guest_mode::{page_pfn, pfn_to_virt, read_cr4};
+use crate::guest_state;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{bindings, page::Page, prelude::*};
 
@@ -34,6 +42,9 @@ const IMAGE_SIZE: usize = 4096;
 
 /// Features kkm saves and restores: XCR0 ∩ `KNOWN_FEATURES`, set at load.
 static FEATURES: AtomicU64 = AtomicU64::new(0);
+/// The host's XCR0, read at load: Linux sets it at boot, the same on every
+/// CPU, and never changes it.
+static HOST_XCR0: AtomicU64 = AtomicU64::new(0);
 /// MXCSR bits the CPU accepts (FXSAVE's MXCSR_MASK), set at load.
 static MXCSR_MASK: AtomicU32 = AtomicU32::new(0);
 
@@ -53,7 +64,8 @@ pub(crate) fn init() -> Result {
         pr_err!("the host has XSAVE off (CR4.OSXSAVE): kkm cannot switch the FPU state\n");
         return Err(ENODEV);
     }
-    let features = xgetbv0() & KNOWN_FEATURES;
+    let host = xgetbv0();
+    let features = host & KNOWN_FEATURES;
     // The image must hold every saved component (CPUID leaf 0xD).
     for bit in 2..8 {
         if features & (1 << bit) != 0 {
@@ -65,6 +77,7 @@ pub(crate) fn init() -> Result {
         }
     }
     FEATURES.store(features, Ordering::Relaxed);
+    HOST_XCR0.store(host, Ordering::Relaxed);
     let mut area = [0u8; 512 + 16];
     let p = ((area.as_mut_ptr() as usize + 15) & !15) as *mut u8;
     // SAFETY: FXSAVE stores 512 bytes at the 16-byte aligned `p` inside
@@ -77,21 +90,40 @@ pub(crate) fn init() -> Result {
     Ok(())
 }
 
-/// One vCPU's FPU: the XSAVE image and PKRU.
+/// The XCR0 values a guest may have: the features kkm switches.
+pub(crate) fn supported_xcr0() -> u64 {
+    FEATURES.load(Ordering::Relaxed)
+}
+
+/// One vCPU's FPU: the XSAVE image, PKRU and XCR0.
 pub(crate) struct GuestFpu {
     page: Page,
     pkru: u32,
+    /// Always passes `guest_state::check_xcr0` against `FEATURES`.
+    xcr0: u64,
 }
 
 impl GuestFpu {
     /// The reset state, as KVM's: FCW 0x37f, MXCSR 0x1f80, the rest zero.
     pub(crate) fn new() -> Result<Self> {
         let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        let mut fpu = Self { page, pkru: 0 };
+        let mut fpu = Self {
+            page,
+            pkru: 0,
+            xcr0: supported_xcr0(),
+        };
         fpu.put::<u16>(FCW, 0x37f);
         fpu.put::<u32>(MXCSR, 0x1f80);
         fpu.put::<u64>(XSTATE_BV, X87_SSE);
         Ok(fpu)
+    }
+
+    /// The components in the image: x87, SSE and the guest XCR0's. SSE
+    /// instructions work whatever XCR0 says (the host's CR4.OSFXSR enables
+    /// them), so, as on hardware, their registers are the guest's even when
+    /// its XCR0 leaves SSE out. Every XSTATE_BV bit is one of these.
+    fn components(&self) -> u64 {
+        self.xcr0 | X87_SSE
     }
 
     fn image(&self) -> *mut u8 {
@@ -162,8 +194,9 @@ impl GuestFpu {
     }
 
     /// KVM_SET_XSAVE: EINVAL for an image XRSTOR would refuse: a feature
-    /// kkm does not switch, the compacted format, reserved header bits, or
-    /// MXCSR bits the CPU does not have.
+    /// kkm does not switch or outside the guest's XCR0 (see `components`),
+    /// the compacted format, reserved header bits, or MXCSR bits the CPU
+    /// does not have.
     pub(crate) fn set_xsave(&mut self, x: &KvmXsave) -> Result {
         let word =
             |off: usize| u64::from(x.region[off / 4]) | (u64::from(x.region[off / 4 + 1]) << 32);
@@ -172,7 +205,7 @@ impl GuestFpu {
             .step_by(8)
             .all(|off| word(off) == 0);
         let mxcsr = x.region[MXCSR / 4];
-        if bv & !FEATURES.load(Ordering::Relaxed) != 0
+        if bv & !self.components() != 0
             || !header_rest_zero
             || mxcsr & !MXCSR_MASK.load(Ordering::Relaxed) != 0
         {
@@ -184,19 +217,64 @@ impl GuestFpu {
         Ok(())
     }
 
-    /// Loads the guest's state and returns the host's PKRU.
+    /// KVM_GET_XCRS: XCR0 only, as KVM.
+    pub(crate) fn get_xcrs(&self) -> KvmXcrs {
+        let mut x = KvmXcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
+        x.xcrs[0].xcr = guest_state::XCR0;
+        x.xcrs[0].value = self.xcr0;
+        x
+    }
+
+    /// KVM_SET_XCRS: EINVAL, nothing changed, for what `check_xcrs`
+    /// refuses. Components the new XCR0 drops leave the image: their
+    /// XSTATE_BV bits and their data are cleared (their init state), so the
+    /// image holds only what the guest can have.
+    pub(crate) fn set_xcrs(&mut self, x: &KvmXcrs) -> Result {
+        let Some(xcr0) = guest_state::check_xcrs(x, supported_xcr0()).map_err(|_| EINVAL)? else {
+            return Ok(());
+        };
+        let dropped = self.components() & !(xcr0 | X87_SSE);
+        for bit in 2..64 {
+            if dropped & (1 << bit) != 0 {
+                // Where the component lies (checked inside the image at load).
+                let r = core::arch::x86_64::__cpuid_count(0xd, bit);
+                let start = (r.ebx as usize).min(IMAGE_SIZE);
+                let end = (r.ebx as usize + r.eax as usize).min(IMAGE_SIZE);
+                for off in start..end {
+                    self.put::<u8>(off, 0);
+                }
+            }
+        }
+        let bv: u64 = self.get(XSTATE_BV);
+        self.put(XSTATE_BV, bv & !dropped);
+        self.xcr0 = xcr0;
+        Ok(())
+    }
+
+    /// Loads the guest's state and XCR0 and returns the host's PKRU.
     ///
     /// # Safety
     ///
     /// Inside a `kernel_fpu_begin_mask()` section, interrupts off; `save`
     /// follows before either ends.
     pub(crate) unsafe fn load(&self) -> Option<u32> {
-        let rfbm = FEATURES.load(Ordering::Relaxed);
+        let rfbm = self.components();
         // SAFETY: the image is page-aligned and validated by every setter
-        // (XRSTOR faults on nothing it holds); the caller owns the FPU.
+        // (XRSTOR faults on nothing it holds: its XSTATE_BV bits are within
+        // `rfbm`, hence within the host's XCR0, still in force); the caller
+        // owns the FPU.
         unsafe {
             core::arch::asm!("xrstor64 [{}]", in(reg) self.image(), in("eax") rfbm as u32,
                 in("edx") (rfbm >> 32) as u32, options(nostack));
+        }
+        if self.xcr0 != HOST_XCR0.load(Ordering::Relaxed) {
+            // SAFETY: `xcr0` passed `check_xcr0` against features of the
+            // host's XCR0, so XSETBV takes it; the caller's contract gives
+            // the rest of `xsetbv0`'s, and `save` puts the host's back.
+            unsafe { xsetbv0(self.xcr0) };
         }
         if read_cr4() & CR4_PKE == 0 {
             return None;
@@ -210,14 +288,20 @@ impl GuestFpu {
         }
     }
 
-    /// Saves the guest's state and puts back the host's PKRU.
+    /// Saves the guest's state and puts back the host's XCR0 and PKRU.
     ///
     /// # Safety
     ///
     /// As for `load`, which returned `host_pkru`.
     pub(crate) unsafe fn save(&mut self, host_pkru: Option<u32>) {
-        let rfbm = FEATURES.load(Ordering::Relaxed);
-        // SAFETY: as in `load`.
+        let host = HOST_XCR0.load(Ordering::Relaxed);
+        if self.xcr0 != host {
+            // SAFETY: the host's own value; as in `load`.
+            unsafe { xsetbv0(host) };
+        }
+        let rfbm = self.components();
+        // SAFETY: as in `load`: under the host's XCR0 again, XSAVE stores
+        // exactly `rfbm`'s components, inside the image.
         unsafe {
             core::arch::asm!("xsave64 [{}]", in(reg) self.image(), in("eax") rfbm as u32,
                 in("edx") (rfbm >> 32) as u32, options(nostack));
@@ -226,6 +310,24 @@ impl GuestFpu {
                 wrpkru(host);
             }
         }
+    }
+}
+
+/// Loads XCR0.
+///
+/// # Safety
+///
+/// `xcr0` is a value XSETBV accepts; interrupts are off inside a
+/// `kernel_fpu_begin_mask()` section, and the host's XCR0 is back before
+/// either ends.
+unsafe fn xsetbv0(xcr0: u64) {
+    // SAFETY: per the contract XSETBV does not fault, and no host code that
+    // uses the FPU runs before the host's XCR0 is back: interrupts are off
+    // (only NMI and machine-check handlers can run, and Linux lets neither
+    // touch FPU state), the FPU is the caller's and holds no host state.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") guest_state::XCR0, in("eax") xcr0 as u32,
+            in("edx") (xcr0 >> 32) as u32, options(nomem, nostack));
     }
 }
 

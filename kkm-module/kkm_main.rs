@@ -120,7 +120,8 @@ pub(crate) fn check_extension(cap: usize) -> isize {
         Ok(abi::KVM_CAP_USER_MEMORY)
         | Ok(abi::KVM_CAP_EXT_CPUID)
         | Ok(abi::KVM_CAP_IMMEDIATE_EXIT)
-        | Ok(abi::KVM_CAP_XSAVE) => 1,
+        | Ok(abi::KVM_CAP_XSAVE)
+        | Ok(abi::KVM_CAP_XCRS) => 1,
         Ok(abi::KVM_CAP_NR_VCPUS) | Ok(abi::KVM_CAP_MAX_VCPUS) => max_vcpus() as isize,
         Ok(abi::KVM_CAP_NR_MEMSLOTS) => max_memslots() as isize,
         // As KVM: the set of register classes KVM_RUN can sync.

@@ -6,7 +6,7 @@
 
 use crate::abi::{
     KkmIdentity, KvmCpuid2, KvmCpuidEntry2, KvmFpu, KvmRegs, KvmSregs, KvmTranslation,
-    KvmUserspaceMemoryRegion, KvmXsave,
+    KvmUserspaceMemoryRegion, KvmXcrs, KvmXsave,
 };
 use kernel::transmute::{AsBytes, FromBytes};
 
@@ -16,7 +16,8 @@ use kernel::transmute::{AsBytes, FromBytes};
 // of their fields (KvmRegs 18*8, KvmSregs 8*24+2*16+7*8+32,
 // KvmUserspaceMemoryRegion 2*4+3*8, KvmCpuidEntry2 10*4, KvmCpuid2 2*4,
 // KkmIdentity 4*4, KvmTranslation 2*8+8*1; KvmFpu 8*16+2*2+2*1+2+2*8+16*16+2*4
-// with its padding fields named; KvmXsave 1024*4; KvmSegment 8+4+2+10*1,
+// with its padding fields named; KvmXsave 1024*4; KvmXcrs 2*4+16*(2*4+8)+16*8
+// with its padding fields named; KvmSegment 8+4+2+10*1,
 // KvmDtable 8+2+3*2), so there are no padding bytes and every byte of a
 // value is initialized.
 macro_rules! plain_data {
@@ -37,5 +38,6 @@ plain_data!(
     KvmSregs,
     KvmTranslation,
     KvmUserspaceMemoryRegion,
+    KvmXcrs,
     KvmXsave
 );

@@ -3,7 +3,7 @@
 //! A vCPU: its register state and the `kvm_run` page shared with user space.
 
 use crate::{
-    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmTranslation, KvmXsave},
+    abi::{self, KvmFpu, KvmRegs, KvmSregs, KvmTranslation, KvmXcrs, KvmXsave},
     fd::FdObject,
     fpu::{self, GuestFpu},
     guest_mode::{self, page_pfn, pfn_to_virt, Exit, GuestCpu},
@@ -292,6 +292,14 @@ impl FdObject for Vcpu {
             abi::KVM_SET_XSAVE => {
                 let x: KvmXsave = crate::read_user(arg)?;
                 this.regs.lock().fpu.set_xsave(&x).map(|()| 0)
+            }
+            abi::KVM_GET_XCRS => {
+                let x = this.regs.lock().fpu.get_xcrs();
+                crate::write_user(arg, &x).map(|()| 0)
+            }
+            abi::KVM_SET_XCRS => {
+                let x: KvmXcrs = crate::read_user(arg)?;
+                this.regs.lock().fpu.set_xcrs(&x).map(|()| 0)
             }
             abi::KVM_TRANSLATE => {
                 // kkm's meaning (docs/kkm.md): the translation the guest

@@ -16,12 +16,15 @@
 //   registers and segments in separate calls, so only the state at entry
 //   counts.
 //
+// `check_xcrs` holds KVM_SET_XCRS to KVM's rules for XCR0, which kkm loads
+// with XSETBV while the payload runs: a value outside them would fault there.
+//
 // Deliberately not checked: RSP (iretq loads it without a canonical check,
 // every exit switches to the module's own stacks, and a Linux process may
 // hold any RSP too), CR3, GDT, IDT, LDT, TR and the DS/ES bases (kkm uses its
 // own tables and flat user segments; km sets these for KVM).
 
-use crate::abi::{KvmRegs, KvmSegment, KvmSregs};
+use crate::abi::{KvmRegs, KvmSegment, KvmSregs, KvmXcrs};
 
 pub const CR0_PE: u64 = 1 << 0;
 pub const CR0_MP: u64 = 1 << 1;
@@ -95,6 +98,11 @@ pub enum Refusal {
     Rip,
     /// At entry: the FS or GS base is not canonical.
     SegmentBase,
+    /// KVM_SET_XCRS: more than `MAX_XCRS` entries, flags, or a register
+    /// other than XCR0.
+    Xcrs,
+    /// KVM_SET_XCRS: an XCR0 value XSETBV or KVM refuses (see `check_xcr0`).
+    Xcr0,
 }
 
 /// Whether `addr` is canonical with 48 address bits (4-level paging, the
@@ -154,4 +162,63 @@ pub fn check_entry(r: &KvmRegs, s: &KvmSregs) -> Result<(), Refusal> {
         return Err(Refusal::SegmentBase);
     }
     Ok(())
+}
+
+/// XCR0's state components (Intel SDM Vol. 1, "Enabling the XSAVE Feature
+/// Set and XSAVE-Enabled Features").
+pub const XFEATURE_X87: u64 = 1 << 0;
+pub const XFEATURE_SSE: u64 = 1 << 1;
+pub const XFEATURE_AVX: u64 = 1 << 2;
+/// MPX's bound registers and BNDCSR: enabled together or not at all.
+pub const XFEATURE_MPX: u64 = 3 << 3;
+/// AVX-512's opmask, ZMM_Hi256 and Hi16_ZMM: all three or none.
+pub const XFEATURE_AVX512: u64 = 7 << 5;
+/// AMX's tile configuration and tile data: both or neither.
+pub const XFEATURE_AMX: u64 = 3 << 17;
+/// Supervisor components (PT, PASID, CET, HDC, UINTR, LBR, HWP): enabled
+/// through IA32_XSS, reserved in XCR0.
+pub const XFEATURE_SUPERVISOR: u64 = (1 << 8) | (0x7f << 10);
+/// XCR0's number for XGETBV/XSETBV and in `KvmXcr::xcr`.
+pub const XCR0: u32 = 0;
+/// The most entries KVM_SET_XCRS takes (KVM's KVM_MAX_XCRS).
+pub const MAX_XCRS: u32 = 16;
+
+/// An XCR0 value as KVM checks it: x87 on, AVX only with SSE, AVX-512
+/// all-or-none and only with AVX, the MPX and AMX pairs whole, and no bit
+/// outside `supported` (the user components the vCPU can have; supervisor
+/// bits never). XSETBV itself faults on what every rule but `supported`
+/// refuses.
+pub fn check_xcr0(xcr0: u64, supported: u64) -> Result<(), Refusal> {
+    let whole = |group: u64| xcr0 & group == 0 || xcr0 & group == group;
+    let has = |feature: u64| xcr0 & feature != 0;
+    let valid = has(XFEATURE_X87)
+        && xcr0 & !(supported & !XFEATURE_SUPERVISOR) == 0
+        && (!has(XFEATURE_AVX) || has(XFEATURE_SSE))
+        && whole(XFEATURE_AVX512)
+        && (!has(XFEATURE_AVX512) || has(XFEATURE_AVX))
+        && whole(XFEATURE_MPX)
+        && whole(XFEATURE_AMX);
+    if valid {
+        Ok(())
+    } else {
+        Err(Refusal::Xcr0)
+    }
+}
+
+/// KVM_SET_XCRS: at most `MAX_XCRS` entries, no flags, each naming XCR0
+/// with a value `check_xcr0` accepts (KVM ignores entries for other
+/// registers; kkm, which has no other, refuses them). Returns the new XCR0,
+/// that of the first entry as in KVM, or `None` for no entry.
+pub fn check_xcrs(x: &KvmXcrs, supported: u64) -> Result<Option<u64>, Refusal> {
+    if x.nr_xcrs > MAX_XCRS || x.flags != 0 {
+        return Err(Refusal::Xcrs);
+    }
+    let entries = x.xcrs.iter().take(x.nr_xcrs as usize);
+    for e in entries.clone() {
+        if e.xcr != XCR0 {
+            return Err(Refusal::Xcrs);
+        }
+        check_xcr0(e.value, supported)?;
+    }
+    Ok(entries.map(|e| e.value).next())
 }

@@ -8,14 +8,14 @@ use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 use std::os::fd::AsRawFd;
 
 /// Where the test guests live; guest virtual == guest physical.
-const BASE: u64 = 0x40_0000;
+pub(crate) const BASE: u64 = 0x40_0000;
 const MEM_PAGES: usize = 8;
 const STACK_TOP: u64 = BASE + (MEM_PAGES * PAGE) as u64;
 
 /// A VM with one vCPU in km's CPL3 state and `code` at `BASE`.
-struct Guest {
-    _vm: VmFd,
-    vcpu: VcpuFd,
+pub(crate) struct Guest {
+    pub(crate) _vm: VmFd,
+    pub(crate) vcpu: VcpuFd,
     mem: *mut u8,
 }
 
@@ -26,7 +26,7 @@ impl Drop for Guest {
 }
 
 impl Guest {
-    fn new(kvm: &Kvm, code: &[u8]) -> Result<Self, String> {
+    pub(crate) fn new(kvm: &Kvm, code: &[u8]) -> Result<Self, String> {
         let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
         // Executable: kkm gives the guest only what the host mapping allows
         // (the code runs from the first page), as km maps payload code.
@@ -328,7 +328,7 @@ fn sync_regs(t: &mut Report, kvm: &Kvm) {
 const SYSCALL: [u8; 2] = [0x0f, 0x05];
 
 /// The exception exit of `vcpu`'s last run: vector, error code, RIP, CR2.
-fn exception(vcpu: &mut VcpuFd) -> (u32, u32, u64, u64) {
+pub(crate) fn exception(vcpu: &mut VcpuFd) -> (u32, u32, u64, u64) {
     let run = vcpu.get_kvm_run();
     // SAFETY: the kernel filled `ex` for KVM_EXIT_EXCEPTION.
     let (v, e) = unsafe { (run.__bindgen_anon_1.ex.exception, run.__bindgen_anon_1.ex.error_code) };
@@ -563,7 +563,7 @@ fn run_keeping_xmm(vcpu: &VcpuFd, pat: &[u8; 128]) -> (i64, [u8; 128]) {
     (ret, out)
 }
 
-fn lanes(v: [u32; 4]) -> [u8; 16] {
+pub(crate) fn lanes(v: [u32; 4]) -> [u8; 16] {
     let mut b = [0u8; 16];
     for (i, x) in v.iter().enumerate() {
         b[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());

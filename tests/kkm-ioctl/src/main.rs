@@ -18,6 +18,7 @@
 
 mod guest;
 mod guest_memory;
+mod xcrs;
 
 use kkm_uapi as abi;
 use kkm_uapi::guest_state as gs;
@@ -187,6 +188,7 @@ fn system_ioctls(t: &mut Report, kvm: &Kvm, max_vcpus: u64, max_memslots: u64) {
         (abi::KVM_CAP_MAX_VCPUS, max_vcpus as i32, "MAX_VCPUS"),
         (abi::KVM_CAP_NR_MEMSLOTS, max_memslots as i32, "NR_MEMSLOTS"),
         (abi::KVM_CAP_XSAVE, 1, "XSAVE"),
+        (abi::KVM_CAP_XCRS, 1, "XCRS"),
         (abi::KVM_CAP_SYNC_REGS, abi::KVM_SYNC_X86_REGS as i32, "SYNC_REGS (general registers)"),
         (abi::KVM_CAP_IMMEDIATE_EXIT, 1, "IMMEDIATE_EXIT"),
         (0xdead, 0, "unknown"),
@@ -590,6 +592,7 @@ fn main() {
             system_ioctls(&mut t, &kvm, max_vcpus, max_memslots);
             vm_and_vcpus(&mut t, &kvm, max_vcpus, max_memslots as u32);
             guest::run_all(&mut t, &kvm);
+            xcrs::run(&mut t, &kvm);
             guest_memory::run(&mut t, &kvm, notifier);
             module_lifetime(&mut t, kvm);
         }
