@@ -357,7 +357,7 @@ fn build(
         // A bad address is the payload's problem, as on Linux.
         let _ = GuestRange::of::<i32>(state.set_child_tid).and_then(|r| copy::write_obj(r, &proc.pid));
     }
-    forward::start(proc, clock)?;
+    forward::start_later(proc, clock, &mut *thread.vcpu)?;
     Ok((thread, state.regs))
 }
 

@@ -434,10 +434,14 @@ extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     // a SIGSYS one has si_syscall at SI_SYSCALL.
     let (code, nr) = unsafe { ((*info).si_code, (info as *const u8).add(SI_SYSCALL).cast::<i32>().read_unaligned()) };
     if code != SYS_SECCOMP {
-        if let Some(tid) = crate::process::forwarder_tid() {
+        match crate::process::forwarder_tid() {
             // SAFETY: sends the signal on to km's own forwarding thread.
-            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
-        }
+            Some(tid) => unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) },
+            None => {
+                crate::signal::forward::sigsys_without_forwarder();
+                0
+            }
+        };
         return;
     }
     let mut line = [0u8; 96];

@@ -209,7 +209,8 @@ impl Thread {
                     }
                     self.probing = true;
                 }
-                Exit::Interrupted => {}
+                // A host signal, or the vDSO clock due, with no forwarder yet.
+                Exit::Interrupted => crate::signal::forward::start_deferred(&mut *self.vcpu),
                 // `hlt` is privileged: at user level it is a #GP, so SIGSEGV.
                 Exit::Halt => end(ExitStatus::Signal(libc::SIGSEGV, "hlt instruction".into())),
                 Exit::Broken(why) => end(ExitStatus::Signal(libc::SIGSEGV, why)),

@@ -15,3 +15,25 @@ use support::Case;
 fn page_table_pool_grows_across_fork() {
     Case::new("pagepool", &[]).check(0);
 }
+
+/// A process that has not waited in the kernel runs without km's
+/// signal-forwarding thread: host signals end its vCPU's run instead.
+/// Children spinning without a system call get a signal from their parent
+/// (to a handler and by the default action), SIGSYS from outside, SIGCHLD
+/// of their own child, SIGALRM of an interval timer, and 300 ms of vDSO
+/// clock (past the re-base the forwarder makes).
+#[test]
+fn signals_reach_a_process_without_its_forwarder() {
+    let out = Case::new("lazysig", &[]).check(0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "SIGUSR1 to a handler: exit 10",
+        "SIGTERM by default: killed by Terminated",
+        "SIGSYS to a handler: exit 31",
+        "SIGCHLD of its own child: exit 17",
+        "SIGALRM of its timer: exit 14",
+        "300 ms of vDSO clock, never backwards: exit 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "expected {line:?} in native stdout:\n{text}");
+    }
+}

@@ -110,6 +110,8 @@ impl<'a> Ctx<'a> {
     /// exit) is left pending for the call to see, as Linux's calls check
     /// for a pending signal before they sleep.
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
+        // While it waits, host signals must reach the payload.
+        crate::signal::forward::start_deferred(&mut *self.t.vcpu);
         let (stops, pending) = {
             let s = self.proc().signals();
             (crate::signal::tty::taken_stops(&s, self.tid()), s.deliverable(self.tid()))
