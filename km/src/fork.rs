@@ -344,8 +344,8 @@ fn build(
     *lock(&proc.signals) = signals.forked(proc.pid);
     *lock(&proc.limits) = limits.clone();
     let (id, mut vcpu) = proc.new_vcpu()?;
-    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)?;
-    cpu::set_thread_state(&mut *vcpu, &state.regs, state.fs_base, state.gs_base)?;
+    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, (state.fs_base, state.gs_base))?;
+    cpu::set_user_regs(&mut *vcpu, &state.regs)?;
     // SAFETY: this is the forked child, before any thread of its own.
     let clock = clock::start(unsafe { vdso::vvar_in_child() }, &mut *vcpu);
     let mut thread = Thread::first(proc.clone(), id, vcpu);

@@ -111,7 +111,7 @@ impl Thread {
             tracing::warn!(target: "thread", "cannot create a vCPU: {e}");
             Errno::EAGAIN
         })?;
-        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root()) {
+        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), (0, 0)) {
             tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
             return Err(Errno::EAGAIN);
         }
