@@ -2,10 +2,13 @@
  * process without its signal-forwarding thread (a host signal ends the
  * vCPU's run instead), so each child here spins in user code, with no
  * system call, until what it waits for has come: a signal from its
- * parent (to a handler, and by the default action), SIGSYS from outside,
+ * parent (to a handler, and by the default action, and after writes to
+ * /dev/null and a local file), SIGSYS from outside,
  * SIGCHLD of its own child, SIGALRM of its interval timer, and the
  * passing of time read through the vDSO clock alone. */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/time.h>
@@ -82,6 +85,16 @@ static void nothing(void)
 {
 }
 
+/* Writes that cannot wait: km needs no forwarder for them either. */
+static void writes_then_usr2(void)
+{
+	handle(SIGUSR2);
+	FILE *null = fopen("/dev/null", "w"), *file = fopen("written", "w");
+	CHECK(null && file);
+	CHECK(fputs("x\n", null) >= 0 && fflush(null) == 0);
+	CHECK(fputs("x\n", file) >= 0 && fflush(file) == 0);
+}
+
 static void sys_handler(void)
 {
 	handle(SIGSYS);
@@ -127,14 +140,33 @@ int main(void)
 	CHECK(ready != MAP_FAILED);
 	run("SIGUSR1 to a handler", usr1_handler, SIGUSR1);
 	run("SIGTERM by default", nothing, SIGTERM);
+	run("SIGUSR2 after writes to /dev/null and a file", writes_then_usr2, SIGUSR2);
 	run("SIGSYS to a handler", sys_handler, SIGSYS);
 	run("SIGCHLD of its own child", child_of_its_own, 0);
 	run("SIGALRM of its timer", interval_timer, 0);
+	/* An open that waits (a FIFO without a writer) gets the forwarder
+	 * first, so SIGTERM ends it. */
+	CHECK(mkfifo("fifo", 0600) == 0);
+	*ready = 0;
 	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		*ready = 1;
+		open("fifo", O_RDONLY);
+		_exit(1);
+	}
+	while (!*ready)
+		usleep(1000);
+	usleep(20000);
+	CHECK(kill(pid, SIGTERM) == 0);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	printf("SIGTERM in an open of a FIFO: %s\n", status(st));
+
+	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0)
 		clock_child();
-	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	printf("300 ms of vDSO clock, never backwards: %s\n", status(st));
 	return 0;

@@ -219,6 +219,11 @@ pub fn start_later(proc: Arc<Process>, clock: Option<Clock>, vcpu: &mut dyn Vcpu
     Ok(())
 }
 
+/// True while the process runs without its forwarder.
+pub fn is_deferred() -> bool {
+    IS_DEFERRED.load(Ordering::SeqCst)
+}
+
 /// Starts the forwarder if the process runs without it: called by its
 /// only thread, which runs `vcpu`, before it waits in the host, starts
 /// another thread or needs the forwarder's tid, and whenever its run was
