@@ -229,7 +229,8 @@ fn save_fpu(ctx: &mut Ctx) -> device::Result<[u8; FXSAVE_SIZE]> {
         match ctx.t.vcpu.run()? {
             device::Exit::Syscall => break,
             // A kick for this thread: the signal stays pending for later.
-            device::Exit::Interrupted => continue,
+            // A host signal with no forwarder yet would end every run.
+            device::Exit::Interrupted => crate::signal::forward::start_deferred(&mut *ctx.t.vcpu),
             other => return Err(device::DeviceError::Unsupported(format!("FPU save stub: {other:?}"))),
         }
     }
