@@ -144,7 +144,14 @@ pub fn start(proc: Arc<Process>, mut clock: Option<Clock>) -> std::io::Result<()
             libc::pthread_sigmask(libc::SIG_BLOCK, &sys, std::ptr::null_mut());
         }
         // SAFETY: gettid has no arguments.
-        crate::process::set_forwarder_tid(unsafe { libc::gettid() });
+        let tid = unsafe { libc::gettid() };
+        crate::process::set_forwarder_tid(tid);
+        // A SIGSYS from outside that came before the tid was known.
+        if SIGSYS_WAITING.swap(false, Ordering::SeqCst) {
+            // SAFETY: sends SIGSYS to this thread, which blocks it and
+            // takes it below like any other.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGSYS) };
+        }
         loop {
             // Rounded up: a timeout cut to 0 ms before the clock is due would spin.
             let timeout =
@@ -241,23 +248,27 @@ pub fn start_deferred(vcpu: &mut dyn Vcpu) {
     if let Err(e) = start(d.proc, d.clock) {
         end(ExitStatus::Signal(libc::SIGKILL, format!("cannot start the signal forwarding thread: {e}")));
     }
-    if SIGSYS_WAITING.swap(false, Ordering::SeqCst) {
-        let tid = crate::process::wait_for_forwarder();
-        // SAFETY: sends SIGSYS on to km's own forwarding thread.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGSYS) };
-    }
 }
 
-/// For km's SIGSYS handler, on a SIGSYS from outside while the process
-/// runs without its forwarder: kicks the calling thread (the only one) so
-/// that it starts the forwarder, which then gets the signal.
-/// Async-signal-safe.
-pub fn sigsys_without_forwarder() {
-    if IS_DEFERRED.load(Ordering::SeqCst) {
-        SIGSYS_WAITING.store(true, Ordering::SeqCst);
-        // SAFETY: tgkill sends km's kick to the calling thread, whose
-        // handler makes the current or next run return.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), kick_signal()) };
+/// For km's SIGSYS handler, on a SIGSYS from outside (km keeps SIGSYS open
+/// for its filter's reports): passes it on to the forwarder, or leaves it
+/// for the forwarder to take when it runs, kicking the only thread of a
+/// process without one so that it starts it. Exactly one of this and the
+/// starting forwarder takes the flag. Async-signal-safe.
+pub fn sigsys_from_outside() {
+    SIGSYS_WAITING.store(true, Ordering::SeqCst);
+    match crate::process::forwarder_tid() {
+        Some(tid) if SIGSYS_WAITING.swap(false, Ordering::SeqCst) => {
+            // SAFETY: sends the signal on to km's own forwarding thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGSYS) };
+        }
+        Some(_) => {}
+        None if IS_DEFERRED.load(Ordering::SeqCst) => {
+            // SAFETY: tgkill sends km's kick to the calling thread, whose
+            // handler makes the current or next run return.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), kick_signal()) };
+        }
+        None => {}
     }
 }
 
