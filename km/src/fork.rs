@@ -229,7 +229,8 @@ fn save_fpu(ctx: &mut Ctx) -> device::Result<[u8; FXSAVE_SIZE]> {
         match ctx.t.vcpu.run()? {
             device::Exit::Syscall => break,
             // A kick for this thread: the signal stays pending for later.
-            device::Exit::Interrupted => continue,
+            // A host signal with no forwarder yet would end every run.
+            device::Exit::Interrupted => crate::signal::forward::start_deferred(&mut *ctx.t.vcpu),
             other => return Err(device::DeviceError::Unsupported(format!("FPU save stub: {other:?}"))),
         }
     }
@@ -344,8 +345,8 @@ fn build(
     *lock(&proc.signals) = signals.forked(proc.pid);
     *lock(&proc.limits) = limits.clone();
     let (id, mut vcpu) = proc.new_vcpu()?;
-    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root)?;
-    cpu::set_thread_state(&mut *vcpu, &state.regs, state.fs_base, state.gs_base)?;
+    cpu::init_vcpu(&mut *vcpu, id, &proc.model, root, (state.fs_base, state.gs_base))?;
+    cpu::set_user_regs(&mut *vcpu, &state.regs)?;
     // SAFETY: this is the forked child, before any thread of its own.
     let clock = clock::start(unsafe { vdso::vvar_in_child() }, &mut *vcpu);
     let mut thread = Thread::first(proc.clone(), id, vcpu);
@@ -357,7 +358,7 @@ fn build(
         // A bad address is the payload's problem, as on Linux.
         let _ = GuestRange::of::<i32>(state.set_child_tid).and_then(|r| copy::write_obj(r, &proc.pid));
     }
-    forward::start(proc, clock)?;
+    forward::start_later(proc, clock, &mut *thread.vcpu)?;
     Ok((thread, state.regs))
 }
 

@@ -178,7 +178,7 @@ fn main() {
         strict: cli.strict,
         known,
     };
-    let (first, clock) = match vm::start(&opts) {
+    let (mut first, clock) = match vm::start(&opts) {
         Ok(started) => started,
         Err(e) => {
             diag::line(format_args!("{e:#}"));
@@ -186,7 +186,7 @@ fn main() {
         }
     };
     exec::restore(state.as_ref(), &first);
-    if let Err(e) = signal::forward::start(first.proc.clone(), clock) {
+    if let Err(e) = signal::forward::start_later(first.proc.clone(), clock, &mut *first.vcpu) {
         diag::line(format_args!("cannot start the signal forwarding thread: {e}"));
         std::process::exit(1);
     }

@@ -429,15 +429,12 @@ pub fn install_handler() -> std::io::Result<()> {
     Ok(())
 }
 
-extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler;
     // a SIGSYS one has si_syscall at SI_SYSCALL.
     let (code, nr) = unsafe { ((*info).si_code, (info as *const u8).add(SI_SYSCALL).cast::<i32>().read_unaligned()) };
     if code != SYS_SECCOMP {
-        if let Some(tid) = crate::process::forwarder_tid() {
-            // SAFETY: sends the signal on to km's own forwarding thread.
-            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
-        }
+        crate::signal::forward::sigsys_from_outside();
         return;
     }
     let mut line = [0u8; 96];

@@ -111,7 +111,7 @@ impl Thread {
             tracing::warn!(target: "thread", "cannot create a vCPU: {e}");
             Errno::EAGAIN
         })?;
-        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root()) {
+        if let Err(e) = cpu::init_vcpu(&mut *vcpu, id, &proc.model, proc.space().page_table_root(), (0, 0)) {
             tracing::warn!(target: "thread", "cannot set up vCPU {id}: {e}");
             return Err(Errno::EAGAIN);
         }
@@ -209,7 +209,8 @@ impl Thread {
                     }
                     self.probing = true;
                 }
-                Exit::Interrupted => {}
+                // A host signal, or the vDSO clock due, with no forwarder yet.
+                Exit::Interrupted => crate::signal::forward::start_deferred(&mut *self.vcpu),
                 // `hlt` is privileged: at user level it is a #GP, so SIGSEGV.
                 Exit::Halt => end(ExitStatus::Signal(libc::SIGSEGV, "hlt instruction".into())),
                 Exit::Broken(why) => end(ExitStatus::Signal(libc::SIGSEGV, why)),

@@ -144,16 +144,19 @@ pub fn start(opts: &Options) -> Result<(Thread, Option<clock::Clock>), StartErro
         stack: (stack_base, STACK_TOP),
     };
     let mut vcpu = hv.create_vcpu(0).context("creating the vCPU")?;
-    cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root()).context("setting up the vCPU")?;
-    let how = match &opts.known {
-        Some(k) => k.syscall_return,
-        None => cpu::probe_syscall_return(&mut *vcpu).context("probing the syscall path")?,
+    cpu::init_vcpu(&mut *vcpu, 0, &model, space.page_table_root(), (0, 0)).context("setting up the vCPU")?;
+    let (how, probed) = match &opts.known {
+        Some(k) => (k.syscall_return, false),
+        None => (cpu::probe_syscall_return(&mut *vcpu).context("probing the syscall path")?, true),
     };
     cpu::set_syscall_return(how, &mut space);
     tracing::debug!(target: "device", "syscall returns: {how:?}");
     let entry = interp.as_ref().map_or(image.entry, |i| i.entry);
     let regs = kvm_regs { rip: entry, rsp: initial.sp, ..Default::default() };
-    cpu::set_thread_state(&mut *vcpu, &regs, 0, 0).context("setting up the vCPU")?;
+    // The probe ran the guest (which may have left it at CPL0).
+    let ready =
+        if probed { cpu::set_thread_state(&mut *vcpu, &regs, 0, 0) } else { cpu::set_user_regs(&mut *vcpu, &regs) };
+    ready.context("setting up the vCPU")?;
     let proc = Arc::new(Process::new(hv, model, space, exe, startup, opts.strict, how));
     let clock = clock::start(vdso.vvar, &mut *vcpu);
     Ok((Thread::first(proc, 0, vcpu), clock))

@@ -35,6 +35,19 @@ vmm_sys_util::ioctl_iow_nr!(KVM_GET_DEVICE_ATTR, kvm_bindings::KVMIO, 0xe2, kvm_
 
 /// KVM_GET_TSC_KHZ, _IO(KVMIO, 0xa3), which kvm-ioctls makes for us.
 const KVM_GET_TSC_KHZ: u32 = 0xaea3;
+// kvm-ioctls has no KVM_SET_SIGNAL_MASK; its argument is a kvm_signal_mask
+// header (the set's length) followed by the set.
+vmm_sys_util::ioctl_iow_nr!(KVM_SET_SIGNAL_MASK, kvm_bindings::KVMIO, 0x8b, kvm_bindings::kvm_signal_mask);
+
+/// The kernel's sigset: 64 signals, what KVM_SET_SIGNAL_MASK requires.
+const KERNEL_SIGSET_SIZE: u32 = 8;
+
+/// A kvm_signal_mask with its set.
+#[repr(C)]
+struct SignalMask {
+    len: u32,
+    set: [u8; KERNEL_SIGSET_SIZE as usize],
+}
 
 /// Every ioctl request this backend makes once the VM exists (vCPUs,
 /// memory slots, running and state), for km's seccomp filter; the device
@@ -58,6 +71,7 @@ pub fn ioctls() -> Vec<u32> {
         uapi::KVM_SET_USER_MEMORY_REGION,
         KVM_GET_TSC_KHZ,
         KVM_GET_DEVICE_ATTR() as u32,
+        KVM_SET_SIGNAL_MASK() as u32,
         // Opening the device again: a forked child km builds its own VM
         // under the filter it inherited.
         uapi::KVM_GET_API_VERSION,
@@ -466,6 +480,32 @@ impl Vcpu for KvmVcpu {
             Err(_) => self.tsc_offset_from_msr()?,
         };
         Ok(GuestTsc { offset, khz })
+    }
+
+    fn set_run_sigmask(&mut self, blocked: Option<&libc::sigset_t>) -> Result<bool> {
+        if self.flavor == Flavor::Kkm {
+            return Ok(false);
+        }
+        let mask = blocked.map(|set| {
+            let mut mask = SignalMask { len: KERNEL_SIGSET_SIZE, set: [0; KERNEL_SIGSET_SIZE as usize] };
+            // SAFETY: a sigset_t is at least the kernel's 8 bytes, which
+            // come first (signal n is bit n-1 of the first word).
+            let bytes =
+                unsafe { std::slice::from_raw_parts((set as *const libc::sigset_t).cast::<u8>(), mask.set.len()) };
+            mask.set.copy_from_slice(bytes);
+            mask
+        });
+        let arg = mask.as_ref().map_or(std::ptr::null(), |m| m as *const SignalMask);
+        // SAFETY: KVM_SET_SIGNAL_MASK reads a kvm_signal_mask and the `len`
+        // bytes after its header, which `SignalMask` holds, or nothing (NULL).
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), KVM_SET_SIGNAL_MASK() as libc::c_ulong, arg) };
+        match r {
+            0 => Ok(true),
+            _ => match io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::ENOTTY) => Ok(false),
+                e => Err(DeviceError::Ioctl { op: "KVM_SET_SIGNAL_MASK", source: e }),
+            },
+        }
     }
 }
 

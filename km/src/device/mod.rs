@@ -121,4 +121,10 @@ pub trait Vcpu: Send {
     fn immediate_exit(&mut self) -> *mut u8;
     /// This vCPU's TSC relation, if the device can tell it.
     fn guest_tsc(&mut self) -> Result<GuestTsc>;
+    /// The host signals blocked while `run` is in the device, instead of
+    /// the thread's own mask (None: the thread's own again), as
+    /// KVM_SET_SIGNAL_MASK sets them: a signal the set leaves open ends
+    /// `run` with `Interrupted` and stays pending, blocked, for the thread
+    /// to take. False, changing nothing, where the device has no such call.
+    fn set_run_sigmask(&mut self, blocked: Option<&libc::sigset_t>) -> Result<bool>;
 }

@@ -88,8 +88,9 @@ pub mod monitor {
     /// virtual address space.
     pub const PAGE_TABLES: u64 = MONITOR_START + 8 * MIB;
     /// 248 MiB of table pages: at least 124 GiB of payload memory mapped
-    /// in 4 KiB pages (one table page per 2 MiB); the monitor's memory
-    /// slot ends here, its cost being proportional to its size.
+    /// in 4 KiB pages (one table page per 2 MiB). Only the part in use is
+    /// in memory slots (`mem/pool.rs`): a slot's cost is proportional to
+    /// its size.
     pub const PAGE_TABLES_END: u64 = MONITOR_START + 256 * MIB;
 
     const _: () = assert!(TSS + MAX_VCPUS * TSS_STRIDE <= IST);

@@ -90,6 +90,15 @@ impl<M: TableMemory> PageTables<M> {
         self.pml4
     }
 
+    /// Where the table pages come from.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    pub fn memory_mut(&mut self) -> &mut M {
+        &mut self.mem
+    }
+
     /// Maps [start, end) identity with `access` (not present if it grants
     /// nothing). Both ends page-aligned, below 512 GiB.
     pub fn map(&mut self, start: u64, end: u64, access: Access) -> Result<(), PagingError> {

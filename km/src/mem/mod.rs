@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod copy;
+mod pool;
 mod range;
 mod shared;
 mod shm;

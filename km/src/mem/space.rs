@@ -15,13 +15,14 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use super::pool::{self, PoolTables};
 use super::shm::Attachments;
 use super::vma::{Vma, Vmas};
 use crate::device::{DeviceError, Hypervisor};
 use crate::guest::layout::{
     monitor, page_down, page_up, GIB, MONITOR_START, PAGE_SIZE, PAYLOAD_END, SLOT_CHUNK, WINDOW_END, WINDOW_START,
 };
-use crate::guest::paging::{Access, PageTables, PagingError, TableMemory};
+use crate::guest::paging::{Access, PageTables, PagingError};
 
 /// Accepted and ignored, as on x86 Linux (not in the libc crate).
 const PROT_SEM: i32 = 0x8;
@@ -30,10 +31,11 @@ const PROT_RWX: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 /// itself); payload chunks get the next ids in turn.
 const TOP_SLOT: u32 = 0;
 /// The top slot covers the last payload chunk, where the initial stack
-/// always is, the guard page and the monitor area: one registration (one
-/// wait for the device's memory-slot update) fewer at every start and fork.
-/// The guard page in it stays PROT_NONE and unmapped in the guest tables,
-/// so the guest cannot reach it.
+/// always is, the guard page and the monitor area up to the end of the
+/// page-table pool registered so far: one registration (one wait for the
+/// device's memory-slot update) fewer at every start and fork. The guard
+/// page in it stays PROT_NONE and unmapped in the guest tables, so the
+/// guest cannot reach it.
 const TOP_CHUNK: u64 = (PAYLOAD_END - 1) / SLOT_CHUNK;
 const TOP_SLOT_START: u64 = TOP_CHUNK * SLOT_CHUNK;
 const _: () = assert!(TOP_SLOT_START >= WINDOW_START && MONITOR_START - TOP_SLOT_START <= SLOT_CHUNK);
@@ -59,37 +61,6 @@ impl From<MemError> for Errno {
     /// What the payload sees when km cannot extend its memory.
     fn from(_: MemError) -> Errno {
         Errno::ENOMEM
-    }
-}
-
-/// Page-table pages from the monitor area, written through km's own
-/// mapping of it.
-#[derive(Clone)]
-struct PoolTables {
-    next: u64,
-}
-
-impl TableMemory for PoolTables {
-    fn alloc_table(&mut self) -> Option<u64> {
-        if self.next >= monitor::PAGE_TABLES_END {
-            return None;
-        }
-        let page = self.next;
-        self.next += PAGE_SIZE;
-        // SAFETY: the page lies in the monitor area, which km mapped
-        // read-write for the life of the address space; the payload may
-        // have scribbled on it, so it is cleared before use.
-        unsafe { std::ptr::write_bytes(page as *mut u8, 0, PAGE_SIZE as usize) };
-        Some(page)
-    }
-
-    fn write_entry(&mut self, table: u64, index: u64, entry: u64) {
-        debug_assert!((monitor::PAGE_TABLES..monitor::PAGE_TABLES_END).contains(&table) && index < 512);
-        // SAFETY: `table` is a page this pool handed out (inside the
-        // monitor mapping, which outlives the pool) and index < 512 keeps
-        // the aligned 8-byte store inside it. The guest may write the same
-        // word concurrently; a volatile store of an aligned u64 cannot tear.
-        unsafe { ((table + index * 8) as *mut u64).write_volatile(entry) };
     }
 }
 
@@ -242,15 +213,17 @@ fn host_mapped(start: u64, end: u64) -> bool {
     unsafe { libc::msync(start as *mut libc::c_void, (end - start) as usize, libc::MS_ASYNC) == 0 }
 }
 
-/// Registers the top slot (the monitor area mapped, the window reserved);
-/// returns the first slot id left for payload chunks.
-fn add_top_slot(hv: &dyn Hypervisor) -> Result<u32, MemError> {
+/// Registers the top slot (the monitor area mapped, the window reserved),
+/// with the page-table pool up to `pool_end`; returns the first slot id
+/// left for payload chunks and pool pieces.
+fn add_top_slot(hv: &dyn Hypervisor, pool_end: u64) -> Result<u32, MemError> {
+    debug_assert!(pool_end <= monitor::PAGE_TABLES_END);
     if !hv.caps().maps_slots_itself {
         // SAFETY: the range lies in the window, which stays mapped
         // (reservation, payload memory or the monitor area) for km's life;
         // the monitor area holds only guest-visible data (tables, stubs,
         // stacks), the rest never anything of km's.
-        unsafe { hv.add_memory(TOP_SLOT, TOP_SLOT_START, monitor::PAGE_TABLES_END - TOP_SLOT_START) }?;
+        unsafe { hv.add_memory(TOP_SLOT, TOP_SLOT_START, pool_end - TOP_SLOT_START) }?;
         return Ok(TOP_SLOT + 1);
     }
     // The device maps slot pages to the payload as km's host mapping
@@ -317,8 +290,8 @@ impl AddressSpace {
             )
         }
         .map_err(MemError::Host)?;
-        let next_slot = add_top_slot(&*hv)?;
-        let tables = PageTables::new(PoolTables { next: monitor::PAGE_TABLES })?;
+        let next_slot = add_top_slot(&*hv, pool::FIRST_END)?;
+        let tables = PageTables::new(PoolTables::new())?;
         Ok(AddressSpace {
             hv,
             vmas: Vmas::default(),
@@ -341,7 +314,8 @@ impl AddressSpace {
     /// the host fork copied the memory, the monitor area and the guest
     /// tables in it; only the memory slots are the new VM's to register.
     pub fn fork_onto(&self, hv: Arc<dyn Hypervisor>) -> Result<AddressSpace, MemError> {
-        let next_slot = add_top_slot(&*hv)?;
+        // The pool as far as the parent registered it, in the one slot.
+        let next_slot = add_top_slot(&*hv, self.tables.memory().limit())?;
         let mut space = AddressSpace {
             hv,
             vmas: self.vmas.clone(),
@@ -375,8 +349,7 @@ impl AddressSpace {
     /// Maps part of the monitor area into the guest.
     pub fn map_monitor(&mut self, start: u64, end: u64, prot: i32, user: bool) -> Result<(), MemError> {
         assert!(start >= MONITOR_START && end <= monitor::PAGE_TABLES);
-        self.tables.map(start, end, access(prot, user))?;
-        Ok(())
+        self.map_tables(start, end, access(prot, user))
     }
 
     /// Makes km's own mapping of the monitor code [start, end), written
@@ -451,10 +424,39 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Maps [start, end) in the guest tables, registering more of the
+    /// page-table pool with the device whenever it runs out. A map that
+    /// ran out part way is made again from the start, which rewrites the
+    /// same entries and finds the tables it made.
+    fn map_tables(&mut self, start: u64, end: u64, access: Access) -> Result<(), MemError> {
+        loop {
+            match self.tables.map(start, end, access) {
+                Err(PagingError::OutOfTables) => self.grow_pool()?,
+                done => return done.map_err(MemError::from),
+            }
+        }
+    }
+
+    /// Registers the next piece of the page-table pool.
+    fn grow_pool(&mut self) -> Result<(), MemError> {
+        let (start, end) = self.tables.memory().next_piece().ok_or(PagingError::OutOfTables)?;
+        // A device that maps slots itself never reads km's tables, and must
+        // not hand them to the payload (see add_top_slot).
+        if !self.hv.caps().maps_slots_itself {
+            // SAFETY: the piece lies in the monitor area's pool, mapped
+            // read-write in km for the life of the address space and
+            // holding only guest page tables.
+            unsafe { self.hv.add_memory(self.next_slot, start, end - start) }?;
+            self.next_slot += 1;
+        }
+        self.tables.memory_mut().grown(end);
+        Ok(())
+    }
+
     /// Records a host mapping just made and makes it visible to the guest.
     fn commit(&mut self, start: u64, end: u64, prot: i32) -> Result<(), MemError> {
         self.ensure_slots(start, end)?;
-        self.tables.map(start, end, access(prot, true))?;
+        self.map_tables(start, end, access(prot, true))?;
         self.vmas.insert(start, end, prot);
         Ok(())
     }
@@ -506,9 +508,9 @@ impl AddressSpace {
             .map(|(s, v)| (s.max(start), Vma { end: v.end.min(end), prot: v.prot }))
             .collect();
         let prepared = match kind {
-            ChangeKind::Map { .. } | ChangeKind::Shm { .. } => self
-                .ensure_slots(start, end)
-                .and_then(|_| self.tables.map(start, end, Access::default()).map_err(MemError::from)),
+            ChangeKind::Map { .. } | ChangeKind::Shm { .. } => {
+                self.ensure_slots(start, end).and_then(|_| self.map_tables(start, end, Access::default()))
+            }
             ChangeKind::Unmap => {
                 self.tables.unmap(start, end);
                 Ok(())

@@ -4,6 +4,17 @@
 //! payload with the host's siginfo. Between signals the same thread
 //! re-bases the vDSO clock when due.
 //!
+//! A process whose only thread has not needed the forwarder yet runs
+//! without it (most forked children, and most exec'd programs, end before
+//! they would): the thread's vCPU then runs with the forwarded signals
+//! open (KVM_SET_SIGNAL_MASK), so one sent to the process ends KVM_RUN
+//! and the thread starts the forwarder, which takes it; so does a kick
+//! from a host timer when the vDSO clock is due for a re-base, and the
+//! thread's first blocking call, new thread or timer (`start_deferred`).
+//! A thread less to create and, above all, to wait for at the end: a
+//! process is gone for its parent only once every thread has been
+//! scheduled to exit.
+//!
 //! A vCPU thread whose blocking call has returned takes them too, before
 //! the payload sees the result (`take_pending`): natively a signal sent to
 //! a group is pending in every member before any of them acts on it, so
@@ -13,12 +24,14 @@
 //! looks: it is still the host's (and taken now) or already posted.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::SigInfo;
+use crate::device::Vcpu;
 use crate::guest::clock::Clock;
 use crate::kick::kick_signal;
-use crate::process::Process;
+use crate::process::{end, ExitStatus, Process};
 
 /// Signals km keeps for itself: its own faults (km bugs must not be
 /// mistaken for the payload's), the kick, glibc's two internal ones, and
@@ -131,7 +144,14 @@ pub fn start(proc: Arc<Process>, mut clock: Option<Clock>) -> std::io::Result<()
             libc::pthread_sigmask(libc::SIG_BLOCK, &sys, std::ptr::null_mut());
         }
         // SAFETY: gettid has no arguments.
-        crate::process::set_forwarder_tid(unsafe { libc::gettid() });
+        let tid = unsafe { libc::gettid() };
+        crate::process::set_forwarder_tid(tid);
+        // A SIGSYS from outside that came before the tid was known.
+        if SIGSYS_WAITING.swap(false, Ordering::SeqCst) {
+            // SAFETY: sends SIGSYS to this thread, which blocks it and
+            // takes it below like any other.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGSYS) };
+        }
         loop {
             // Rounded up: a timeout cut to 0 ms before the clock is due would spin.
             let timeout =
@@ -147,4 +167,141 @@ pub fn start(proc: Arc<Process>, mut clock: Option<Clock>) -> std::io::Result<()
         }
     })?;
     Ok(())
+}
+
+/// The forwarder of a process that runs without it so far.
+struct Deferred {
+    proc: Arc<Process>,
+    clock: Option<Clock>,
+    /// The host timer that kicks the thread when the clock is due.
+    timer: Option<usize>,
+}
+
+static DEFERRED: Mutex<Option<Deferred>> = Mutex::new(None);
+/// Whether `DEFERRED` holds one: the run loop's cheap test.
+static IS_DEFERRED: AtomicBool = AtomicBool::new(false);
+/// A SIGSYS from outside came while there was no forwarder to pass it to.
+static SIGSYS_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// Lets the process's first thread (the caller, which runs `vcpu`) run
+/// without the forwarder until it needs one; starts it now where the
+/// device cannot end a run on a host signal.
+pub fn start_later(proc: Arc<Process>, clock: Option<Clock>, vcpu: &mut dyn Vcpu) -> std::io::Result<()> {
+    // A forked child's copy of a deferred parent's: its timer is not the
+    // child's, and its clock's drop would blank the child's vDSO page.
+    std::mem::forget(crate::process::lock(&DEFERRED).take());
+    IS_DEFERRED.store(false, Ordering::SeqCst);
+    SIGSYS_WAITING.store(false, Ordering::SeqCst);
+    crate::process::set_forwarder_tid(0);
+    // SAFETY: a zeroed sigset_t is valid; pthread_sigmask with a null new
+    // set only reads this thread's mask into it.
+    let mut open = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+        set
+    };
+    let forwarded = forwarded();
+    for sig in 1..=libc::SIGRTMAX() {
+        // SAFETY: both sets are initialised; sigismember/sigdelset only
+        // read and edit them.
+        unsafe {
+            if libc::sigismember(&forwarded, sig) == 1 {
+                libc::sigdelset(&mut open, sig);
+            }
+        }
+    }
+    let timer = match clock.as_ref().map(|c| clock_timer(c.until_due())).transpose() {
+        Ok(timer) => timer,
+        Err(_) => return start(proc, clock),
+    };
+    match vcpu.set_run_sigmask(Some(&open)) {
+        Ok(true) => {}
+        _ => {
+            timer.into_iter().for_each(delete_timer);
+            return start(proc, clock);
+        }
+    }
+    *crate::process::lock(&DEFERRED) = Some(Deferred { proc, clock, timer });
+    IS_DEFERRED.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// True while the process runs without its forwarder.
+pub fn is_deferred() -> bool {
+    IS_DEFERRED.load(Ordering::SeqCst)
+}
+
+/// Starts the forwarder if the process runs without it: called by its
+/// only thread, which runs `vcpu`, before it waits in the host, starts
+/// another thread or needs the forwarder's tid, and whenever its run was
+/// interrupted (a host signal, or the clock's timer).
+pub fn start_deferred(vcpu: &mut dyn Vcpu) {
+    if !IS_DEFERRED.load(Ordering::SeqCst) {
+        return;
+    }
+    let Some(d) = crate::process::lock(&DEFERRED).take() else { return };
+    IS_DEFERRED.store(false, Ordering::SeqCst);
+    d.timer.into_iter().for_each(delete_timer);
+    if let Err(e) = vcpu.set_run_sigmask(None) {
+        end(ExitStatus::Signal(libc::SIGKILL, format!("cannot restore the vCPU's signal mask: {e}")));
+    }
+    if let Err(e) = start(d.proc, d.clock) {
+        end(ExitStatus::Signal(libc::SIGKILL, format!("cannot start the signal forwarding thread: {e}")));
+    }
+}
+
+/// For km's SIGSYS handler, on a SIGSYS from outside (km keeps SIGSYS open
+/// for its filter's reports): passes it on to the forwarder, or leaves it
+/// for the forwarder to take when it runs, kicking the only thread of a
+/// process without one so that it starts it. Exactly one of this and the
+/// starting forwarder takes the flag. Async-signal-safe.
+pub fn sigsys_from_outside() {
+    SIGSYS_WAITING.store(true, Ordering::SeqCst);
+    match crate::process::forwarder_tid() {
+        Some(tid) if SIGSYS_WAITING.swap(false, Ordering::SeqCst) => {
+            // SAFETY: sends the signal on to km's own forwarding thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGSYS) };
+        }
+        Some(_) => {}
+        None if IS_DEFERRED.load(Ordering::SeqCst) => {
+            // SAFETY: tgkill sends km's kick to the calling thread, whose
+            // handler makes the current or next run return.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), kick_signal()) };
+        }
+        None => {}
+    }
+}
+
+/// A one-shot host timer that kicks the calling thread after `after`.
+fn clock_timer(after: std::time::Duration) -> std::io::Result<usize> {
+    // SAFETY: a zeroed sigevent is valid; the fields set are those of
+    // SIGEV_THREAD_ID (the tid is in the union's first int).
+    let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
+    ev.sigev_notify = libc::SIGEV_THREAD_ID;
+    ev.sigev_signo = kick_signal();
+    // SAFETY: gettid has no arguments.
+    ev.sigev_notify_thread_id = unsafe { libc::gettid() };
+    let mut timer: libc::timer_t = std::ptr::null_mut();
+    // SAFETY: timer_create reads `ev` and writes the new timer's id.
+    if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut timer) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // At least 1 ns: a zero value would disarm the timer.
+    let at = after.max(std::time::Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+        it_value: libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos().into() },
+    };
+    // SAFETY: arms the timer just created with `spec`.
+    if unsafe { libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()) } != 0 {
+        let e = std::io::Error::last_os_error();
+        delete_timer(timer as usize);
+        return Err(e);
+    }
+    Ok(timer as usize)
+}
+
+fn delete_timer(timer: usize) {
+    // SAFETY: deletes a timer this process created and still owns.
+    unsafe { libc::timer_delete(timer as libc::timer_t) };
 }

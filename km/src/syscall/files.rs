@@ -33,7 +33,57 @@ fn plain(ctx: &mut Ctx, nr: c_long, a: A, at: Option<i64>, write: bool) -> Ret {
         let len = a[2].min(super::args::MAX_RW_COUNT);
         return procio::mem_io(ctx, a[0], kind, at, &[(a[1], len)], write);
     }
-    ctx.blocking(nr, a, Restart::IfSaRestart)
+    ctx.blocking_io(a[0], nr, a, Restart::IfSaRestart)
+}
+
+/// True if a read or write of `fd` cannot wait for anything a signal
+/// should cut short: a regular file on a local filesystem (not FUSE or
+/// NFS, whose calls may wait for a server), or /dev/null, zero, full,
+/// random or urandom.
+pub(super) fn never_waits(fd: u64) -> bool {
+    // SAFETY: a zeroed stat is valid; fstat writes one for a descriptor
+    // the caller checked is the payload's.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let found = unsafe { libc::fstat(fd as i32, &mut st) } == 0;
+    found && kind_never_waits(&st, fd as i32)
+}
+
+/// True if opening `name` in `dir` (a last link not followed) cannot wait:
+/// an existing directory, or what `never_waits` allows, or a file to be
+/// created on a local filesystem. The name may change before the open (a
+/// FIFO put there by another process meanwhile would then be opened
+/// without the forwarder: signals to km wait until the open returns).
+pub(super) fn opens_without_waiting(dir: std::os::fd::RawFd, name: &std::ffi::CStr, flags: i32) -> bool {
+    // SAFETY: a zeroed stat is valid; fstatat reads the name and writes
+    // one stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } == 0 {
+        return st.st_mode & libc::S_IFMT == libc::S_IFDIR || kind_never_waits(&st, dir);
+    }
+    Errno::last() == Errno::ENOENT && flags & libc::O_CREAT != 0 && local_fs(dir)
+}
+
+/// The kinds of file no read, write or open waits on; `on` is an fd on
+/// the same filesystem.
+fn kind_never_waits(st: &libc::stat, on: std::os::fd::RawFd) -> bool {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR => libc::major(st.st_rdev) == 1 && [3, 5, 7, 8, 9].contains(&libc::minor(st.st_rdev)),
+        libc::S_IFREG => local_fs(on),
+        _ => false,
+    }
+}
+
+/// True if `fd` is on a local disk or memory filesystem: ext2/3/4, XFS,
+/// Btrfs, tmpfs, overlayfs (statfs(2) magic numbers).
+fn local_fs(fd: std::os::fd::RawFd) -> bool {
+    const LOCAL: [i64; 5] = [0xef53, 0x5846_5342, 0x9123_683e, 0x0102_1994, 0x794c_7630];
+    // SAFETY: a zeroed statfs is valid; fstatfs writes one.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let found = unsafe { libc::fstatfs(fd, &mut fs) } == 0;
+    found && LOCAL.contains(&(fs.f_type as i64))
 }
 
 /// A signalfd has no write (EINVAL, as Linux); its reads are km's.
@@ -97,7 +147,7 @@ pub(super) fn vectored(ctx: &mut Ctx, nr: c_long, mut a: A) -> Ret {
         return procio::mem_io(ctx, a[0], kind, at, &bufs, write);
     }
     a[1] = iov.as_ptr() as u64;
-    ctx.blocking(nr, a, Restart::IfSaRestart)
+    ctx.blocking_io(a[0], nr, a, Restart::IfSaRestart)
 }
 
 pub fn readv(ctx: &mut Ctx, a: A) -> Ret {

@@ -110,6 +110,24 @@ impl<'a> Ctx<'a> {
     /// exit) is left pending for the call to see, as Linux's calls check
     /// for a pending signal before they sleep.
     fn blocking(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
+        // While it waits, host signals must reach the payload.
+        crate::signal::forward::start_deferred(&mut *self.t.vcpu);
+        self.wait_in_host(nr, a, restart)
+    }
+
+    /// `blocking` for a read or write of `fd`, which needs no signal
+    /// forwarder if the fd is one such a call never waits on (see
+    /// `files::never_waits`): a process that writes only to /dev/null or to
+    /// local files may end without one.
+    fn blocking_io(&mut self, fd: u64, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
+        if crate::signal::forward::is_deferred() && files::never_waits(fd) {
+            return self.wait_in_host(nr, a, restart);
+        }
+        self.blocking(nr, a, restart)
+    }
+
+    /// The body of `blocking`, with the forwarder running or not needed.
+    fn wait_in_host(&mut self, nr: c_long, a: [u64; 6], restart: Restart) -> Ret {
         let (stops, pending) = {
             let s = self.proc().signals();
             (crate::signal::tty::taken_stops(&s, self.tid()), s.deliverable(self.tid()))

@@ -76,6 +76,10 @@ fn open_common(ctx: &mut Ctx, dirfd: u64, path: u64, flags: i32, mode: u64, reso
     match target {
         Target::At(dir, name) => {
             let a = [dir.raw() as u64, ptr(&name), (flags | O_NOFOLLOW) as u64, mode, 0, 0];
+            // A file, not a FIFO or a terminal: no forwarder needed yet.
+            if crate::signal::forward::is_deferred() && super::files::opens_without_waiting(dir.raw(), &name, flags) {
+                return super::args::new_fd(ctx.wait_in_host(SYS_openat, a, Restart::IfSaRestart));
+            }
             super::args::new_fd(ctx.blocking(SYS_openat, a, Restart::IfSaRestart))
         }
         Target::Fd(obj) => {

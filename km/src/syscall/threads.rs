@@ -80,6 +80,8 @@ fn new_thread(ctx: &mut Ctx, c: CloneArgs) -> Ret {
             if has(CLONE_CHILD_SETTID) { c.child_tid } else { 0 },
         ],
     };
+    // Host signals are the forwarder's once there is another thread.
+    crate::signal::forward::start_deferred(&mut *ctx.t.vcpu);
     let proc = ctx.t.proc.clone();
     Thread::spawn(&proc, start).map(|tid| tid as u64)
 }

@@ -73,6 +73,8 @@ const SIGEVENT_SIZE: usize = 64;
 const SIGEV_THREAD_ID: i32 = 4;
 
 pub fn timer_create(ctx: &mut Ctx, mut a: A) -> Ret {
+    // Payload timers signal the forwarder.
+    crate::signal::forward::start_deferred(&mut *ctx.t.vcpu);
     let user_id = obj::<i32>(a[2])?;
     if a[1] == 0 {
         // SIGALRM to the process, as the host does it.
